@@ -1,0 +1,26 @@
+"""gru_jax: a GRU as pure JAX functions, scanned over time, and a harness that
+studies how recurrent networks learn long-range dependencies.
+
+    >>> import jax, gru_jax
+    >>> params = gru_jax.init_gru(jax.random.key(0), input_size=2, hidden_size=8)
+    >>> h_last, hs = gru_jax.gru_scan(params, jax.numpy.ones((4, 10, 2)))
+    >>> h_last.shape, hs.shape
+    ((4, 8), (4, 10, 8))
+"""
+
+from gru_jax.cells import (
+    CELLS, Cell, count_params, get_cell, gru_step, gru_variant, init_gru, init_lstm,
+    init_mingru, init_rnn, lstm_step, mingru_step, rnn_step,
+)
+from gru_jax.scan import (
+    SCANS, bidirectional, gru_scan, lstm_scan, mingru_scan, rnn_scan, scan_cell,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CELLS", "Cell", "SCANS", "bidirectional", "count_params", "get_cell", "gru_scan",
+    "gru_step", "gru_variant", "init_gru", "init_lstm", "init_mingru", "init_rnn",
+    "lstm_scan", "lstm_step", "mingru_scan", "mingru_step", "rnn_scan", "rnn_step",
+    "scan_cell",
+]

@@ -1,0 +1,125 @@
+r"""The GRU as pure functions.
+
+Two variants, selected at init and recognisable from the params alone:
+
+``reset_after`` (cuDNN, ``torch.nn.GRU``, Keras ``reset_after=True``, flax)::
+
+    r  = sigmoid(x W_ir + b_ir + h W_hr + b_hr)
+    z  = sigmoid(x W_iz + b_iz + h W_hz + b_hz)
+    n  = tanh(x W_in + b_in + r * (h W_hn + b_hn))
+    h' = (1 - z) * n + z * h
+
+``reset_before`` (Cho et al. 2014, Keras ``reset_after=False``)::
+
+    r  = sigmoid(x W_ir + b_ir + h W_hr)
+    z  = sigmoid(x W_iz + b_iz + h W_hz)
+    n  = tanh(x W_in + b_in + (r * h) W_hn)
+    h' = (1 - z) * n + z * h
+
+Params layout (a flat dict; kernels are [in, out] so ``x @ W``)::
+
+    w_ir, w_iz, w_in : [input, hidden]
+    w_hr, w_hz, w_hn : [hidden, hidden]
+    b_ir, b_iz, b_in : [hidden]
+    b_hr, b_hz, b_hn : [hidden]     # reset_after only
+
+At input 1, hidden 50 that is 7950 scalars (reset_after) or 7800
+(reset_before), as in Keras. ``z`` is the gate that keeps the old state, so
+the chrono initialisation goes on ``b_iz``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from gru_jax.cells import _init
+from gru_jax.cells.base import Cell, Params, carry_dtype, hidden_size_of
+
+VARIANTS = ("reset_after", "reset_before")
+
+
+def init_gru(
+    key: jax.Array,
+    input_size: int,
+    hidden_size: int,
+    *,
+    variant: str = "reset_after",
+    input_init: str = "lecun_normal",
+    chrono_t_max: float | None = None,
+    param_dtype=jnp.float32,
+) -> Params:
+    """GRU params: orthogonal recurrent kernels per gate, `input_init` input
+    kernels, zero biases; with `chrono_t_max`, b_iz ~ log(U[1, chrono_t_max - 1]).
+
+    Returns the flat dict described in this module's docstring.
+    """
+    _init.check_sizes(input_size, hidden_size)
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    ks = jax.random.split(key, 7)
+    p = {}
+    for k, g in zip(ks[:3], "rzn"):
+        p[f"w_i{g}"] = _init.input_kernel(k, (input_size, hidden_size), param_dtype, input_init)
+    for k, g in zip(ks[3:6], "rzn"):
+        p[f"w_h{g}"] = _init.recurrent_kernel(k, hidden_size, param_dtype)
+    zeros = jnp.zeros((hidden_size,), param_dtype)
+    for g in "rzn":
+        p[f"b_i{g}"] = zeros
+    if variant == "reset_after":
+        for g in "rzn":
+            p[f"b_h{g}"] = zeros
+    if chrono_t_max is not None:
+        p["b_iz"] = _init.chrono_bias(ks[6], hidden_size, chrono_t_max, param_dtype)
+    return p
+
+
+def gru_variant(params: Params) -> str:
+    """'reset_after' if the params carry the hidden biases, else 'reset_before'."""
+    return "reset_after" if "b_hn" in params else "reset_before"
+
+
+def gru_project(params: Params, x: jax.Array, dtype=None):
+    """Input terms of the three gates: x [..., input] -> (xr, xz, xn), each [..., hidden].
+
+    For reset_after the hidden biases b_hr and b_hz are folded in here (they
+    add to the same pre-activation); b_hn stays inside the reset product.
+    """
+    d = lambda g: _init.dot(x, params[f"w_i{g}"], dtype) + params[f"b_i{g}"]  # noqa: E731
+    xr, xz, xn = d("r"), d("z"), d("n")
+    if "b_hn" in params:
+        xr, xz = xr + params["b_hr"], xz + params["b_hz"]
+    return xr, xz, xn
+
+
+def gru_recur(params: Params, h: jax.Array, xp, dtype=None) -> jax.Array:
+    """One recurrent step from projected inputs: h [batch, hidden] -> h' [batch, hidden]."""
+    xr, xz, xn = xp
+    r = jax.nn.sigmoid(xr + _init.dot(h, params["w_hr"], dtype))
+    z = jax.nn.sigmoid(xz + _init.dot(h, params["w_hz"], dtype))
+    if "b_hn" in params:
+        n = jnp.tanh(xn + r * (_init.dot(h, params["w_hn"], dtype) + params["b_hn"]))
+    else:
+        n = jnp.tanh(xn + _init.dot(r * h, params["w_hn"], dtype))
+    return ((1.0 - z) * n + z * h).astype(h.dtype)
+
+
+def gru_step(params: Params, h: jax.Array, x: jax.Array, *, dtype=None) -> jax.Array:
+    """One GRU step for your own loops: h [batch, hidden], x [batch, input] -> h'.
+
+    `dtype` is the compute dtype of the matrix products (e.g. jnp.bfloat16,
+    accumulated in float32); the state keeps the dtype of `h`.
+    """
+    return gru_recur(params, h, gru_project(params, x, dtype), dtype)
+
+
+def _step(params, h, xp, dtype=None):
+    h = gru_recur(params, h, xp, dtype)
+    return h, h
+
+
+def _zero_carry(params, batch_shape):
+    return jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
+
+
+GRU = Cell("gru", init_gru, gru_project, _step, _zero_carry, lambda h: h)

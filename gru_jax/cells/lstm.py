@@ -1,0 +1,84 @@
+r"""The LSTM (Hochreiter & Schmidhuber 1997, with forget gate) as pure functions::
+
+    i  = sigmoid(x W_ii + h W_hi + b_i)
+    f  = sigmoid(x W_if + h W_hf + b_f)
+    g  = tanh   (x W_ig + h W_hg + b_g)
+    o  = sigmoid(x W_io + h W_ho + b_o)
+    c' = f * c + i * g
+    h' = o * tanh(c')
+
+Params: ``w_i{i,f,g,o}`` [input, hidden], ``w_h{i,f,g,o}`` [hidden, hidden],
+``b_{i,f,g,o}`` [hidden]; 10400 scalars at input 1, hidden 50 (Keras).
+The carry is the pair ``(c, h)``, each [batch, hidden].
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from gru_jax.cells import _init
+from gru_jax.cells.base import Cell, Params, carry_dtype, hidden_size_of
+
+GATES = "ifgo"
+
+
+def init_lstm(
+    key: jax.Array,
+    input_size: int,
+    hidden_size: int,
+    *,
+    forget_bias: float = 1.0,
+    input_init: str = "lecun_normal",
+    chrono_t_max: float | None = None,
+    param_dtype=jnp.float32,
+) -> Params:
+    """LSTM params; b_f = forget_bias (Jozefowicz et al. 2015), or with
+    `chrono_t_max` the chrono init b_f ~ log(U[1, T_max - 1]), b_i = -b_f."""
+    _init.check_sizes(input_size, hidden_size)
+    ks = jax.random.split(key, 9)
+    p = {}
+    for j, g in enumerate(GATES):
+        p[f"w_i{g}"] = _init.input_kernel(ks[j], (input_size, hidden_size), param_dtype, input_init)
+        p[f"w_h{g}"] = _init.recurrent_kernel(ks[4 + j], hidden_size, param_dtype)
+        p[f"b_{g}"] = jnp.zeros((hidden_size,), param_dtype)
+    p["b_f"] = jnp.full((hidden_size,), forget_bias, param_dtype)
+    if chrono_t_max is not None:
+        p["b_f"] = _init.chrono_bias(ks[8], hidden_size, chrono_t_max, param_dtype)
+        p["b_i"] = -p["b_f"]
+    return p
+
+
+def lstm_project(params: Params, x: jax.Array, dtype=None):
+    """x [..., input] -> (xi, xf, xg, xo), each [..., hidden], biases included."""
+    return tuple(_init.dot(x, params[f"w_i{g}"], dtype) + params[f"b_{g}"] for g in GATES)
+
+
+def lstm_recur(params: Params, carry, xp, dtype=None):
+    """(c, h) [batch, hidden] each -> (c', h')."""
+    c, h = carry
+    xi, xf, xg, xo = xp
+    i = jax.nn.sigmoid(xi + _init.dot(h, params["w_hi"], dtype))
+    f = jax.nn.sigmoid(xf + _init.dot(h, params["w_hf"], dtype))
+    g = jnp.tanh(xg + _init.dot(h, params["w_hg"], dtype))
+    o = jax.nn.sigmoid(xo + _init.dot(h, params["w_ho"], dtype))
+    c = (f * c + i * g).astype(c.dtype)
+    return c, (o * jnp.tanh(c)).astype(h.dtype)
+
+
+def lstm_step(params: Params, carry, x: jax.Array, *, dtype=None):
+    """One LSTM step for your own loops: (c, h), x [batch, input] -> (c', h')."""
+    return lstm_recur(params, carry, lstm_project(params, x, dtype), dtype)
+
+
+def _step(params, carry, xp, dtype=None):
+    carry = lstm_recur(params, carry, xp, dtype)
+    return carry, carry[1]
+
+
+def _zero_carry(params, batch_shape):
+    z = jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
+    return z, z
+
+
+LSTM = Cell("lstm", init_lstm, lstm_project, _step, _zero_carry, lambda c: c[1])

@@ -1,0 +1,60 @@
+r"""The plain tanh (Elman) RNN as pure functions::
+
+    h' = tanh(x W_i + h W_h + b)
+
+Params: ``w_i`` [input, hidden], ``w_h`` [hidden, hidden], ``b`` [hidden];
+2600 scalars at input 1, hidden 50 (Keras SimpleRNN).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from gru_jax.cells import _init
+from gru_jax.cells.base import Cell, Params, carry_dtype, hidden_size_of
+
+
+def init_rnn(
+    key: jax.Array,
+    input_size: int,
+    hidden_size: int,
+    *,
+    input_init: str = "lecun_normal",
+    param_dtype=jnp.float32,
+) -> Params:
+    """Elman RNN params: `input_init` input kernel, orthogonal recurrent kernel, zero bias."""
+    _init.check_sizes(input_size, hidden_size)
+    k1, k2 = jax.random.split(key)
+    return {
+        "w_i": _init.input_kernel(k1, (input_size, hidden_size), param_dtype, input_init),
+        "w_h": _init.recurrent_kernel(k2, hidden_size, param_dtype),
+        "b": jnp.zeros((hidden_size,), param_dtype),
+    }
+
+
+def rnn_project(params: Params, x: jax.Array, dtype=None) -> jax.Array:
+    """x [..., input] -> x W_i + b [..., hidden]."""
+    return _init.dot(x, params["w_i"], dtype) + params["b"]
+
+
+def rnn_recur(params: Params, h: jax.Array, xp: jax.Array, dtype=None) -> jax.Array:
+    """h [batch, hidden] -> h' [batch, hidden]."""
+    return jnp.tanh(xp + _init.dot(h, params["w_h"], dtype)).astype(h.dtype)
+
+
+def rnn_step(params: Params, h: jax.Array, x: jax.Array, *, dtype=None) -> jax.Array:
+    """One tanh-RNN step for your own loops: h [batch, hidden], x [batch, input] -> h'."""
+    return rnn_recur(params, h, rnn_project(params, x, dtype), dtype)
+
+
+def _step(params, h, xp, dtype=None):
+    h = rnn_recur(params, h, xp, dtype)
+    return h, h
+
+
+def _zero_carry(params, batch_shape):
+    return jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
+
+
+RNN = Cell("rnn", init_rnn, rnn_project, _step, _zero_carry, lambda h: h)

@@ -1,0 +1,271 @@
+"""The time loop: every cell under `jax.lax.scan`, with masks, reverse and remat.
+
+Shapes: ``xs`` is [batch, time, features] (or [time, batch, features] with
+``time_major=True``); outputs ``hs`` have the same layout with ``hidden``
+features. ``seq_lengths`` [batch] marks each sequence's valid prefix: the
+returned carry is the state after the last valid step, ``hs`` is zero past
+it, and ``reverse=True`` runs over the valid part only, back to front (as
+``torch.nn.utils.rnn.pack_padded_sequence`` and flax ``RNN`` do).
+
+``remat`` trades compute for memory on long sequences: the time axis is cut
+into chunks (``remat=True``: about sqrt(T) steps; an int: that many), each
+chunk runs under ``jax.checkpoint``, so the backward pass stores only the
+carries at chunk boundaries plus one chunk's activations at a time. The
+input projection then happens per chunk too, so no [time, batch, 3*hidden]
+tensor is ever materialised.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from gru_jax.cells import GRU, LSTM, MINGRU, RNN, Cell, get_cell
+
+# run(carry, xs [T, B, I], mask [T, B] bool or None) -> (carry, ys [T, B, H])
+Run = Callable
+
+
+def time_reverse(xs, seq_lengths=None):
+    """Reverse the time axis (axis 0) of every leaf; with `seq_lengths` [batch],
+    reverse only each sequence's valid prefix and leave the padding in place.
+    Its own inverse."""
+    if seq_lengths is None:
+        return jax.tree_util.tree_map(lambda x: x[::-1], xs)
+
+    def rev(x):
+        t = jnp.arange(x.shape[0])[:, None]
+        idx = jnp.where(t < seq_lengths[None, :], seq_lengths[None, :] - 1 - t, t)
+        idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
+        return jnp.take_along_axis(x, jnp.broadcast_to(idx, idx.shape[:2] + x.shape[2:]), axis=0)
+
+    return jax.tree_util.tree_map(rev, xs)
+
+
+def masked_body(step):
+    """Wrap step(carry, xp_t) -> (carry, y) so that where mask_t is False the
+    carry is held and the output is zero."""
+
+    def body(carry, inp):
+        xp_t, m_t = inp
+        new, y = step(carry, xp_t)
+        if m_t is None:
+            return new, y
+        new = jax.tree_util.tree_map(lambda n, o: jnp.where(m_t[:, None], n, o), new, carry)
+        return new, jnp.where(m_t[:, None], y, jnp.zeros_like(y))
+
+    return body
+
+
+def reference_run(cell: Cell, params, *, dtype=None, unroll: int = 1) -> Run:
+    """The plain formulation: input projection hoisted out of the loop, the
+    cell's step under `lax.scan`, reverse-mode by JAX autodiff."""
+
+    def step(carry, xp_t):
+        return cell.step(params, carry, xp_t, dtype)
+
+    body = masked_body(step)
+
+    def run(carry, xs, mask):
+        xp = cell.project(params, xs, dtype)
+        return jax.lax.scan(body, carry, (xp, mask), unroll=unroll)
+
+    return run
+
+
+def chunked(run: Run, chunk: int) -> Run:
+    """`run` over chunks of `chunk` steps, each under `jax.checkpoint`."""
+
+    def run_chunked(carry, xs, mask):
+        T, B = xs.shape[:2]
+        n = -(-T // chunk)
+        pad = n * chunk - T
+        if mask is None:
+            mask = jnp.ones((T, B), bool)
+        xs = jnp.pad(xs, ((0, pad), (0, 0), (0, 0)))
+        mask = jnp.pad(mask, ((0, pad), (0, 0)))  # padded steps hold the carry
+        xs = xs.reshape(n, chunk, *xs.shape[1:])
+        mask = mask.reshape(n, chunk, B)
+
+        @jax.checkpoint
+        def one_chunk(carry, inp):
+            return run(carry, *inp)
+
+        carry, ys = jax.lax.scan(one_chunk, carry, (xs, mask))
+        ys = ys.reshape(n * chunk, *ys.shape[2:])[:T]
+        return carry, ys
+
+    return run_chunked
+
+
+def remat_chunk(remat, T: int) -> int | None:
+    """Chunk length for `remat` (False/None: no remat; True: ceil(sqrt(T)); int: itself)."""
+    if remat is None or remat is False:
+        return None
+    if remat is True:
+        return max(1, math.isqrt(T - 1) + 1 if T > 1 else 1)
+    if isinstance(remat, int) and remat > 0:
+        return remat
+    raise ValueError(f"remat must be a bool or a positive int, got {remat!r}")
+
+
+def drive(run: Run, xs, carry0, *, time_major=False, reverse=False, seq_lengths=None, remat=False):
+    """Layout, masks, reverse and remat around a time-major `run`.
+
+    xs [batch, time, features] (or time-major) -> (carry, hs) in xs's layout.
+    """
+    xs = jnp.asarray(xs)
+    if xs.ndim != 3:
+        layout = "[time, batch, features]" if time_major else "[batch, time, features]"
+        raise ValueError(f"xs must be {layout}, got shape {xs.shape}")
+    if not time_major:
+        xs = jnp.swapaxes(xs, 0, 1)
+    T, B = xs.shape[:2]
+    mask = None
+    if seq_lengths is not None:
+        seq_lengths = jnp.asarray(seq_lengths)
+        if seq_lengths.shape != (B,):
+            raise ValueError(f"seq_lengths must be [batch]=({B},), got shape {seq_lengths.shape}")
+        mask = jnp.arange(T)[:, None] < seq_lengths[None, :]
+    if reverse:
+        xs = time_reverse(xs, seq_lengths)
+    chunk = remat_chunk(remat, T)
+    if chunk is not None:
+        run = chunked(run, chunk)
+    carry, ys = run(carry0, xs, mask)
+    if reverse:
+        ys = time_reverse(ys, seq_lengths)
+    if not time_major:
+        ys = jnp.swapaxes(ys, 0, 1)
+    return carry, ys
+
+
+def _batch_of(xs, time_major):
+    return jnp.shape(xs)[1 if time_major else 0]
+
+
+def scan_cell(
+    cell: Cell | str,
+    params,
+    xs,
+    carry0=None,
+    *,
+    time_major=False,
+    reverse=False,
+    seq_lengths=None,
+    unroll=1,
+    remat=False,
+    dtype=None,
+):
+    """Any cell over a sequence with the reference formulation.
+
+    Returns (carry, hs): carry as the cell defines it, hs [batch, time, hidden].
+    """
+    cell = get_cell(cell) if isinstance(cell, str) else cell
+    if carry0 is None:
+        carry0 = cell.zero_carry(params, (_batch_of(xs, time_major),))
+    run = reference_run(cell, params, dtype=dtype, unroll=unroll)
+    return drive(run, xs, carry0, time_major=time_major, reverse=reverse,
+                 seq_lengths=seq_lengths, remat=remat)
+
+
+def gru_scan(params, xs, h0=None, *, time_major=False, reverse=False, seq_lengths=None,
+             unroll=1, remat=False, dtype=None, impl="auto"):
+    """Run a GRU over a sequence.
+
+    Args:
+      params: from `init_gru` (either variant).
+      xs: [batch, time, input] ([time, batch, input] if `time_major`).
+      h0: [batch, hidden] initial state (default zeros).
+      reverse: run back to front (over each valid prefix with `seq_lengths`).
+      seq_lengths: [batch] int, valid length of each sequence.
+      unroll: time steps per loop iteration (`lax.scan`'s unroll).
+      remat: False, True (chunks of ~sqrt(T) under `jax.checkpoint`) or a chunk length.
+      dtype: compute dtype of the matrix products (e.g. jnp.bfloat16); the
+        state and gate math stay float32.
+      impl: "reference" (plain scan, JAX autodiff), "fused" (hand-written
+        backward, `gru_jax.fused_gru`; reset_after only), or "auto" (fused
+        where it applies, else reference).
+
+    Returns:
+      (h_last [batch, hidden], hs [batch, time, hidden]).
+    """
+    if h0 is None:
+        h0 = GRU.zero_carry(params, (_batch_of(xs, time_major),))
+    if impl == "auto":
+        impl = "fused" if "b_hn" in params else "reference"
+    if impl == "fused" and "b_hn" not in params:
+        raise ValueError("impl='fused' supports reset_after params only; use impl='reference'")
+    if impl == "reference":
+        run = reference_run(GRU, params, dtype=dtype, unroll=unroll)
+    elif impl == "fused":
+        from gru_jax.fused_gru import fused_run
+
+        run = fused_run(params, dtype=dtype, unroll=unroll)
+    else:
+        raise ValueError(f"impl must be 'auto', 'reference' or 'fused', got {impl!r}")
+    return drive(run, xs, h0, time_major=time_major, reverse=reverse,
+                 seq_lengths=seq_lengths, remat=remat)
+
+
+def lstm_scan(params, xs, carry0=None, **kw):
+    """Run an LSTM: xs [batch, time, input] -> ((c, h) each [batch, hidden], hs).
+    Keyword arguments as `gru_scan` (but `impl`)."""
+    return scan_cell(LSTM, params, xs, carry0, **kw)
+
+
+def rnn_scan(params, xs, h0=None, **kw):
+    """Run a tanh RNN: xs [batch, time, input] -> (h_last [batch, hidden], hs).
+    Keyword arguments as `gru_scan` (but `impl`)."""
+    return scan_cell(RNN, params, xs, h0, **kw)
+
+
+def mingru_scan(params, xs, h0=None, *, parallel=False, time_major=False, reverse=False,
+                seq_lengths=None, unroll=1, remat=False, dtype=None):
+    """Run a minGRU: xs [batch, time, input] -> (h_last [batch, hidden], hs).
+
+    `parallel=True` solves the linear recurrence h_t = a_t h_{t-1} + b_t with
+    `jax.lax.associative_scan` (O(log T) depth) instead of a sequential scan.
+    """
+    if h0 is None:
+        h0 = MINGRU.zero_carry(params, (_batch_of(xs, time_major),))
+    if not parallel:
+        return scan_cell(MINGRU, params, xs, h0, time_major=time_major, reverse=reverse,
+                         seq_lengths=seq_lengths, unroll=unroll, remat=remat, dtype=dtype)
+
+    def run(h0, xs, mask):
+        a, b = MINGRU.project(params, xs, dtype)
+        if mask is not None:  # padded steps: a = 1, b = 0 hold the state
+            a = jnp.where(mask[..., None], a, 1.0)
+            b = jnp.where(mask[..., None], b, 0.0)
+        b = b.at[0].add(a[0] * h0)
+
+        def combine(l, r):
+            return l[0] * r[0], r[0] * l[1] + r[1]
+
+        _, hs = jax.lax.associative_scan(combine, (a, b), axis=0)
+        hs = hs.astype(h0.dtype)
+        ys = hs if mask is None else jnp.where(mask[..., None], hs, 0.0)
+        return hs[-1], ys
+
+    return drive(run, xs, h0, time_major=time_major, reverse=reverse,
+                 seq_lengths=seq_lengths, remat=remat)
+
+
+SCANS = {"gru": gru_scan, "lstm": lstm_scan, "rnn": rnn_scan, "mingru": mingru_scan}
+
+
+def bidirectional(scan_fn, params_fwd, params_bwd, xs, *, seq_lengths=None,
+                  time_major=False, **kw):
+    """Run `scan_fn` forward with `params_fwd` and backward with `params_bwd`.
+
+    Returns ((carry_fwd, carry_bwd), hs [batch, time, 2 * hidden]): the forward
+    outputs then the backward ones, aligned on the same time steps.
+    """
+    cf, hf = scan_fn(params_fwd, xs, seq_lengths=seq_lengths, time_major=time_major, **kw)
+    cb, hb = scan_fn(params_bwd, xs, seq_lengths=seq_lengths, time_major=time_major,
+                     reverse=True, **kw)
+    return (cf, cb), jnp.concatenate([hf, hb], axis=-1)
