@@ -1,0 +1,44 @@
+"""What every task gives the trainer.
+
+A batch is a dict of arrays::
+
+    x: [batch, time, input_size] float32      the model input
+    y: [batch] (target="last") or [batch, time] (target="sequence")
+       float32 for loss="mse" (y [batch, 1] for regression), int32 for loss="xent"
+    w: [batch, time] float32, sequence targets only: 1 where the step is scored
+
+`sample(key, batch_size)` is a pure function of its key, so the training data
+at step s are `sample(jax.random.fold_in(data_key, s), batch_size)`: a run
+resumed at any step sees exactly the batches it would have seen. Held-out
+evaluation data come from `eval_batch(key, size)` (a fixed key for generated
+tasks, the test split for datasets).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+
+Batch = dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    name: str
+    input_size: int  # features per time step
+    output_size: int  # 1 for regression, number of classes for xent
+    seq_len: int  # time steps of the model input
+    target: str  # "last": one prediction from the last step; "sequence": one per step
+    loss: str  # "mse" or "xent"
+    metric: str  # name of the task metric in summary["final"]: "mse" or "accuracy"
+    solved_at: float  # threshold on `metric`
+    baseline: float  # loss of the best memoryless predictor (reported beside results)
+    sample: Callable[[jax.Array, int], Batch]
+    eval_batch: Callable[[jax.Array, int], Batch]
+
+    def solved(self, metrics: dict) -> bool:
+        """Solved: mse <= threshold, or accuracy >= threshold."""
+        v = float(metrics[self.metric])
+        return v <= self.solved_at if self.metric == "mse" else v >= self.solved_at
