@@ -5,19 +5,23 @@ A batch is a dict of arrays::
     x: [batch, time, input_size] float32      the model input
     y: [batch] (target="last") or [batch, time] (target="sequence")
        float32 for loss="mse" (y [batch, 1] for regression), int32 for loss="xent"
-    w: [batch, time] float32, sequence targets only: 1 where the step is scored
+    w: [batch, time] float32, sequence targets only: the METRIC's weights, 1 where
+       the step is scored (copy: the recall steps). The loss ignores w: it is the
+       plain mean over all [batch, time] steps (the copy task's loss in Arjovsky
+       et al. 2016). A task needing a weighted loss would add its own key.
 
 `sample(key, batch_size)` is a pure function of its key, so the training data
 at step s are `sample(jax.random.fold_in(data_key, s), batch_size)`: a run
 resumed at any step sees exactly the batches it would have seen. Held-out
 evaluation data come from `eval_batch(key, size)` (a fixed key for generated
-tasks, the test split for datasets).
+tasks; for datasets the key is unused and the batch is the test split, or its
+first `size` examples when `size` is smaller).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 
