@@ -9,18 +9,36 @@ studies how recurrent networks learn long-range dependencies.
 """
 
 from gru_jax.cells import (
-    CELLS, Cell, count_params, get_cell, gru_step, gru_variant, init_gru, init_lstm,
-    init_mingru, init_rnn, lstm_step, mingru_step, rnn_step,
+    CELLS,
+    Cell,
+    count_params,
+    get_cell,
+    gru_step,
+    gru_variant,
+    init_gru,
+    init_lstm,
+    init_mingru,
+    init_rnn,
+    lstm_step,
+    mingru_step,
+    rnn_step,
 )
+from gru_jax.modules import GRU, GRUCell, Recurrent
 from gru_jax.scan import (
-    SCANS, bidirectional, gru_scan, lstm_scan, mingru_scan, rnn_scan, scan_cell,
+    SCANS,
+    bidirectional,
+    gru_scan,
+    lstm_scan,
+    mingru_scan,
+    rnn_scan,
+    scan_cell,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CELLS", "Cell", "SCANS", "bidirectional", "count_params", "get_cell", "gru_scan",
-    "gru_step", "gru_variant", "init_gru", "init_lstm", "init_mingru", "init_rnn",
-    "lstm_scan", "lstm_step", "mingru_scan", "mingru_step", "rnn_scan", "rnn_step",
+    "CELLS", "Cell", "GRU", "GRUCell", "Recurrent", "SCANS", "bidirectional", "count_params",
+    "get_cell", "gru_scan", "gru_step", "gru_variant", "init_gru", "init_lstm", "init_mingru",
+    "init_rnn", "lstm_scan", "lstm_step", "mingru_scan", "mingru_step", "rnn_scan", "rnn_step",
     "scan_cell",
 ]

@@ -18,7 +18,7 @@ tensor is ever materialised.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -187,8 +187,9 @@ def gru_scan(params, xs, h0=None, *, time_major=False, reverse=False, seq_length
       dtype: compute dtype of the matrix products (e.g. jnp.bfloat16); the
         state and gate math stay float32.
       impl: "reference" (plain scan, JAX autodiff), "fused" (hand-written
-        backward, `gru_jax.fused_gru`; reset_after only), or "auto" (fused
-        where it applies, else reference).
+        backward, `gru_jax.fused_gru`, formulation picked per backend by
+        `fused_gru.default_plan`; reset_after only), or "auto" (fused where
+        it applies, else reference).
 
     Returns:
       (h_last [batch, hidden], hs [batch, time, hidden]).
@@ -243,8 +244,8 @@ def mingru_scan(params, xs, h0=None, *, parallel=False, time_major=False, revers
             b = jnp.where(mask[..., None], b, 0.0)
         b = b.at[0].add(a[0] * h0)
 
-        def combine(l, r):
-            return l[0] * r[0], r[0] * l[1] + r[1]
+        def combine(earlier, later):  # compose h -> a h + b maps
+            return earlier[0] * later[0], later[0] * earlier[1] + later[1]
 
         _, hs = jax.lax.associative_scan(combine, (a, b), axis=0)
         hs = hs.astype(h0.dtype)

@@ -21,7 +21,9 @@ def input_kernel(key, shape, dtype, name: str):
 
 def recurrent_kernel(key, hidden_size: int, dtype):
     """[hidden, hidden] orthogonal kernel (one per gate, as Keras and flax do)."""
-    return _orthogonal(key, (hidden_size, hidden_size), dtype)
+    # the QR runs in float32 or wider: LAPACK on CPU has no bfloat16 / float16
+    wide = jnp.promote_types(dtype, jnp.float32)
+    return _orthogonal(key, (hidden_size, hidden_size), wide).astype(dtype)
 
 
 def chrono_bias(key, hidden_size: int, t_max: float, dtype):

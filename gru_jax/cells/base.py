@@ -16,7 +16,8 @@ nonlinearities and the carry stay in float32 or wider.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

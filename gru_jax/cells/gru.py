@@ -59,9 +59,9 @@ def init_gru(
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     ks = jax.random.split(key, 7)
     p = {}
-    for k, g in zip(ks[:3], "rzn"):
+    for k, g in zip(ks[:3], "rzn", strict=True):
         p[f"w_i{g}"] = _init.input_kernel(k, (input_size, hidden_size), param_dtype, input_init)
-    for k, g in zip(ks[3:6], "rzn"):
+    for k, g in zip(ks[3:6], "rzn", strict=True):
         p[f"w_h{g}"] = _init.recurrent_kernel(k, hidden_size, param_dtype)
     zeros = jnp.zeros((hidden_size,), param_dtype)
     for g in "rzn":
