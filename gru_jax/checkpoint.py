@@ -1,0 +1,143 @@
+"""Checkpoints with Orbax, and the files around a run that must survive a crash.
+
+Layout of a workdir::
+
+    config.json          the config the run was started with (compared on resume)
+    summary.json         written at the end (and on divergence, failure, preemption)
+    checkpoints/<step>/  Orbax: "state" (the train state pytree) and "meta" (JSON:
+                         eval history, timings, ...), one folder per saved step
+    events.out.tfevents.*
+
+Why a crash cannot leave a bad latest checkpoint behind: Orbax writes each
+step into a temporary folder and renames it to ``<step>`` only once every
+file is written (the rename is atomic on a local file system); unfinished
+temporary folders are ignored and cleaned up on the next start, and
+``max_to_keep`` deletes an old step only after a newer one is complete. A
+step folder that is damaged afterwards (a truncated or deleted file) fails to
+restore; `Checkpointer.restore_latest` then moves it aside into
+``checkpoints_corrupt/`` (nothing is deleted) and falls back to the previous
+step, with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    """Write `obj` as JSON to `path` so that readers see the old file or the new one, whole."""
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=d)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_json(path: str):
+    """The JSON in `path`, or None if there is no such file."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+class Checkpointer:
+    """An Orbax CheckpointManager over ``<workdir>/checkpoints``, saving
+    synchronously (a finished `save` is a complete checkpoint; the states here
+    are small), keeping the `keep` newest steps."""
+
+    def __init__(self, workdir: str, *, keep: int, every: int):
+        import orbax.checkpoint as ocp
+
+        self._ocp = ocp
+        self.workdir = workdir
+        self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+        self._options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep,
+            save_interval_steps=every,
+            enable_async_checkpointing=False,
+            create=True,
+            cleanup_tmp_directories=True,
+        )
+        self._open()
+
+    def _open(self):
+        self.manager = self._ocp.CheckpointManager(self.directory, options=self._options,
+                                                   item_names=("state", "meta"))
+
+    def steps(self) -> list[int]:
+        """The complete checkpoints' steps, oldest first."""
+        return sorted(self.manager.all_steps())
+
+    def save(self, step: int, state, meta: dict, *, force: bool = False) -> bool:
+        """Save `state` (a pytree) and `meta` (JSON-able) at `step` if it is a
+        save step (every `every` steps) or `force`; True if it saved."""
+        ocp = self._ocp
+        if step in self.manager.all_steps():
+            return False  # already there (e.g. a resumed run's first step)
+        saved = self.manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                    meta=ocp.args.JsonSave(meta)),
+            force=force,
+        )
+        self.manager.wait_until_finished()
+        return bool(saved)
+
+    def restore(self, step: int, target):
+        """(state, meta) at `step`; `target` is a pytree of the same structure
+        (arrays or jax.ShapeDtypeStruct) that fixes shapes, dtypes and types."""
+        import jax
+
+        ocp = self._ocp
+        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
+        out = self.manager.restore(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                    meta=ocp.args.JsonRestore()),
+        )
+        return out["state"], out["meta"]
+
+    def restore_latest(self, target):
+        """(step, state, meta) from the newest checkpoint that restores, or None.
+
+        A checkpoint that fails to restore is moved to
+        ``<workdir>/checkpoints_corrupt/<step>-<time>`` with a warning, and the
+        one before it is tried.
+        """
+        for step in reversed(self.steps()):
+            try:
+                state, meta = self.restore(step, target)
+                return step, state, meta
+            except Exception as e:  # noqa: BLE001 - any failure to read means: do not use it
+                dest = os.path.join(self.workdir, "checkpoints_corrupt",
+                                    f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+                log.warning(
+                    "checkpoint at step %d cannot be restored (%s: %s); moving it to %s "
+                    "and falling back to the previous checkpoint",
+                    step, type(e).__name__, (str(e).splitlines() or [""])[0][:200], dest)
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                shutil.move(os.path.join(self.directory, str(step)), dest)
+                self.manager.reload()  # forget the moved step
+        return None
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()

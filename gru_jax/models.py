@@ -1,0 +1,174 @@
+"""The model every experiment trains: stacked recurrent layers and a linear head.
+
+    x [batch, time, input] -> layer 1 -> ... -> layer L -> hs [batch, time, hidden]
+      target "last":     hs[:, -1] @ w + b  -> [batch, out]
+      target "sequence": hs @ w + b         -> [batch, time, out]
+
+Each layer is a cell from `gru_jax.cells` run by its scan from
+`gru_jax.scan.SCANS`. Params are a plain pytree::
+
+    {"layers": [cell params of layer 1, ..., layer L], "head": {"w": [hidden, out], "b": [out]}}
+
+`hidden_grads` gives dL/dh_t of the last layer at every step (the quantity
+whose decay over the lag T - 1 - t is the vanishing-gradient curve).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from gru_jax.cells import get_cell
+from gru_jax.cells.base import Cell
+from gru_jax.scan import SCANS, scan_cell
+
+_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """The `model` config section as a hashable value (usable as a static jit argument)."""
+
+    cell: str = "gru"
+    hidden_size: int = 64
+    num_layers: int = 1
+    variant: str = "reset_after"
+    chrono: bool = False
+    dtype: str = "float32"
+    remat: bool | int = False
+    unroll: int = 1
+    impl: str = "auto"
+
+
+def model_spec(model_cfg) -> ModelSpec:
+    """A ModelSpec from a ConfigDict, a mapping or a ModelSpec."""
+    if isinstance(model_cfg, ModelSpec):
+        return model_cfg
+    d = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
+    return ModelSpec(**d)
+
+
+def _init_options(spec: ModelSpec, seq_len: int | None) -> dict:
+    opts = {}
+    if spec.cell == "gru":
+        opts["variant"] = spec.variant
+    if spec.chrono:
+        if spec.cell not in ("gru", "lstm"):
+            raise ValueError(f"chrono init applies to gru and lstm, not {spec.cell!r}")
+        if seq_len is None:
+            raise ValueError("chrono init needs seq_len (its T_max)")
+        opts["chrono_t_max"] = float(seq_len)
+    return opts
+
+
+def init_model(key: jax.Array, model_cfg, input_size: int, output_size: int, *,
+               seq_len: int | None = None):
+    """Params for `apply_model`: recurrent layers (orthogonal recurrent kernels,
+    as each cell's init does) and a lecun-normal head with zero bias.
+
+    `seq_len` is the chrono T_max (needed only with model_cfg.chrono).
+    """
+    spec = model_spec(model_cfg)
+    cell = get_cell(spec.cell)
+    opts = _init_options(spec, seq_len)
+    keys = jax.random.split(key, spec.num_layers + 1)
+    layers, size = [], input_size
+    for k in keys[:-1]:
+        layers.append(cell.init(k, size, spec.hidden_size, **opts))
+        size = spec.hidden_size
+    w = jax.nn.initializers.lecun_normal()(keys[-1], (spec.hidden_size, output_size), jnp.float32)
+    return {"layers": layers, "head": {"w": w, "b": jnp.zeros((output_size,), jnp.float32)}}
+
+
+def _scan_kwargs(spec: ModelSpec) -> dict:
+    kw = dict(unroll=spec.unroll, remat=spec.remat, dtype=_DTYPES[spec.dtype])
+    if spec.cell == "gru":
+        kw["impl"] = spec.impl
+    return kw
+
+
+def run_layers(params, x: jax.Array, model_cfg) -> list[jax.Array]:
+    """Every layer's outputs: x [batch, time, input] -> [hs_1, ..., hs_L],
+    each [batch, time, hidden]."""
+    spec = model_spec(model_cfg)
+    scan = SCANS[spec.cell]
+    kw = _scan_kwargs(spec)
+    outs, h = [], x
+    for layer in params["layers"]:
+        _, h = scan(layer, h, **kw)
+        outs.append(h)
+    return outs
+
+
+def head(params, hs: jax.Array, target: str) -> jax.Array:
+    """hs [batch, time, hidden] -> [batch, out] ("last") or [batch, time, out] ("sequence")."""
+    if target == "last":
+        hs = hs[:, -1]
+    elif target != "sequence":
+        raise ValueError(f"target must be 'last' or 'sequence', got {target!r}")
+    return hs.astype(jnp.float32) @ params["head"]["w"] + params["head"]["b"]
+
+
+def apply_model(params, x: jax.Array, model_cfg, target: str) -> jax.Array:
+    """Predictions: x [batch, time, input] -> [batch, out] for target "last"
+    (from the last step), [batch, time, out] for "sequence"."""
+    return head(params, run_layers(params, x, model_cfg)[-1], target)
+
+
+# --- dL/dh_t of the last layer ---
+
+def _add_to_hidden(cell: Cell, carry, d):
+    """carry with d [batch, hidden] added to its hidden part (h of an LSTM's (c, h)).
+
+    hidden_of is linear, so its transpose places d in the carry's hidden slot
+    and zeros elsewhere; this works for any cell's carry structure.
+    """
+    (placed,) = jax.linear_transpose(cell.hidden_of, carry)(d)
+    return jax.tree_util.tree_map(jnp.add, carry, placed)
+
+
+def perturbed_cell(cell: Cell, input_size: int) -> Cell:
+    """`cell` whose input is [..., input_size + hidden]: the first input_size
+    features are the real input, the last hidden ones a perturbation delta_t
+    added to the state right after step t. d loss / d delta_t = dL/dh_t."""
+
+    def project(params, xs, dtype=None):
+        return cell.project(params, xs[..., :input_size], dtype), xs[..., input_size:]
+
+    def step(params, carry, xp, dtype=None):
+        xp_t, d_t = xp
+        carry, _ = cell.step(params, carry, xp_t, dtype)
+        carry = _add_to_hidden(cell, carry, d_t.astype(cell.hidden_of(carry).dtype))
+        return carry, cell.hidden_of(carry)
+
+    return cell._replace(project=project, step=step)
+
+
+def apply_with_delta(params, x: jax.Array, delta: jax.Array, model_cfg, target: str):
+    """`apply_model` with delta [batch, time, hidden] added to the last layer's
+    state after every step (delta = 0 gives apply_model's predictions; the last
+    layer runs the reference scan)."""
+    spec = model_spec(model_cfg)
+    h = x
+    if len(params["layers"]) > 1:
+        h = run_layers({"layers": params["layers"][:-1]}, x, spec)[-1]
+    cell = perturbed_cell(get_cell(spec.cell), h.shape[-1])
+    xs = jnp.concatenate([h, delta.astype(h.dtype)], axis=-1)
+    _, hs = scan_cell(cell, params["layers"][-1], xs, unroll=spec.unroll, remat=spec.remat,
+                      dtype=_DTYPES[spec.dtype])
+    return head(params, hs, target)
+
+
+def hidden_grads(params, x: jax.Array, model_cfg, target: str,
+                 loss_fn: Callable[[jax.Array], jax.Array]) -> jax.Array:
+    """dL/dh_t of the last recurrent layer: [batch, time, hidden].
+
+    L = loss_fn(predictions); entry t is the total derivative through every
+    later step (what backpropagation through time delivers to h_t).
+    """
+    spec = model_spec(model_cfg)
+    delta = jnp.zeros((x.shape[0], x.shape[1], spec.hidden_size), jnp.float32)
+    return jax.grad(lambda d: loss_fn(apply_with_delta(params, x, d, spec, target)))(delta)

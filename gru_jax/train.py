@@ -1,0 +1,631 @@
+"""One trainer for every experiment: `train_and_evaluate(config, workdir) -> summary`.
+
+Data flow: config -> task batches -> model (cells under scan) -> loss ->
+optax update -> metrics (TensorBoard) and checkpoints (Orbax) -> summary.json.
+
+* Training data at step s are ``task.sample(fold_in(data_key, s), batch)``,
+  generated inside the jitted step, so a run resumed from a checkpoint sees
+  exactly the batches of an uninterrupted one (and ends with the same
+  numbers on CPU).
+* Evaluation uses one fixed held-out batch, ``task.eval_batch(EVAL_KEY,
+  eval_size)``, the same for every seed and run.
+* `train_step(state, batch)` is a pure function of its arguments (the
+  optimiser, schedule, model and loss ride in the state as static fields),
+  so it can be vmapped over seeds or jitted with shardings.
+* Divergence: a step whose loss or gradient norm is NaN/inf does not update
+  the params; the state records that step in ``bad_step`` and every later
+  step is a no-op, so the host only has to look at ``bad_step`` when it
+  syncs anyway (every ``log_every`` steps, and before every eval and save).
+
+Statuses in summary.json: done, diverged (with diverged_at), failed (with
+error; the exception is re-raised), preempted (SIGTERM or SIGINT: the current
+step finishes, a checkpoint is saved, summary.json is written and `Preempted`
+is raised; scripts/train.py exits with EXIT_PREEMPTED).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from gru_jax import diagnostics
+from gru_jax.checkpoint import Checkpointer, read_json, write_json_atomic
+from gru_jax.config import RESUMABLE_KEYS, flatten, resolved, validate
+from gru_jax.errors import WorkdirError
+from gru_jax.models import ModelSpec, apply_model, hidden_grads, init_model, model_spec, run_layers
+from gru_jax.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
+EVAL_SEED = 2_147_483_647  # the held-out batch's key: fixed, shared by every run and seed
+DIAGNOSTIC_EXAMPLES = 256  # eval examples behind the dL/dh_t curve and gate statistics
+SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "config.json"
+
+
+class Preempted(Exception):
+    """The run stopped on SIGTERM/SIGINT after saving a checkpoint; run it again to resume."""
+
+
+# --- losses and metrics --------------------------------------------------------------
+
+def task_loss(preds: jax.Array, batch: dict, kind: str) -> jax.Array:
+    """Mean loss over the batch (and time, for sequence targets).
+
+    mse: preds [batch, out] vs y [batch, out] (or [batch, time, out] vs [batch, time]).
+    xent: logits [batch, classes] vs y [batch] int (or [batch, time, classes] vs [batch, time]).
+    """
+    y = batch["y"]
+    if kind == "mse":
+        y = y.reshape(preds.shape).astype(jnp.float32)
+        return jnp.mean(jnp.square(preds - y))
+    if kind == "xent":
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(preds, y))
+    raise ValueError(f"loss must be 'mse' or 'xent', got {kind!r}")
+
+
+def task_metric(preds: jax.Array, batch: dict, metric: str) -> jax.Array:
+    """The task's metric: "mse" (mean over everything) or "accuracy" (argmax == y,
+    weighted by batch["w"] [batch, time] when the batch has it)."""
+    y = batch["y"]
+    if metric == "mse":
+        w = batch.get("w")
+        err = jnp.square(preds - y.reshape(preds.shape).astype(jnp.float32))
+        if w is None:
+            return jnp.mean(err)
+        return jnp.sum(err * w[..., None]) / (jnp.sum(w) * err.shape[-1])
+    if metric == "accuracy":
+        hit = (jnp.argmax(preds, axis=-1) == y).astype(jnp.float32)
+        w = batch.get("w")
+        return jnp.mean(hit) if w is None else jnp.sum(hit * w) / jnp.sum(w)
+    raise ValueError(f"metric must be 'mse' or 'accuracy', got {metric!r}")
+
+
+# --- train state, optimiser, steps ---------------------------------------------------
+
+class TrainState(struct.PyTreeNode):
+    """What a step reads and writes. Arrays are pytree leaves (checkpointed,
+    vmappable); the rest is static."""
+
+    step: jax.Array  # int32 [], updates applied so far (plus no-op steps after divergence)
+    params: Any
+    opt_state: Any
+    bad_step: jax.Array  # int32 []: first 1-based step with a NaN/inf loss or gradient; -1 if none
+    apply_fn: Callable = struct.field(pytree_node=False)  # (params, x) -> predictions
+    tx: optax.GradientTransformation = struct.field(pytree_node=False)
+    lr_fn: Callable = struct.field(pytree_node=False)  # step -> learning rate
+    loss: str = struct.field(pytree_node=False)  # "mse" | "xent"
+    metric: str = struct.field(pytree_node=False)  # "mse" | "accuracy"
+
+
+def make_schedule(train_cfg) -> optax.Schedule:
+    """Linear warmup from 0 to learning_rate over warmup_steps, then cosine to 0
+    at train.steps (schedule "cosine") or constant."""
+    lr, warmup, steps = train_cfg.learning_rate, train_cfg.warmup_steps, train_cfg.steps
+    if train_cfg.schedule == "constant":
+        return optax.warmup_constant_schedule(0.0, lr, warmup) if warmup else \
+            optax.constant_schedule(lr)
+    warmup = min(warmup, steps - 1)  # a run shorter than its warmup still decays at the end
+    if warmup == 0:
+        return optax.cosine_decay_schedule(lr, steps)
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, steps, 0.0)
+
+
+def make_optimizer(train_cfg) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """clip_by_global_norm(clip_norm) then AdamW (weight decay on kernels only)."""
+    schedule = make_schedule(train_cfg)
+    kernels = lambda params: jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)  # noqa: E731
+    tx = optax.adamw(schedule, weight_decay=train_cfg.weight_decay, mask=kernels)
+    if train_cfg.clip_norm > 0:
+        tx = optax.chain(optax.clip_by_global_norm(train_cfg.clip_norm), tx)
+    return tx, schedule
+
+
+def create_train_state(key: jax.Array, config, task: Task) -> TrainState:
+    """Fresh params (from `key`) and optimiser state for `config` on `task`."""
+    spec = model_spec(config.model)
+    tx, schedule = make_optimizer(config.train)
+
+    @jax.jit  # one compilation instead of one per eager op of the initialisers
+    def init(key):
+        params = init_model(key, spec, task.input_size, task.output_size, seq_len=task.seq_len)
+        return params, tx.init(params)
+
+    params, opt_state = init(key)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=opt_state,
+        bad_step=jnp.full((), -1, jnp.int32),
+        apply_fn=functools.partial(apply_model, model_cfg=spec, target=task.target),
+        tx=tx,
+        lr_fn=schedule,
+        loss=task.loss,
+        metric=task.metric,
+    )
+
+
+def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+    """One optimiser step on `batch` (x [batch, time, input], y, ...).
+
+    Returns the new state and metrics {loss, <task metric>, grad_norm,
+    learning_rate} (grad_norm before clipping). A non-finite loss or gradient
+    leaves params and optimiser state unchanged and sets bad_step (once).
+    """
+
+    def loss_fn(params):
+        preds = state.apply_fn(params, batch["x"])
+        return task_loss(preds, batch, state.loss), preds
+
+    (loss, preds), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    # After the first bad step nothing moves: the state keeps the last good params.
+    keep = finite & (state.bad_step < 0)
+    pick = lambda new, old: jax.tree_util.tree_map(  # noqa: E731
+        lambda n, o: jnp.where(keep, n, o), new, old)
+    step = state.step + 1
+    metrics = {
+        "loss": loss,
+        state.metric: task_metric(preds, batch, state.metric),
+        "grad_norm": grad_norm,
+        "learning_rate": state.lr_fn(state.step),
+    }
+    new_state = state.replace(
+        step=step,
+        params=pick(params, state.params),
+        opt_state=pick(opt_state, state.opt_state),
+        bad_step=jnp.where((state.bad_step < 0) & ~finite, step, state.bad_step),
+    )
+    return new_state, metrics
+
+
+def eval_step(state: TrainState, batch: dict) -> dict:
+    """Held-out metrics {loss, <task metric>} of state.params on `batch`."""
+    preds = state.apply_fn(state.params, batch["x"])
+    return {"loss": task_loss(preds, batch, state.loss),
+            state.metric: task_metric(preds, batch, state.metric)}
+
+
+def diagnose(state: TrainState, batch: dict, spec: ModelSpec, target: str) -> dict:
+    """Gradient flow and gate statistics on `batch`.
+
+    Returns {"grad_norms": [time] ||dL/dh_t|| of the last layer} and, for a
+    gru, "gates/layer{l}_z_mean" and "gates/layer{l}_z_saturated" per layer.
+    """
+    x = batch["x"]
+    grads = hidden_grads(state.params, x, spec, target,
+                         lambda preds: task_loss(preds, batch, state.loss))
+    out = {"grad_norms": diagnostics.grad_norm_curve(grads)}
+    if spec.cell == "gru":
+        hs_all = run_layers(state.params, x, spec)
+        inputs = [x, *hs_all[:-1]]
+        dtype = jnp.bfloat16 if spec.dtype == "bfloat16" else None
+        layers = state.params["layers"]
+        for i, (layer, xs, hs) in enumerate(zip(layers, inputs, hs_all, strict=True)):
+            z = diagnostics.update_gate(layer, xs, hs, dtype)
+            for k, v in diagnostics.gate_stats(z).items():
+                out[f"gates/layer{i}_{k}"] = v
+    return out
+
+
+# --- the run -------------------------------------------------------------------------
+
+class _StopSignal:
+    """Turns SIGTERM/SIGINT into a flag the loop polls (main thread only); a
+    second signal of the same kind gets the previous handler."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGTERM, signal.SIGINT):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        return False
+
+
+def _prepare_workdir(workdir: str, config_flat: dict) -> None:
+    """Create `workdir` and store the config, or check it against the stored one.
+
+    Raises WorkdirError if the folder cannot be written, or holds a run whose
+    config differs in a key outside RESUMABLE_KEYS.
+    """
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise WorkdirError(f"workdir {workdir}: cannot write there ({e.strerror or e}); "
+                           "choose another --workdir") from None
+    path = os.path.join(workdir, CONFIG_FILE)
+    try:
+        stored = read_json(path)
+    except ValueError:
+        raise WorkdirError(f"workdir {workdir}: {CONFIG_FILE} is not valid JSON; "
+                           "use a new --workdir or delete this one") from None
+    if stored is None:
+        if os.path.isdir(os.path.join(workdir, "checkpoints")) and os.listdir(
+                os.path.join(workdir, "checkpoints")):
+            raise WorkdirError(f"workdir {workdir}: has checkpoints but no {CONFIG_FILE}, so "
+                               "it is not a gru_jax run; use a new --workdir")
+    else:
+        stored = flatten(stored)
+        diff = sorted(k for k in set(stored) | set(config_flat)
+                      if k not in RESUMABLE_KEYS and stored.get(k, "<unset>")
+                      != config_flat.get(k, "<unset>"))
+        if diff:
+            shown = ", ".join(f"{k}: {stored.get(k, '<unset>')!r} -> "
+                              f"{config_flat.get(k, '<unset>')!r}" for k in diff[:6])
+            more = f" (and {len(diff) - 6} more)" if len(diff) > 6 else ""
+            raise WorkdirError(
+                f"workdir {workdir} holds a run with a different config ({shown}{more}); "
+                "use a new --workdir, or delete the old one to start over")
+        old_steps, new_steps = stored.get("train.steps"), config_flat.get("train.steps")
+        if old_steps != new_steps and config_flat.get("train.schedule") == "cosine":
+            log.warning("train.steps changed from %s to %s: the cosine schedule is stretched "
+                        "to the new length from the resumed step on", old_steps, new_steps)
+    write_json_atomic(path, _unflatten(config_flat))
+
+
+def _unflatten(flat: dict) -> dict:
+    out: dict = {}
+    for k, v in flat.items():
+        node = out
+        *path, leaf = k.split(".")
+        for p in path:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return out
+
+
+def _finite_or_none(x):
+    """JSON-safe numbers: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(x, dict):
+        return {k: _finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_none(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def peak_memory() -> tuple[int, str]:
+    """(bytes, source): the device allocator's peak if it reports one, else
+    this process's peak resident set size (CPU)."""
+    try:
+        stats = jax.local_devices()[0].memory_stats() or {}
+    except Exception:  # noqa: BLE001 - some backends do not implement it
+        stats = {}
+    if "peak_bytes_in_use" in stats:
+        return int(stats["peak_bytes_in_use"]), "device"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss) * (1 if sys.platform == "darwin" else 1024), "maxrss"
+
+
+def compiled_memory_bytes(compiled) -> int | None:
+    """Peak memory of one call of a compiled program, by XLA's buffer assignment
+    (arguments + outputs + temporaries): the same number on every backend, and
+    per run even when many runs share a process."""
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # noqa: BLE001 - not every backend implements it
+        return None
+    if m is None:
+        return None
+    total = (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+             - m.alias_size_in_bytes)
+    # peak_memory_in_bytes, where reported, can leave out the temporaries (XLA:CPU).
+    return int(max(total, getattr(m, "peak_memory_in_bytes", 0) or 0))
+
+
+def _host(tree):
+    """Device arrays -> numpy (0-d -> Python scalars)."""
+    return jax.tree_util.tree_map(
+        lambda a: np.asarray(a).item() if np.ndim(a) == 0 else np.asarray(a),
+        jax.device_get(tree))
+
+
+def one_line(summary: dict, workdir: str) -> str:
+    """The run in one line, for the end of a log."""
+    metric = summary.get("task", {}).get("metric")
+    final = summary.get("final") or {}
+    parts = [f"{summary['status']} at step {summary['step']}"]
+    if metric in final and final[metric] is not None:
+        parts.append(f"eval {metric} {final[metric]:.4g}")
+    parts.append(f"solved at step {summary['steps_to_solve']}" if summary.get("steps_to_solve")
+                 is not None else "not solved")
+    if summary.get("steps_per_sec"):
+        parts.append(f"{summary['steps_per_sec']:.1f} steps/s")
+    if summary.get("wall_time_sec") is not None:
+        parts.append(f"{summary['wall_time_sec']:.1f} s")
+    return "gru_jax: " + " | ".join(parts) + f" | {workdir}"
+
+
+class _Run:
+    """The mutable part of one training session (train_and_evaluate's helper)."""
+
+    def __init__(self, config, task: Task, workdir: str):
+        from gru_jax.tb import Writer
+
+        self.t_start = time.perf_counter()
+        self.config, self.task, self.workdir = config, task, workdir
+        self.tc = tc = config.train
+        self.spec = model_spec(config.model)
+        root = jax.random.key(config.seed)
+        init_key, self.data_key = jax.random.fold_in(root, 0), jax.random.fold_in(root, 1)
+        self.state = create_train_state(init_key, config, task)
+        self.num_params = int(sum(x.size for x in jax.tree_util.tree_leaves(self.state.params)))
+        self.meta = {"eval_history": [], "steps_to_solve": None, "wall_time_sec": 0.0,
+                     "train_time_sec": 0.0, "train_steps_timed": 0, "grad_horizon": None,
+                     "grad_norms": None}
+        self.ckpt = Checkpointer(workdir, keep=tc.keep_checkpoints, every=tc.checkpoint_every)
+        restored = self.ckpt.restore_latest(self.state)
+        self.resumed_from = None if restored is None else int(restored[0])
+        if restored is not None:
+            step, self.state, meta = restored
+            self.meta.update(meta)
+            log.info("resuming %s from the checkpoint at step %d", workdir, step)
+        self.start = self.step = int(self.state.step)
+        self.history = self.meta["eval_history"]
+        self.status, self.error, self.diverged_at = "done", None, None
+
+        # Batches are sharded over a 1-D device mesh on the batch axis, the state is
+        # replicated (a no-op on one device; placing the state up front keeps the step
+        # from compiling twice, once for the initial placement and once for its own).
+        mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
+        P = jax.sharding.PartitionSpec
+        sharding = jax.sharding.NamedSharding(mesh, P("data"))
+        self.state = jax.device_put(self.state, jax.sharding.NamedSharding(mesh, P()))
+        data_key, sample, batch_size = self.data_key, task.sample, tc.batch_size
+
+        def step_fn(state):
+            batch = sample(jax.random.fold_in(data_key, state.step), batch_size)
+            return train_step(state, jax.lax.with_sharding_constraint(batch, sharding))
+
+        # Compiled ahead of time so that XLA's own account of the step's memory is at hand.
+        replicated = jax.sharding.NamedSharding(mesh, P())
+        self.step_fn = jax.jit(step_fn, out_shardings=replicated).lower(self.state).compile()
+        self.step_memory = compiled_memory_bytes(self.step_fn)
+        self.eval_batch = jax.jit(task.eval_batch, static_argnums=1)(
+            jax.random.key(EVAL_SEED), tc.eval_size)
+        spec, target = self.spec, task.target
+        n_diag = DIAGNOSTIC_EXAMPLES
+
+        def eval_fn(state, batch):
+            # Gradient diagnostics on the first examples only: a backward pass per eval.
+            few = jax.tree_util.tree_map(lambda a: a[:n_diag], batch)
+            return eval_step(state, batch), diagnose(state, few, spec, target)
+
+        self.eval_fn = jax.jit(eval_fn)
+
+        # Steps up to `start` were logged by the session that saved the checkpoint; later
+        # ones by a killed session may be stale and get logged again: TensorBoard drops them.
+        self.writer = Writer(workdir, purge_step=self.start + 1)
+        if self.start == 0:
+            hparams = flatten(config)
+            # False, True or an int: one type per column across a sweep, so a string.
+            hparams["model.remat"] = str(hparams["model.remat"])
+            self.writer.hparams_start(hparams)
+        # Timing: training steps after the first (compiling) one, minus eval/log/save time.
+        self.t_loop = None
+        self.steps_timed = 0
+        self.excluded = 0.0
+
+    # -- pieces of the loop --
+
+    def _meta(self) -> dict:
+        now = time.perf_counter()
+        train_t = (now - self.t_loop - self.excluded) if self.t_loop is not None else 0.0
+        return {**self.meta, "eval_history": self.history,
+                "wall_time_sec": self.meta["wall_time_sec"] + (now - self.t_start),
+                "train_time_sec": self.meta["train_time_sec"] + train_t,
+                "train_steps_timed": self.meta["train_steps_timed"] + self.steps_timed}
+
+    def evaluate(self, step: int, *, image: bool = False) -> dict:
+        """Eval metrics and diagnostics at `step` into history and TensorBoard;
+        with `image`, also the ||dL/dh_t|| curve as a picture (~0.15 s to draw)."""
+        from gru_jax.tb import plot_curve
+
+        ev, diag = _host(self.eval_fn(self.state, self.eval_batch))
+        norms = np.asarray(diag.pop("grad_norms"), np.float64)
+        horizon = diagnostics.grad_horizon(norms)
+        entry = {"step": int(step), **{k: float(v) for k, v in ev.items()}}
+        self.history.append(entry)
+        if (self.meta["steps_to_solve"] is None and np.isfinite(ev[self.task.metric])
+                and self.task.solved(ev)):
+            self.meta["steps_to_solve"] = int(step)
+        self.meta["grad_horizon"] = int(horizon)
+        self.meta["grad_norms"] = [float(v) for v in norms]
+        w = self.writer
+        w.scalars(step, {f"eval/{k}": v for k, v in ev.items()})
+        w.scalars(step, {"diagnostics/grad_horizon": horizon, **diag})
+        if image:
+            w.image("diagnostics/grad_norm_vs_t", step, plot_curve(
+                norms, title=f"||dL/dh_t|| at step {step} (horizon {horizon})",
+                xlabel="t", ylabel="||dL/dh_t||"))
+        w.flush()
+        log.info("step %d: eval %s", step, ", ".join(
+            f"{k} {v:.4g}" for k, v in entry.items() if k != "step"))
+        return entry
+
+    def loop(self, stop: _StopSignal) -> None:
+        from tqdm.auto import tqdm
+
+        tc = self.tc
+        bar = tqdm(total=tc.steps, initial=self.start, unit="step", dynamic_ncols=True,
+                   disable=not (tc.progress and sys.stderr.isatty()))
+        pending: list[dict] = []
+        last_t, last_step, last_excl = time.perf_counter(), self.step, 0.0
+        try:
+            while self.step < tc.steps:
+                self.state, metrics = self.step_fn(self.state)
+                pending.append(metrics)
+                self.step += 1
+                step = self.step
+                bar.update(1)
+                if self.t_loop is None:  # the first step compiles: time from its end
+                    jax.block_until_ready(self.state)
+                    self.t_loop = last_t = time.perf_counter()
+                    last_step = step
+                else:
+                    self.steps_timed += 1
+                is_eval = step % tc.eval_every == 0 or step == tc.steps
+                is_ckpt = step % tc.checkpoint_every == 0 or step == tc.steps
+                is_log = step % tc.log_every == 0 or step == tc.steps
+                if not (is_eval or is_ckpt or is_log or stop.signum):
+                    continue
+                bad = int(self.state.bad_step)  # waits for the step: the only sync here
+                if bad >= 0:
+                    self.status, self.diverged_at = "diverged", bad
+                    self.step = bad - 1  # the state holds the params after this step
+                    log.warning("loss or gradient not finite at step %d: stopping", bad)
+                    return
+                t0 = time.perf_counter()
+                if is_log and pending:
+                    logged = _host(pending)
+                    pending.clear()
+                    mean = {k: float(np.mean([m[k] for m in logged])) for k in logged[0]}
+                    busy = t0 - last_t - (self.excluded - last_excl)
+                    if step > last_step and busy > 0:
+                        mean["steps_per_sec"] = (step - last_step) / busy
+                    self.writer.scalars(step, {f"train/{k}": v for k, v in mean.items()})
+                    last_t, last_step, last_excl = t0, step, self.excluded
+                    bar.set_postfix(loss=f"{mean['loss']:.4g}", refresh=False)
+                if is_eval:
+                    entry = self.evaluate(step, image=is_ckpt)
+                    bar.set_postfix(**{f"eval_{self.task.metric}":
+                                       f"{entry[self.task.metric]:.4g}"}, refresh=False)
+                if is_ckpt or stop.signum:
+                    self.writer.flush()  # all events up to a checkpoint are on disk with it
+                    self.ckpt.save(step, self.state, self._meta(), force=True)
+                self.excluded += time.perf_counter() - t0
+                if stop.signum:
+                    self.status = "preempted"
+                    log.warning("signal %d: saved a checkpoint at step %d; stopping",
+                                    stop.signum, step)
+                    return
+        finally:
+            bar.close()
+
+    def summary(self) -> dict:
+        m = self._meta()
+        train_time, timed = m["train_time_sec"], m["train_steps_timed"]
+        final = {k: v for k, v in self.history[-1].items() if k != "step"} if self.history \
+            else {}
+        metric = self.task.metric
+        solved = bool(final and final.get(metric) is not None and np.isfinite(final[metric])
+                      and self.task.solved(final))
+        mem, mem_source = peak_memory()
+        s = {
+            "status": self.status,
+            "step": int(self.step),
+            "num_devices": jax.device_count(),
+            "final": final,
+            "num_params": self.num_params,
+            "solved": solved,
+            "steps_to_solve": self.meta["steps_to_solve"],
+            "steps_per_sec": timed / train_time if timed and train_time > 0 else None,
+            "step_time_ms": 1000.0 * train_time / timed if timed and train_time > 0 else None,
+            "wall_time_sec": m["wall_time_sec"],
+            "resumed_from": self.resumed_from,
+            "grad_horizon": self.meta["grad_horizon"],
+            "grad_norms": self.meta["grad_norms"],
+            "peak_memory_bytes": mem,
+            "peak_memory_source": mem_source,
+            "step_memory_bytes": self.step_memory,
+            "eval_history": self.history,
+            "task": {"metric": metric, "solved_at": self.task.solved_at,
+                     "baseline": self.task.baseline, "input_len": self.task.seq_len,
+                     "target": self.task.target},
+            "config": self.config.to_dict(),
+        }
+        if self.diverged_at is not None:
+            s["diverged_at"] = int(self.diverged_at)
+        if self.error is not None:
+            s["error"] = self.error
+        return _finite_or_none(s)
+
+    def finish(self) -> dict:
+        """Final eval (unless preempted or already done at this step), summary.json, close."""
+        if self.status != "preempted" and (not self.history or
+                                           self.history[-1]["step"] != self.step):
+            self.evaluate(self.step, image=True)
+        summary = self.summary()
+        write_json_atomic(os.path.join(self.workdir, SUMMARY_FILE), summary)
+        self.writer.hparams_end(self.status, self.step)
+        self.close()
+        return summary
+
+    def fail(self, e: BaseException) -> None:
+        """summary.json with status "failed" (best effort), then close."""
+        self.status, self.error = "failed", f"{type(e).__name__}: {e}"
+        try:
+            write_json_atomic(os.path.join(self.workdir, SUMMARY_FILE), self.summary())
+            self.writer.hparams_end("failed", self.step)
+        except Exception:  # noqa: BLE001 - the original error matters more
+            log.exception("could not write the failed run's summary")
+        self.close()
+
+    def close(self) -> None:
+        self.writer.close()
+        self.ckpt.close()
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+    """Train `config` in `workdir`, resuming from its latest checkpoint, and
+    return the summary (also written to <workdir>/summary.json).
+
+    Raises ConfigError (before touching the workdir), WorkdirError, or
+    `Preempted` (after saving a checkpoint and a "preempted" summary).
+    A diverged run returns normally with status "diverged".
+    """
+    task = validate(config)
+    config = resolved(config)
+    _prepare_workdir(workdir, flatten(config))
+    run = _Run(config, task, workdir)
+    try:
+        with _StopSignal() as stop:
+            run.loop(stop)
+    except BaseException as e:
+        run.fail(e)
+        raise
+    summary = run.finish()
+    print(one_line(summary, workdir), flush=True)
+    if summary["status"] == "preempted":
+        raise Preempted(f"preempted at step {summary['step']}; run the same command to resume")
+    return summary
