@@ -1,0 +1,684 @@
+"""Sweeps: a list of config overrides, each point run in its own subfolder.
+
+A sweep is what an experiment's `get_sweep()` returns: a list of dicts of dotted
+overrides, e.g. ``[{"model.cell": "gru", "task.seq_len": 50}, ...]`` (`grid`
+builds the full product of a few axes). `run_sweep` runs the points of one
+shard, each with the trainer in ``DIR/<point_name>``::
+
+    DIR/sweep.json                              every point and its subfolder
+    DIR/cell=gru,hidden_size=64,seq_len=50/     one run: summary.json, events, ckpts
+    DIR/cell=lstm,hidden_size=64,seq_len=50/
+    ...
+
+It is safe to start again and to run as several shards at once:
+
+- a point whose summary.json says ``done`` or ``diverged`` is finished and is
+  skipped; any other point (no summary, ``preempted``, ``failed``) is handed to
+  the trainer again in the same folder, and the trainer resumes from its
+  checkpoint;
+- `shard(points, i, n)` is a fixed round-robin partition of the ordered list, so
+  shards never share a point; on top of that each point is run under a lock file
+  (``.lock``, created with O_CREAT|O_EXCL) so two processes never run the same
+  point at once, even if launched by mistake with the same shard;
+- a point whose trainer raises is recorded as ``failed`` (with the error) in its
+  summary.json and the sweep goes on with the next point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import hashlib
+import itertools
+import json
+import math
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from gru_jax.errors import ConfigError, WorkdirError
+
+FINISHED = ("done", "diverged")  # a point in one of these states is never run again
+SUMMARY = "summary.json"
+SWEEP_FILE = "sweep.json"
+LOCK_FILE = ".lock"
+MAX_NAME = 96  # longer readable names get a hash (most filesystems allow 255 bytes)
+
+TrainFn = Callable[[ml_collections.ConfigDict, str], Any]
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+# ---------------------------------------------------------------- sweep lists
+
+
+def grid(axes: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """The full product of a few axes, last axis varying fastest.
+
+    >>> grid({"model.cell": ["gru", "lstm"], "task.seq_len": [50, 100]})[1]
+    {'model.cell': 'gru', 'task.seq_len': 100}
+    """
+    keys = list(axes)
+    for k in keys:
+        if isinstance(axes[k], (str, bytes)) or not isinstance(axes[k], Sequence):
+            raise ConfigError(f"{k}: a grid axis must be a list of values, got {axes[k]!r}")
+    product = itertools.product(*(axes[k] for k in keys))
+    return [dict(zip(keys, values, strict=True)) for values in product]
+
+
+def _check_value(key: str, value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS) for v in value):
+        return tuple(value)  # ConfigDict tuple fields; lists would not round-trip
+    if not isinstance(value, _SCALARS):
+        raise ConfigError(
+            f"{key}: a sweep value must be a str, number, bool, None or a tuple of those, "
+            f"got {type(value).__name__} (use one dotted key per leaf)"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: must be finite, got {value!r}")
+    return value
+
+
+def _resolve(config: ml_collections.ConfigDict, key: str):
+    """(parent ConfigDict, leaf name) for a dotted key, or ConfigError naming it."""
+    parts = key.split(".")
+    node, path = config, []
+    for part in parts[:-1]:
+        path.append(part)
+        if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+            raise ConfigError(_unknown(key, ".".join(path), node))
+        node = node[part]
+    if parts[-1] not in node:
+        raise ConfigError(_unknown(key, key, node))
+    if isinstance(node[parts[-1]], ml_collections.ConfigDict):
+        raise ConfigError(f"{key}: is a group of fields; override its leaves with dotted keys")
+    return node, parts[-1]
+
+
+def _unknown(key: str, missing: str, node: ml_collections.ConfigDict) -> str:
+    leaf = missing.rsplit(".", 1)[-1]
+    hint = difflib.get_close_matches(leaf, list(node.keys()), n=1)
+    where = missing.rsplit(".", 1)[0] + "." if "." in missing else ""
+    msg = f"{key}: unknown config key"
+    if hint:
+        msg += f" (did you mean {where}{hint[0]}?)"
+    else:
+        msg += f" (known here: {', '.join(sorted(node.keys()))})"
+    return msg
+
+
+def _apply_overrides_local(
+    config: ml_collections.ConfigDict, overrides: Mapping[str, Any]
+) -> ml_collections.ConfigDict:
+    """apply_overrides without gru_jax.config: sets leaves, keeps field types."""
+    config = copy.deepcopy(config)  # keeps FieldReferences live and the lock
+    for key, value in overrides.items():
+        node, leaf = _resolve(config, key)
+        old = node[leaf]
+        if isinstance(value, bool) and not isinstance(old, (bool, type(None))):
+            # ConfigDict lets True into an int field (bool subclasses int)
+            raise ConfigError(f"{key}: expected {type(old).__name__}, got bool {value!r}")
+        try:
+            node[leaf] = value
+        except (TypeError, ValueError) as e:
+            raise ConfigError(
+                f"{key}: expected {type(old).__name__}, got {type(value).__name__} {value!r}"
+            ) from e
+    return config
+
+
+def _config_module():
+    """gru_jax.config when it exists (it knows the tasks' fields), else None."""
+    try:
+        from gru_jax import config as module
+    except ModuleNotFoundError as e:
+        if e.name == "gru_jax.config":
+            return None
+        raise
+    return module
+
+
+def apply_overrides(
+    config: ml_collections.ConfigDict, overrides: Mapping[str, Any]
+) -> ml_collections.ConfigDict:
+    """A copy of `config` with the dotted overrides set; ConfigError names a bad key.
+
+    Uses gru_jax.config.apply_overrides (which also swaps in a new task's fields
+    when ``task.name`` changes) when present; types follow the config's fields.
+    """
+    module = _config_module()
+    fn = getattr(module, "apply_overrides", None) or _apply_overrides_local
+    return fn(config, overrides)
+
+
+def default_validate(config: ml_collections.ConfigDict) -> None:
+    """The trainer's own checks (gru_jax.config.validate) when that module exists."""
+    module = _config_module()
+    if module is not None and hasattr(module, "validate"):
+        module.validate(config)
+
+
+def expand(
+    sweep: Iterable[Mapping[str, Any]] | None,
+    config: ml_collections.ConfigDict | None = None,
+    validate: Callable[[ml_collections.ConfigDict], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Checks a sweep list and returns it as a list of plain override dicts.
+
+    `None` (an experiment without `get_sweep`) is one point: the base config. Each
+    point must be a dict of dotted string keys to plain values; with `config`
+    every point is applied to it, then each result is checked by `validate`
+    (default: gru_jax.config.validate when available), so one bad point stops the
+    sweep before anything runs. Two identical points are an error (they would
+    share a folder).
+    """
+    if sweep is None:
+        sweep = [{}]
+    if isinstance(sweep, Mapping) or isinstance(sweep, (str, bytes)):
+        raise ConfigError(
+            "sweep: get_sweep() must return a list of dicts of dotted overrides "
+            "(gru_jax.sweep.grid builds one from axes)"
+        )
+    points: list[dict[str, Any]] = []
+    for i, point in enumerate(sweep):
+        if not isinstance(point, Mapping):
+            raise ConfigError(f"sweep point {i}: must be a dict of dotted overrides, got {point!r}")
+        clean = {}
+        for key, value in point.items():
+            if not isinstance(key, str) or not key or any(not p for p in key.split(".")):
+                raise ConfigError(f"sweep point {i}: bad key {key!r} (want e.g. 'model.cell')")
+            try:
+                clean[key] = _check_value(key, value)
+            except ConfigError as e:
+                raise ConfigError(f"sweep point {i}: {e}") from None
+        points.append(clean)
+    if not points:
+        raise ConfigError("sweep: get_sweep() returned no points")
+    seen: dict[str, int] = {}
+    for i, point in enumerate(points):
+        canon = _canonical(point)
+        if canon in seen:
+            raise ConfigError(f"sweep point {i}: same overrides as point {seen[canon]}: {point}")
+        seen[canon] = i
+    if config is not None:
+        # every key first (a typo anywhere is the likeliest mistake), then values
+        configs = []
+        for i, point in enumerate(points):
+            try:
+                configs.append(apply_overrides(config, point))
+            except ConfigError as e:
+                raise ConfigError(f"sweep point {i} ({point_name(point)}): {e}") from e
+        validate = validate or default_validate
+        for i, (point, cfg) in enumerate(zip(points, configs, strict=True)):
+            try:
+                validate(cfg)
+            except ConfigError as e:
+                raise ConfigError(f"sweep point {i} ({point_name(point)}): {e}") from e
+    return points
+
+
+# ---------------------------------------------------------------- names, shards
+
+
+def _canonical(overrides: Mapping[str, Any]) -> str:
+    return json.dumps(
+        {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
+        sort_keys=True,
+    )
+
+
+def _short_keys(keys: Sequence[str]) -> dict[str, str]:
+    """Last dotted component, or the full key where two keys share it."""
+    leaf = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: (s if leaf.count(s) == 1 else k) for k, s in zip(keys, leaf, strict=True)}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, float):
+        return repr(value)  # shortest round-trip form: 0.001, 1e-05
+    if isinstance(value, tuple):
+        return "+".join(_fmt(v) for v in value)
+    return str(value)
+
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-")
+
+
+def point_name(overrides: Mapping[str, Any]) -> str:
+    """A short, filesystem-safe folder name for a point, e.g. ``cell=gru,seq_len=50``.
+
+    Keys are sorted and shortened to their last component (the full dotted key
+    where two would clash), values written compactly. The name is a pure function
+    of the overrides, so every shard computes the same folders. When a value needs
+    characters outside ``[A-Za-z0-9._+-]`` (replaced by ``_``) or the name would be
+    longer than MAX_NAME, a hash of the exact overrides is appended so distinct
+    points keep distinct names. No overrides: ``base``.
+    """
+    if not overrides:
+        return "base"
+    keys = sorted(overrides)
+    short = _short_keys(keys)
+    parts, lossy = [], False
+    for k in keys:
+        v = _fmt(overrides[k])
+        safe = "".join(c if c in _SAFE else "_" for c in v) or "_"
+        lossy |= safe != v
+        parts.append(f"{short[k]}={safe}")
+    name = ",".join(parts)
+    if lossy or len(name) > MAX_NAME:
+        digest = hashlib.sha1(_canonical(overrides).encode()).hexdigest()[:10]
+        name = f"{name[: MAX_NAME - 11].rstrip(',=')}-{digest}"
+    return name
+
+
+def point_names(points: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`point_name` for each point, a hash appended where two short names clash
+    (e.g. ``model.cell`` in one point and ``encoder.cell`` in another)."""
+    short = [point_name(p) for p in points]
+    names = []
+    for point, name in zip(points, short, strict=True):
+        if short.count(name) > 1:
+            digest = hashlib.sha1(_canonical(point).encode()).hexdigest()[:10]
+            name = f"{name[: MAX_NAME - 11]}-{digest}"
+        names.append(name)
+    return names
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N), 0 <= I < N; ValueError with a clear message otherwise."""
+    try:
+        i_str, n_str = str(spec).split("/")
+        i, n = int(i_str), int(n_str)
+    except ValueError:
+        raise ValueError(
+            f"--shard={spec}: expected I/N with integers 0 <= I < N, e.g. 0/4"
+        ) from None
+    _check_shard(i, n)
+    return i, n
+
+
+def _check_shard(i: int, n: int) -> None:
+    if isinstance(i, bool) or isinstance(n, bool) or not (
+        isinstance(i, int) and isinstance(n, int)
+    ):
+        raise ValueError(f"shard {i!r}/{n!r}: I and N must be integers")
+    if n < 1:
+        raise ValueError(f"shard {i}/{n}: N must be at least 1")
+    if not 0 <= i < n:
+        raise ValueError(
+            f"shard {i}/{n}: I must be in 0..{n - 1} (shards count from 0, as "
+            f"SLURM_ARRAY_TASK_ID does with --array=0-{n - 1})"
+        )
+
+
+def shard(points: Sequence[Any], i: int, n: int) -> list[Any]:
+    """Shard I of N: points I, I+N, I+2N, ... of the ordered list.
+
+    The N shards partition the list (no overlap, full coverage), and a point stays
+    in its shard as long as the sweep list keeps its order. Cheap points and slow
+    ones interleave in most grids, so round-robin balances better than blocks.
+    """
+    _check_shard(i, n)
+    return list(points)[i::n]
+
+
+# ---------------------------------------------------------------- files, locks
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """Atomic: readers (report, other shards) never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str, allow_nan=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_summary(run_dir: str | os.PathLike) -> dict | None:
+    """The run's summary.json, or None if absent or unreadable (half written)."""
+    try:
+        with open(Path(run_dir) / SUMMARY) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def _pid_alive(pid: Any) -> bool:
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False  # 0 and -1 would address process groups, not a process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+class PointLock:
+    """A lock file created with O_CREAT|O_EXCL holding pid, host and a token.
+
+    Held while a point runs; a thread touches the file every `heartbeat` seconds.
+    An existing lock is stale, and taken over, when its pid is dead on this host,
+    or (for a lock from another host, whose pid cannot be checked, e.g. a
+    preempted SLURM job) when it has not been touched for `stale_after` seconds.
+    """
+
+    def __init__(self, path: str | os.PathLike, heartbeat: float = 60.0,
+                 stale_after: float = 600.0):
+        self.path = Path(path)
+        self.heartbeat, self.stale_after = heartbeat, stale_after
+        self.token = json.dumps(
+            {"pid": os.getpid(), "host": socket.gethostname(), "token": uuid.uuid4().hex,
+             "since": time.time()}
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def holder(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _is_stale(self, info: dict | None) -> bool:
+        try:
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        if info is None:  # being written right now, or garbage: trust age only
+            return age > self.stale_after
+        if info.get("host") == socket.gethostname():
+            return not _pid_alive(info.get("pid"))
+        return age > self.stale_after
+
+    def _create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(self.token)
+        return True
+
+    def _break(self, seen: str) -> None:
+        """Removes the stale lock we read as `seen`, and only that one: renaming is
+        atomic, and a lock that turns out to be fresh is put back."""
+        grabbed = self.path.with_name(f"{self.path.name}.stale.{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(self.path, grabbed)
+        except FileNotFoundError:
+            return  # someone else broke it first
+        if grabbed.read_text() != seen:
+            with contextlib.suppress(FileExistsError):
+                os.link(grabbed, self.path)
+        grabbed.unlink()
+
+    def acquire(self) -> bool:
+        """True if we now hold the lock; False if a live process holds it."""
+        for _ in range(3):
+            if self._create():
+                self._start_heartbeat()
+                return True
+            try:
+                seen = self.path.read_text()
+            except FileNotFoundError:
+                continue  # released in between: try again
+            try:
+                info = json.loads(seen)
+            except ValueError:
+                info = None
+            if not self._is_stale(info):
+                return False
+            self._break(seen)
+        return False
+
+    def _start_heartbeat(self) -> None:
+        def beat():
+            while not self._stop.wait(self.heartbeat):
+                with contextlib.suppress(OSError):
+                    os.utime(self.path)
+
+        self._stop.clear()
+        self._thread = threading.Thread(target=beat, daemon=True, name="sweep-lock")
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with contextlib.suppress(OSError):
+            if self.path.read_text() == self.token:  # never remove someone else's
+                self.path.unlink()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# ---------------------------------------------------------------- running
+
+
+def _default_train_fn() -> TrainFn:
+    from gru_jax.train import train_and_evaluate  # lazy: jax is only needed to train
+
+    return train_and_evaluate
+
+
+def _config_dict(config: ml_collections.ConfigDict) -> dict:
+    try:
+        return json.loads(config.to_json_best_effort())
+    except Exception:  # a config that cannot be shown should not hide the real error
+        return {}
+
+
+def _fresh_summary(run_dir: Path, started: float) -> dict | None:
+    """summary.json if written since `started` (by this attempt), else None."""
+    try:
+        if (run_dir / SUMMARY).stat().st_mtime < started - 1:  # 1 s: coarse mtimes
+            return None
+    except OSError:
+        return None
+    return read_summary(run_dir)
+
+
+def _record_failure(run_dir: Path, config, exc: BaseException, started: float) -> dict:
+    """The failed run's summary: the trainer's own if it wrote one for this
+    attempt, else ours, keeping what an earlier attempt recorded (step, history)."""
+    fresh = _fresh_summary(run_dir, started)
+    if fresh and fresh.get("status") == "failed":
+        return fresh
+    summary = dict(read_summary(run_dir) or {})
+    summary.update(
+        status="failed",
+        error=f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:],
+        config=summary.get("config") or _config_dict(config),
+    )
+    for key, default in (("final", {}), ("solved", False), ("steps_to_solve", None),
+                         ("eval_history", []), ("step", None)):
+        summary.setdefault(key, default)
+    _write_json(run_dir / SUMMARY, summary)
+    return summary
+
+
+def format_summary(summary: Mapping[str, Any] | None) -> str:
+    """One line for a run: status, final metrics, solved, speed."""
+    if not summary:
+        return "no summary"
+    parts = [str(summary.get("status", "?"))]
+    if summary.get("step") is not None:
+        parts.append(f"step {summary['step']}")
+    final = summary.get("final") or {}
+    for k in ("mse", "accuracy", "loss"):
+        if isinstance(final.get(k), (int, float)):
+            parts.append(f"{k} {final[k]:.4g}")
+    if summary.get("solved"):
+        parts.append(f"solved at step {summary.get('steps_to_solve')}")
+    if isinstance(summary.get("wall_time_sec"), (int, float)):
+        parts.append(f"{summary['wall_time_sec']:.1f}s")
+    if summary.get("error"):
+        parts.append(str(summary["error"]).splitlines()[0][:200])
+    return ", ".join(parts)
+
+
+def write_sweep_file(workdir: Path, points: Sequence[Mapping[str, Any]],
+                     names: Sequence[str], config=None) -> None:
+    """DIR/sweep.json: the whole grid (not just this shard), for the report."""
+    _write_json(
+        workdir / SWEEP_FILE,
+        {
+            "num_points": len(points),
+            "points": [
+                {"index": i, "name": n, "dir": n, "overrides": dict(p)}
+                for i, (p, n) in enumerate(zip(points, names, strict=True))
+            ],
+            "base_config": _config_dict(config) if config is not None else None,
+        },
+    )
+
+
+def run_sweep(
+    config: ml_collections.ConfigDict,
+    sweep: Iterable[Mapping[str, Any]] | None,
+    workdir: str | os.PathLike,
+    shard: tuple[int, int] = (0, 1),
+    train_fn: TrainFn | None = None,
+    *,
+    validate: Callable[[ml_collections.ConfigDict], Any] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Runs this shard's points of `sweep` over `config`, each in ``workdir/<name>``.
+
+    Returns one result per point of the shard, in order::
+
+        {"index", "name", "dir", "overrides",
+         "action": "ran" | "skipped" (finished before) | "locked" (another process
+                   runs it),
+         "status": the summary's status (done | diverged | failed | preempted) or
+                   "running" for a locked point,
+         "summary": the run's summary dict or None}
+
+    `train_fn(config, workdir)` defaults to gru_jax.train.train_and_evaluate,
+    `validate(config)` (run on every point first) to gru_jax.config.validate. A
+    point that raises is recorded as failed and the sweep goes on; a point that
+    comes back ``preempted`` stops the shard (the job is being taken away).
+    KeyboardInterrupt propagates (the lock is released).
+    """
+    i, n = shard
+    _check_shard(i, n)
+    points = expand(sweep, config, validate)  # every point checked before anything runs
+    names = point_names(points)
+    workdir = Path(workdir)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        write_sweep_file(workdir, points, names, config)
+    except OSError as e:
+        raise WorkdirError(f"{workdir}: cannot write the sweep folder ({e})") from e
+    if train_fn is None:
+        train_fn = _default_train_fn()
+    from tqdm.auto import tqdm
+
+    mine = list(enumerate(zip(points, names, strict=True)))[i::n]  # == shard(...): same partition
+    # disable=None: no bar when stderr is not a terminal (SLURM logs stay readable)
+    bar = tqdm(mine, desc=f"sweep {i}/{n}", unit="point", disable=None if progress else True,
+               file=sys.stderr, dynamic_ncols=True)
+    say = log or (lambda msg: bar.write(msg, file=sys.stdout))
+    results = []
+    for k, (index, (point, name)) in enumerate(bar):
+        run_dir = workdir / name
+        run_dir.mkdir(exist_ok=True)
+        result = {"index": index, "name": name, "dir": str(run_dir), "overrides": point}
+        bar.set_postfix_str(name, refresh=True)
+        prefix = f"[{k + 1}/{len(mine)}] {name}:"
+
+        summary = read_summary(run_dir)
+        if summary and summary.get("status") in FINISHED:
+            results.append({**result, "action": "skipped", "status": summary["status"],
+                            "summary": summary})
+            say(f"{prefix} finished before ({format_summary(summary)})")
+            continue
+
+        lock = PointLock(run_dir / LOCK_FILE)
+        if not lock.acquire():
+            holder = lock.holder() or {}
+            results.append({**result, "action": "locked", "status": "running",
+                            "summary": summary})
+            say(f"{prefix} skipped, run by pid {holder.get('pid')} on {holder.get('host')} "
+                f"(remove {run_dir / LOCK_FILE} if that process is gone)")
+            continue
+        try:
+            summary = read_summary(run_dir)  # it may have finished while we waited
+            if summary and summary.get("status") in FINISHED:
+                results.append({**result, "action": "skipped", "status": summary["status"],
+                                "summary": summary})
+                say(f"{prefix} finished before ({format_summary(summary)})")
+                continue
+            point_config = apply_overrides(config, point)
+            started = time.time()
+            try:
+                returned = train_fn(point_config, str(run_dir))
+                summary = read_summary(run_dir)
+                if summary is None and isinstance(returned, Mapping):
+                    summary = dict(returned)  # the report reads the file: keep one
+                    _write_json(run_dir / SUMMARY, summary)
+                if summary is None:
+                    raise RuntimeError("the trainer returned without writing summary.json")
+            except Exception as e:  # noqa: BLE001 - one bad point must not stop the sweep
+                summary = _fresh_summary(run_dir, started)
+                # gru_jax.train.Preempted (SIGTERM/SIGINT) comes after a "preempted"
+                # summary and a checkpoint: not a failure, the next sweep resumes it
+                if not (summary and summary.get("status") == "preempted"):
+                    summary = _record_failure(run_dir, point_config, e, started)
+        finally:
+            lock.release()
+        status = summary.get("status", "unknown")
+        results.append({**result, "action": "ran", "status": status, "summary": summary})
+        say(f"{prefix} {format_summary(summary)}")
+        if status == "preempted":
+            say("preempted: stopping this shard; run the same command again to resume")
+            break
+    bar.close()
+    return results
+
+
+def load_experiment(config_file: str | os.PathLike):
+    """The experiment module at `config_file` (an optional ``:arg`` suffix is
+    ignored), loaded the way config_flags loads it; ConfigError if it cannot be."""
+    import importlib.util
+
+    path = Path(str(config_file).split(":", 1)[0])
+    if not path.is_file():
+        raise ConfigError(f"--config: no such file {path}")
+    spec = importlib.util.spec_from_file_location(f"_experiment_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"--config: cannot load {path} as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_sweep(config_file: str | os.PathLike, arg: str | None = None):
+    """`get_sweep()` (or `get_sweep(arg)`) of an experiment file; None if it has none."""
+    import inspect
+
+    get_sweep = getattr(load_experiment(config_file), "get_sweep", None)
+    if get_sweep is None:
+        return None
+    takes_arg = len(inspect.signature(get_sweep).parameters) > 0
+    return get_sweep(arg) if (takes_arg and arg is not None) else get_sweep()

@@ -1,0 +1,94 @@
+"""Runs an experiment's sweep: each point of `get_sweep()` in its own subfolder.
+
+    python scripts/sweep.py --config=experiments/adding.py --workdir=runs/adding
+    python scripts/sweep.py --config=experiments/adding.py --workdir=runs/adding --shard=1/4
+    python scripts/sweep.py --config=experiments/adding.py --workdir=DIR --config.train.steps=500
+
+`--config.KEY=VALUE` changes the base config under every point (a point's own
+overrides win). Start it again to resume: finished points (done, diverged) are
+skipped and the others resume from their checkpoints. Shards of one sweep may
+run at once into the same --workdir (scripts/sweep_array.sh: a SLURM job array).
+Then: python scripts/report.py --workdir=DIR
+
+Exit codes: 0 every point of the shard finished (done or diverged) or is run by
+another process, 1 some point failed (see its summary.json), 2 bad flags, config
+or sweep (one line on stderr, nothing run), 143 preempted (SIGTERM/SIGINT: the
+current point saved a checkpoint; run the same command again to resume).
+"""
+
+from __future__ import annotations
+
+import logging as py_logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from gru_jax import sweep  # noqa: E402
+from gru_jax.config import config_from_flag, flag_error_line  # noqa: E402
+from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
+
+EXIT_PREEMPTED = 143  # as gru_jax.train.EXIT_PREEMPTED (imported lazily there)
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment file with get_config() and get_sweep().", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder: one subfolder per point.")
+_SHARD = flags.DEFINE_string(
+    "shard", "0/1",
+    "I/N: run shard I of N, i.e. points I, I+N, ... "
+    "(e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).",
+)
+_PROGRESS = flags.DEFINE_bool("progress", True, "Progress bar over the points (on a terminal).")
+
+
+def _die(msg) -> None:
+    print(f"sweep.py: error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _parse(argv: list[str]) -> list[str]:
+    # absl exits 1 (with a traceback for some config errors); the contract is one line, exit 2.
+    try:
+        return flags.FLAGS(argv)
+    except Exception as e:  # noqa: BLE001 - config_flags raises several kinds
+        _die(flag_error_line(e, argv))
+
+
+def main(argv: list[str]) -> int:
+    # Orbax logs every save at INFO through absl: keep those quiet, keep gru_jax's lines.
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+        py_logging.getLogger("gru_jax").setLevel(py_logging.INFO)
+    if len(argv) > 1:
+        _die(f"unexpected arguments: {' '.join(argv[1:])}")
+    workdir = _WORKDIR.value
+    try:
+        if not workdir:
+            raise WorkdirError("--workdir: required")
+        i, n = sweep.parse_shard(_SHARD.value)
+        config = config_from_flag(_CONFIG)
+        path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
+        points = sweep.load_sweep(path, arg or None)
+        results = sweep.run_sweep(config, points, workdir, shard=(i, n),
+                                  progress=_PROGRESS.value)
+    except (ConfigError, WorkdirError, ValueError, OSError) as e:
+        _die(e)
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    tally = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no points"
+    ran = sum(r["action"] == "ran" for r in results)
+    print(f"shard {i}/{n}: {len(results)} points ({tally}; {ran} run now) in {workdir}")
+    if counts.get("preempted"):
+        print("preempted: run the same command again to resume", file=sys.stderr)
+        return EXIT_PREEMPTED
+    print(f"report: python scripts/report.py --workdir={workdir}")
+    return 1 if counts.get("failed") else 0  # a failed point fails the (array) job
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=_parse)

@@ -1,0 +1,400 @@
+"""gru_jax.sweep: grid expansion, point names, shards, resumable runs, locks.
+
+A fake trainer writes summary.json, so these tests need neither JAX nor the
+real trainer (one end-to-end test at the bottom uses it when it exists).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import ml_collections
+import pytest
+
+from gru_jax import sweep
+from gru_jax.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def base_config():
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.model = ml_collections.ConfigDict({"cell": "gru", "hidden_size": 8, "num_layers": 1})
+    c.task = ml_collections.ConfigDict({"name": "adding", "seq_len": 10})
+    c.train = ml_collections.ConfigDict(
+        {"steps": 20, "batch_size": 4, "learning_rate": 1e-3, "eval_every": 10,
+         "checkpoint_every": 10}
+    )
+    c.lock()
+    return c
+
+
+def no_validate(config):  # the fake configs here are not the trainer's full config
+    return None
+
+
+SWEEP = sweep.grid({"model.cell": ["gru", "lstm"], "model.hidden_size": [8, 16],
+                    "task.seq_len": [10, 20]})
+
+
+class Preempted(Exception):
+    """Like gru_jax.train.Preempted: raised after a "preempted" summary is written."""
+
+
+class FakeTrainer:
+    """Writes a plausible summary.json; `fail` cells raise, `preempt` cells are
+    preempted on their first call (summary written, then Preempted raised)."""
+
+    def __init__(self, fail=(), preempt=(), sleep=0.0):
+        self.calls = []
+        self.fail, self.preempt, self.sleep = set(fail), set(preempt), sleep
+        self._lock = threading.Lock()
+
+    def __call__(self, config, workdir):
+        with self._lock:
+            self.calls.append(workdir)
+            first = self.calls.count(workdir) == 1
+        time.sleep(self.sleep)
+        cell = config.model.cell
+        if cell in self.fail:
+            raise RuntimeError(f"boom in {cell}")
+        status = "preempted" if (cell in self.preempt and first) else "done"
+        summary = {
+            "status": status, "step": config.train.steps, "num_devices": 1,
+            "final": {"loss": 0.01, "mse": 0.005}, "num_params": 100,
+            "solved": status == "done", "steps_to_solve": 10 if status == "done" else None,
+            "steps_per_sec": 50.0, "wall_time_sec": 0.4, "grad_horizon": 12,
+            "peak_memory_bytes": 2**20, "step_time_ms": 20.0,
+            "eval_history": [{"step": 10, "loss": 0.02, "mse": 0.01}],
+            "config": config.to_dict(),
+        }
+        (Path(workdir) / "summary.json").write_text(json.dumps(summary))
+        if status == "preempted":
+            raise Preempted("preempted at step 20")
+        return summary
+
+
+# ---------------------------------------------------------------- expansion
+
+
+def test_grid_is_the_full_product_in_order():
+    assert len(SWEEP) == 8
+    assert SWEEP[0] == {"model.cell": "gru", "model.hidden_size": 8, "task.seq_len": 10}
+    assert SWEEP[1] == {"model.cell": "gru", "model.hidden_size": 8, "task.seq_len": 20}
+    assert SWEEP[-1] == {"model.cell": "lstm", "model.hidden_size": 16, "task.seq_len": 20}
+    assert sweep.expand(SWEEP, base_config(), no_validate) == SWEEP
+    assert sweep.expand(None) == [{}]  # no get_sweep: the base config, once
+
+
+def test_apply_overrides_sets_copies_and_keeps_types():
+    base = base_config()
+    cfg = sweep.apply_overrides(base, {"model.cell": "lstm", "train.learning_rate": 1})
+    assert cfg.model.cell == "lstm" and cfg.train.learning_rate == 1.0
+    assert base.model.cell == "gru"  # the base config is left alone
+
+
+@pytest.mark.parametrize("point, match", [
+    ({"model.hiden_size": 8}, r"model\.hiden_size: unknown"),
+    ({"modle.cell": "gru"}, r"modle(\.cell)?: unknown"),
+    ({"model.cell.x": 1}, r"model\.cell\.x: unknown"),
+    ({"model.hidden_size": "big"}, r"model\.hidden_size: .*int"),
+    ({"model": "gru"}, r"model: "),
+    ({"model.cell": {"a": 1}}, r"model\.cell: a sweep value must be"),
+    ({"": 1}, r"bad key"),
+])
+def test_expand_names_the_bad_key(point, match):
+    with pytest.raises(ConfigError, match=r"sweep point 1\b.*" + match):
+        sweep.expand([{"model.cell": "gru"}, point], base_config(), no_validate)
+
+
+@pytest.mark.parametrize("point, match", [
+    ({"model.hiden_size": 8}, r"model\.hiden_size: unknown config key .*model\.hidden_size"),
+    ({"model.hidden_size": "big"}, r"model\.hidden_size: expected int, got str"),
+    ({"model.hidden_size": True}, r"model\.hidden_size: expected int, got bool"),
+    ({"model": "gru"}, r"model: is a group of fields"),
+])
+def test_local_overrides_without_config_module(point, match):
+    with pytest.raises(ConfigError, match=match):
+        sweep._apply_overrides_local(base_config(), point)
+
+
+def test_points_are_validated_by_default():
+    config = pytest.importorskip("gru_jax.config")
+    with pytest.raises(ConfigError, match=r"sweep point 0 \(cell=nope\): model\.cell"):
+        sweep.expand([{"model.cell": "nope"}], config.base_config())
+    calls = []
+    sweep.expand([{"model.cell": "lstm"}], base_config(), calls.append)
+    assert calls[0].model.cell == "lstm"
+
+
+@pytest.mark.parametrize("bad, match", [
+    ([], "no points"),
+    ({"model.cell": ["gru"]}, "list of dicts"),
+    (["gru"], "sweep point 0: must be a dict"),
+    ([{"model.cell": "gru"}, {"model.cell": "gru"}], "same overrides as point 0"),
+])
+def test_expand_rejects_malformed_sweeps(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        sweep.expand(bad, base_config(), no_validate)
+
+
+# ---------------------------------------------------------------- names
+
+
+def test_point_names_are_readable_deterministic_and_order_free():
+    assert sweep.point_name({"model.cell": "gru", "model.hidden_size": 64,
+                             "task.seq_len": 50}) == "cell=gru,hidden_size=64,seq_len=50"
+    assert sweep.point_name({"task.seq_len": 50, "model.cell": "gru"}) == \
+        sweep.point_name({"model.cell": "gru", "task.seq_len": 50})
+    assert sweep.point_name({"train.learning_rate": 0.001}) == "learning_rate=0.001"
+    assert sweep.point_name({}) == "base"
+    # the same leaf name under two groups keeps the full keys
+    assert sweep.point_name({"model.dropout": 0.1, "train.dropout": 0.2}) == \
+        "model.dropout=0.1,train.dropout=0.2"
+
+
+def test_point_names_unique_and_filesystem_safe(tmp_path):
+    points = SWEEP + [
+        {"task.name": "a/b"}, {"task.name": "a_b"}, {"task.name": "a b"},  # '/', ' ' -> hash
+        {"model.cell": "gru", "train.learning_rate": 1e-5, "seed": 3},
+        {"model.cell": "x" * 300},  # long -> truncated + hash
+        {"model.cell": "x" * 299},
+        {"model.cell": "../../etc"},
+        {"model.cell": "gru", "encoder.cell": "gru"},  # hypothetical clashing leaves
+    ]
+    names = sweep.point_names(points)
+    assert len(set(names)) == len(points)
+    assert names == sweep.point_names(points)  # deterministic
+    for name in names:
+        assert len(name) <= sweep.MAX_NAME
+        assert set(name) <= set(sweep._SAFE) | {",", "="}, name
+        assert name not in (".", "..") and not name.startswith(".")
+        (tmp_path / name).mkdir()  # really a folder name
+
+
+def test_point_names_disambiguate_equal_short_names():
+    names = sweep.point_names([{"model.cell": "gru"}, {"encoder.cell": "gru"}])
+    assert names[0] != names[1] and all(n.startswith("cell=gru-") for n in names)
+
+
+# ---------------------------------------------------------------- shards
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 11])
+def test_shards_partition_the_grid(n):
+    points = list(range(8))
+    parts = [sweep.shard(points, i, n) for i in range(n)]
+    flat = [p for part in parts for p in part]
+    assert sorted(flat) == points  # full coverage, no overlap
+    assert parts[0][:2] == [0, n][: len(parts[0][:2])]  # round-robin
+    assert parts == [sweep.shard(points, i, n) for i in range(n)]  # deterministic
+
+
+@pytest.mark.parametrize("spec", ["3/3", "-1/2", "1/0", "a/b", "1", "1/2/3", ""])
+def test_bad_shard_spec(spec):
+    with pytest.raises(ValueError, match="shard"):
+        sweep.parse_shard(spec)
+
+
+def test_parse_shard_and_bad_shard_args():
+    assert sweep.parse_shard("2/4") == (2, 4)
+    with pytest.raises(ValueError, match=r"I must be in 0\.\.1"):
+        sweep.shard([1, 2, 3], 2, 2)
+    with pytest.raises(ValueError, match="shard"):
+        sweep.run_sweep(base_config(), SWEEP, "unused", shard=(0, 0), train_fn=FakeTrainer(),
+                        validate=no_validate)
+
+
+# ---------------------------------------------------------------- running
+
+
+def run(workdir, train, shard=(0, 1), points=SWEEP):
+    return sweep.run_sweep(base_config(), points, workdir, shard=shard, train_fn=train,
+                           validate=no_validate, progress=False, log=lambda msg: None)
+
+
+def test_run_sweep_runs_each_point_in_its_folder_and_writes_sweep_json(tmp_path):
+    train = FakeTrainer()
+    results = run(tmp_path, train)
+    names = sweep.point_names(SWEEP)
+    assert [r["name"] for r in results] == names
+    assert sorted(train.calls) == sorted(str(tmp_path / n) for n in names)
+    assert all(r["status"] == "done" and r["action"] == "ran" for r in results)
+    for r in results:  # each point got its own overrides
+        cfg = json.loads((Path(r["dir"]) / "summary.json").read_text())["config"]
+        assert cfg["model"]["cell"] == r["overrides"]["model.cell"]
+        assert cfg["task"]["seq_len"] == r["overrides"]["task.seq_len"]
+    grid = json.loads((tmp_path / "sweep.json").read_text())
+    assert grid["num_points"] == 8
+    assert [p["name"] for p in grid["points"]] == names
+    assert grid["points"][3]["overrides"] == SWEEP[3]
+
+
+def test_finished_points_are_not_run_again(tmp_path):
+    run(tmp_path, FakeTrainer())
+    # a diverged run is finished too
+    diverged = tmp_path / sweep.point_names(SWEEP)[0] / "summary.json"
+    diverged.write_text(json.dumps({"status": "diverged", "diverged_at": 5}))
+    again = FakeTrainer()
+    results = run(tmp_path, again)
+    assert again.calls == []
+    assert all(r["action"] == "skipped" for r in results)
+    assert results[0]["status"] == "diverged"
+
+
+def test_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
+    train = FakeTrainer(fail={"lstm"})
+    results = run(tmp_path, train)
+    assert len(train.calls) == 8  # every point was tried
+    by_cell = {}
+    for r in results:
+        by_cell.setdefault(r["overrides"]["model.cell"], set()).add(r["status"])
+    assert by_cell == {"gru": {"done"}, "lstm": {"failed"}}
+    failed = [r for r in results if r["status"] == "failed"][0]
+    on_disk = json.loads((Path(failed["dir"]) / "summary.json").read_text())
+    assert on_disk["status"] == "failed"
+    assert on_disk["error"] == "RuntimeError: boom in lstm"
+    assert "Traceback" in on_disk["traceback"]
+    assert on_disk["config"]["model"]["cell"] == "lstm"
+    # failed points are tried again next time, finished ones are not
+    retry = FakeTrainer()
+    results = run(tmp_path, retry)
+    assert len(retry.calls) == 4 and all("cell=lstm" in c for c in retry.calls)
+    assert all(r["status"] == "done" for r in results)
+
+
+def test_trainers_own_failed_summary_is_kept(tmp_path):
+    def train(config, workdir):
+        (Path(workdir) / "summary.json").write_text(
+            json.dumps({"status": "failed", "error": "ConfigError: from the trainer", "step": 3}))
+        raise ValueError("ignored")
+
+    (r,) = run(tmp_path, train, points=[{"model.cell": "gru"}])
+    assert r["status"] == "failed" and r["summary"]["error"] == "ConfigError: from the trainer"
+
+
+def test_preempted_point_stops_the_shard_and_resumes_in_the_same_folder(tmp_path):
+    points = [{"model.cell": "lstm"}, {"model.cell": "gru"}]
+    train = FakeTrainer(preempt={"lstm"})
+    results = run(tmp_path, train, points=points)
+    assert [r["status"] for r in results] == ["preempted"]  # gru not started
+    results = run(tmp_path, train, points=points)
+    assert [r["status"] for r in results] == ["done", "done"]
+    assert train.calls.count(str(tmp_path / "cell=lstm")) == 2  # same workdir: resumed
+
+
+def test_shards_into_one_folder_run_every_point_once(tmp_path):
+    train = FakeTrainer()
+    for i in range(3):
+        run(tmp_path, train, shard=(i, 3))
+    assert sorted(train.calls) == sorted(str(tmp_path / n) for n in sweep.point_names(SWEEP))
+
+
+def test_lock_keeps_a_second_runner_off_a_running_point(tmp_path):
+    name = sweep.point_names(SWEEP)[0]
+    (tmp_path / name).mkdir()
+    lock = sweep.PointLock(tmp_path / name / sweep.LOCK_FILE)
+    assert lock.acquire()  # "another runner", alive (our own pid)
+    try:
+        assert not sweep.PointLock(lock.path).acquire()
+        train = FakeTrainer()
+        results = run(tmp_path, train)
+        assert results[0]["action"] == "locked" and results[0]["status"] == "running"
+        assert str(tmp_path / name) not in train.calls and len(train.calls) == 7
+    finally:
+        lock.release()
+    assert not lock.path.exists()
+    assert [r["action"] for r in run(tmp_path, FakeTrainer())][0] == "ran"  # free again
+
+
+def test_concurrent_runners_never_run_a_point_twice(tmp_path):
+    train = FakeTrainer(sleep=0.05)
+    threads = [threading.Thread(target=run, args=(tmp_path, train)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(train.calls) == sorted(str(tmp_path / n) for n in sweep.point_names(SWEEP))
+    assert not list(tmp_path.glob(f"*/{sweep.LOCK_FILE}*"))  # all released
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = tmp_path / sweep.LOCK_FILE
+    import socket
+
+    path.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "token": "x"}))
+    lock = sweep.PointLock(path)
+    assert lock.acquire()
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    lock.release()
+    # from another host: stale only once not touched for stale_after seconds
+    path.write_text(json.dumps({"pid": 1, "host": "elsewhere", "token": "y"}))
+    assert not sweep.PointLock(path, stale_after=60).acquire()
+    old = time.time() - 120
+    os.utime(path, (old, old))
+    assert sweep.PointLock(path, stale_after=60).acquire()
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _cli(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "sweep.py"), *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path):
+    exp = tmp_path / "exp.py"
+    exp.write_text(
+        "import ml_collections\n"
+        "def get_config():\n"
+        "    return ml_collections.ConfigDict({'model': {'cell': 'gru', 'hidden_size': 8}})\n"
+        "def get_sweep():\n"
+        "    return [{'model.cell': 'gru'}, {'model.hidden_sise': 4}]\n"
+    )
+    for args, expected in [
+        ([f"--config={exp}", f"--workdir={tmp_path}/w", "--shard=2/2"], "shard 2/2"),
+        ([f"--config={exp}", f"--workdir={tmp_path}/w", "--config.model.cel=x"],
+         "model.cel: unknown key"),
+        ([f"--config={exp}", f"--workdir={tmp_path}/w"],
+         "sweep point 1 (hidden_sise=4): model.hidden_sise: unknown"),
+    ]:
+        p = _cli(*args)
+        assert p.returncode == 2, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+        assert expected in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()  # nothing started
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def test_end_to_end_with_the_real_trainer(tmp_path):
+    """Two tiny points through gru_jax.train, then the report."""
+    pytest.importorskip("gru_jax.train", reason="trainer not written yet")
+    experiment = ROOT / "experiments" / "adding.py"
+    if not experiment.exists():
+        pytest.skip("experiments/adding.py not written yet")
+    from gru_jax import report
+
+    config = sweep.load_experiment(experiment).get_config()
+    tiny = {"model.hidden_size": 4, "task.seq_len": 5, "train.steps": 2,
+            "train.batch_size": 8, "train.eval_every": 2, "train.checkpoint_every": 2,
+            "train.eval_size": 16, "train.progress": False}
+    config = sweep.apply_overrides(config, tiny)
+    points = [{"model.cell": "rnn"}]
+    (result,) = sweep.run_sweep(config, points, tmp_path, progress=False)
+    assert result["status"] == "done", result["summary"].get("error")
+    assert (tmp_path / "cell=rnn" / "summary.json").exists()
+    (again,) = sweep.run_sweep(config, points, tmp_path, progress=False)
+    assert again["action"] == "skipped"
+    text = report.write_report(tmp_path)
+    assert "| rnn |" in text and (tmp_path / "results.csv").exists()
