@@ -36,7 +36,8 @@ REFERENCE_CELL = "gru"  # the comparison table's ratios are against this cell
 COLUMNS = (
     "run", "task", "cell", "hidden_size", "seq_len", "seed", "learning_rate", "status",
     "step", "metric", "final", "loss", "solved", "steps_to_solve", "num_params",
-    "steps_per_sec", "step_time_ms", "peak_memory_bytes", "peak_memory_source",
+    "steps_per_sec", "step_time_ms", "step_memory_bytes", "peak_memory_bytes",
+    "peak_memory_source",
     "grad_horizon", "wall_time_sec", "num_devices", "error",
 )
 
@@ -115,6 +116,7 @@ def _row(name: str, summary: Mapping[str, Any]) -> dict[str, Any]:
         "num_params": summary.get("num_params"),
         "steps_per_sec": summary.get("steps_per_sec"),
         "step_time_ms": summary.get("step_time_ms"),
+        "step_memory_bytes": summary.get("step_memory_bytes"),
         "peak_memory_bytes": summary.get("peak_memory_bytes"),
         "peak_memory_source": summary.get("peak_memory_source"),
         "grad_horizon": summary.get("grad_horizon"),
@@ -166,7 +168,7 @@ def _fmt(x: Any, digits: int = 4) -> str:
 
 def _mib(x: Any) -> str:
     v = _num(x)
-    return "—" if v is None else f"{v / 2**20:.1f}"
+    return "—" if v is None else f"{v / 2**20:.4g}"
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -201,8 +203,9 @@ def _matched_ratio(rows: Sequence[Mapping], cell: str, ref: str, field: str) -> 
 
 def comparison(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per cell, over its runs: parameters at each hidden size, step time and
-    peak memory (median, range, and ratio to the GRU at matched points), the
-    longest sequence length solved, the gradient horizon."""
+    train-step memory (XLA's account of the compiled step; median, range, and
+    ratio to the GRU at matched points), the longest sequence length solved,
+    the gradient horizon."""
     cells = sorted({r["cell"] for r in rows}, key=_cell_key)
     ref = REFERENCE_CELL if REFERENCE_CELL in cells else (cells[0] if cells else None)
     out = []
@@ -223,12 +226,12 @@ def comparison(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "solved": len(solved),
             "params": {h: sorted(v) for h, v in sorted(params.items(), key=lambda kv: kv[0])},
             "step_time_ms": [v for r in runs if (v := _num(r["step_time_ms"])) is not None],
-            "peak_memory_bytes": [
-                v for r in runs if (v := _num(r["peak_memory_bytes"])) is not None
+            "step_memory_bytes": [
+                v for r in runs if (v := _num(r["step_memory_bytes"])) is not None
             ],
             "grad_horizon": [v for r in runs if (v := _num(r["grad_horizon"])) is not None],
             "time_ratio": _matched_ratio(rows, cell, ref, "step_time_ms"),
-            "memory_ratio": _matched_ratio(rows, cell, ref, "peak_memory_bytes"),
+            "memory_ratio": _matched_ratio(rows, cell, ref, "step_memory_bytes"),
             "reference": ref,
             "longest_solved": longest,
             "longest_solved_hidden": min(
@@ -246,7 +249,7 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     ref = comp[0]["reference"]
     header = ["cell", "runs (solved / failed)", "parameters (by hidden size)",
               "step time ms, median (range)", f"time vs {ref}",
-              "peak memory MiB, median (range)", f"memory vs {ref}",
+              "train-step memory MiB, median (range)", f"memory vs {ref}",
               "longest seq_len solved", "gradient horizon, median (max)"]
     lines = []
     for c in comp:
@@ -266,7 +269,7 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             params,
             _median_range(c["step_time_ms"]),
             "—" if c["time_ratio"] is None else f"{c['time_ratio']:.2f}×",
-            _median_range(c["peak_memory_bytes"], fmt=lambda v: f"{v / 2**20:.1f}"),
+            _median_range(c["step_memory_bytes"], fmt=lambda v: f"{v / 2**20:.3g}"),
             "—" if c["memory_ratio"] is None else f"{c['memory_ratio']:.2f}×",
             longest,
             horizon,
@@ -276,7 +279,7 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 
 RUN_HEADER = ("run", "task", "cell", "hidden", "seq_len", "seed", "status", "step", "metric",
               "final", "solved", "steps to solve", "params", "step ms", "steps/s",
-              "peak MiB", "grad horizon")
+              "step MiB", "peak MiB", "grad horizon")
 
 
 def runs_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -286,7 +289,7 @@ def runs_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         _fmt(r["seq_len"]), _fmt(r["seed"]), _fmt(r["status"]), _fmt(r["step"]),
         _fmt(r["metric"]), _fmt(r["final"]), _fmt(r["solved"]), _fmt(r["steps_to_solve"]),
         _fmt(r["num_params"]), _fmt(r["step_time_ms"]), _fmt(r["steps_per_sec"]),
-        _mib(r["peak_memory_bytes"]), _fmt(r["grad_horizon"]),
+        _mib(r["step_memory_bytes"]), _mib(r["peak_memory_bytes"]), _fmt(r["grad_horizon"]),
     ] for r in rows]
     text = _table(RUN_HEADER, lines)
     errors = [f"- `{r['run']}`: {r['error']}" for r in rows if r["error"]]
@@ -588,10 +591,10 @@ def markdown(rows: Sequence[Mapping[str, Any]], workdir: str | Path,
     sources = sorted({str(r["peak_memory_source"]) for r in rows if r["peak_memory_source"]})
     if sources:
         parts += [
-            f"Peak memory is the process's high-water mark ({', '.join(sources)}): runs "
-            "that shared one sweep process carry the peaks of the runs before them. For "
-            "clean numbers give each point its own process (e.g. --shard=I/N with N = the "
-            "number of points).",
+            "Train-step memory is XLA's account of the compiled training step "
+            "(temporaries, arguments, outputs): per run, comparable across runs. Peak MiB "
+            f"in the runs table is the process's high-water mark ({', '.join(sources)}): "
+            "runs that shared one sweep process carry the peaks of the runs before them.",
             "",
         ]
     parts += [

@@ -29,6 +29,7 @@ def fake_summary(cell, hidden, seq_len, seed=0, status="done", mse=0.05):
         "steps_to_solve": 100 + seq_len + seed if solved else None,
         "steps_per_sec": 1000.0 / (hidden + seq_len),
         "step_time_ms": float(hidden + seq_len) * (2.0 if cell == "lstm" else 1.0),
+        "step_memory_bytes": 2**16 * hidden * (1.25 if cell == "lstm" else 1.0),
         "peak_memory_bytes": 2**20 * hidden * (1.5 if cell == "lstm" else 1.0),
         "peak_memory_source": "maxrss",
         "grad_norms": [0.5 ** (seq_len - 1 - t) for t in range(seq_len)],
@@ -101,7 +102,7 @@ def test_collect_reads_every_summary(sweep_dir):
             s["config"]["task"]["seq_len"], s["config"]["seed"], "adding")
         assert r["final"] == s["final"].get("mse")
         for k in ("status", "solved", "steps_to_solve", "num_params", "step_time_ms",
-                  "peak_memory_bytes", "grad_horizon", "steps_per_sec"):
+                  "step_memory_bytes", "peak_memory_bytes", "grad_horizon", "steps_per_sec"):
             assert r[k] == s[k], k
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["error"] == "RuntimeError: out of memory"
@@ -134,6 +135,7 @@ def test_write_report_files_and_numbers(sweep_dir):
         assert int(row["params"]) == s["num_params"]
         assert float(row["step ms"]) == pytest.approx(s["step_time_ms"], rel=1e-3)
         assert float(row["peak MiB"]) == pytest.approx(s["peak_memory_bytes"] / 2**20, rel=1e-3)
+        assert float(row["step MiB"]) == pytest.approx(s["step_memory_bytes"] / 2**20, rel=1e-3)
         if s["status"] == "done":
             assert float(row["final"]) == pytest.approx(s["final"]["mse"], rel=1e-3)
             assert row["solved"] == ("yes" if s["solved"] else "no")
@@ -156,7 +158,7 @@ def test_write_report_files_and_numbers(sweep_dir):
     assert comp["lstm"]["longest seq_len solved"] == "none (tried up to 20)"
     # lstm step time is 2x gru's at every matched point (the failed run has its time too)
     assert comp["lstm"]["time vs gru"] == "2.00×" and comp["gru"]["time vs gru"] == "1.00×"
-    assert comp["lstm"]["memory vs gru"] == "1.50×"
+    assert comp["lstm"]["memory vs gru"] == "1.25×"  # the train-step memory, not the RSS
     gru_times = sorted(runs[k]["step_time_ms"] for k in runs if k.startswith("cell=gru"))
     assert comp["gru"]["step time ms, median (range)"] == (
         f"{gru_times[2]:.3g} ({gru_times[0]:.3g}–{gru_times[-1]:.3g})")
