@@ -552,6 +552,71 @@ def write_sweep_file(workdir: Path, points: Sequence[Mapping[str, Any]],
     )
 
 
+PACK_KEYS = ("seed", "train.learning_rate")  # as gru_jax.train.PACK_KEYS (no jax here)
+
+PackFn = Callable[[list, list], Any]
+
+
+def pack_groups(points: Sequence[Mapping[str, Any]], size: int) -> list[list[int]]:
+    """Positions in `points` grouped for one packed program each: points whose
+    overrides are equal apart from PACK_KEYS (seed, train.learning_rate), in order
+    of first appearance, cut into groups of at most `size`.
+
+    >>> pack_groups([{"seed": 0}, {"seed": 1, "model.cell": "lstm"}, {"seed": 1}], 8)
+    [[0, 2], [1]]
+    """
+    if size < 1:
+        raise ValueError(f"pack size must be at least 1, got {size}")
+    by_rest: dict[str, list[int]] = {}
+    for k, point in enumerate(points):
+        rest = {key: v for key, v in point.items() if key not in PACK_KEYS}
+        by_rest.setdefault(_canonical(rest), []).append(k)
+    return [g[j:j + size] for g in by_rest.values() for j in range(0, len(g), size)]
+
+
+def _default_pack_fn() -> PackFn:
+    from gru_jax.train import train_packed  # lazy: jax is only needed to train
+
+    return train_packed
+
+
+def _train_claimed(config, claimed: list[dict], train_fn: TrainFn,
+                   pack_fn: PackFn | None) -> list[dict]:
+    """Train the claimed points (one alone, several through `pack_fn`); each
+    point's summary, a failure recorded in its folder as for a point alone."""
+    configs = [apply_overrides(config, c["point"]) for c in claimed]
+    dirs = [c["run_dir"] for c in claimed]
+    started = time.time()
+    error: Exception | None = None
+    returned: list[Any] = [None] * len(claimed)
+    try:
+        if len(claimed) == 1:
+            returned = [train_fn(configs[0], str(dirs[0]))]
+        else:
+            returned = list(pack_fn(configs, [str(d) for d in dirs]))
+    except Exception as e:  # noqa: BLE001 - one bad point (group) must not stop the sweep
+        error = e
+    summaries = []
+    for cfg, run_dir, ret in zip(configs, dirs, returned, strict=True):
+        err = error
+        summary = None
+        if err is None:
+            summary = read_summary(run_dir)
+            if summary is None and isinstance(ret, Mapping):
+                summary = dict(ret)  # the report reads the file: keep one
+                _write_json(run_dir / SUMMARY, summary)
+            if summary is None:
+                err = RuntimeError("the trainer returned without writing summary.json")
+        if err is not None:
+            summary = _fresh_summary(run_dir, started)
+            # gru_jax.train.Preempted (SIGTERM/SIGINT) comes after a "preempted"
+            # summary and a checkpoint: not a failure, the next sweep resumes it
+            if not (summary and summary.get("status") == "preempted"):
+                summary = _record_failure(run_dir, cfg, err, started)
+        summaries.append(summary)
+    return summaries
+
+
 def run_sweep(
     config: ml_collections.ConfigDict,
     sweep: Iterable[Mapping[str, Any]] | None,
@@ -562,6 +627,9 @@ def run_sweep(
     validate: Callable[[ml_collections.ConfigDict], Any] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    pack: bool = False,
+    pack_size: int = 8,
+    pack_fn: PackFn | None = None,
 ) -> list[dict[str, Any]]:
     """Runs this shard's points of `sweep` over `config`, each in ``workdir/<name>``.
 
@@ -579,6 +647,11 @@ def run_sweep(
     point that raises is recorded as failed and the sweep goes on; a point that
     comes back ``preempted`` stops the shard (the job is being taken away).
     KeyboardInterrupt propagates (the lock is released).
+
+    `pack`: the shard's unfinished points that differ only in seed and
+    train.learning_rate are trained `pack_size` at a time as one vmapped program
+    by `pack_fn(configs, workdirs)` (default gru_jax.train.train_packed); each
+    still has its own folder, lock, checkpoints, events and summary.json.
     """
     i, n = shard
     _check_shard(i, n)
@@ -592,68 +665,75 @@ def run_sweep(
         raise WorkdirError(f"{workdir}: cannot write the sweep folder ({e})") from e
     if train_fn is None:
         train_fn = _default_train_fn()
+    if pack and pack_fn is None:
+        pack_fn = _default_pack_fn()
     from tqdm.auto import tqdm
 
     mine = list(enumerate(zip(points, names, strict=True)))[i::n]  # == shard(...): same partition
+    groups = (pack_groups([p for _, (p, _) in mine], pack_size) if pack
+              else [[k] for k in range(len(mine))])
     # disable=None: no bar when stderr is not a terminal (SLURM logs stay readable)
-    bar = tqdm(mine, desc=f"sweep {i}/{n}", unit="point", disable=None if progress else True,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=len(mine), desc=f"sweep {i}/{n}", unit="point",
+               disable=None if progress else True, file=sys.stderr, dynamic_ncols=True)
     say = log or (lambda msg: bar.write(msg, file=sys.stdout))
     results = []
-    for k, (index, (point, name)) in enumerate(bar):
-        run_dir = workdir / name
-        run_dir.mkdir(exist_ok=True)
-        result = {"index": index, "name": name, "dir": str(run_dir), "overrides": point}
-        bar.set_postfix_str(name, refresh=True)
-        prefix = f"[{k + 1}/{len(mine)}] {name}:"
+    for group in groups:
+        claimed = []  # the group's points this process runs now, each under its lock
+        for k in group:
+            index, (point, name) = mine[k]
+            run_dir = workdir / name
+            run_dir.mkdir(exist_ok=True)
+            result = {"index": index, "name": name, "dir": str(run_dir), "overrides": point}
+            bar.set_postfix_str(name, refresh=True)
+            prefix = f"[{k + 1}/{len(mine)}] {name}:"
 
-        summary = read_summary(run_dir)
-        if summary and summary.get("status") in FINISHED:
-            results.append({**result, "action": "skipped", "status": summary["status"],
-                            "summary": summary})
-            say(f"{prefix} finished before ({format_summary(summary)})")
-            continue
-
-        lock = PointLock(run_dir / LOCK_FILE)
-        if not lock.acquire():
-            holder = lock.holder() or {}
-            results.append({**result, "action": "locked", "status": "running",
-                            "summary": summary})
-            say(f"{prefix} skipped, run by pid {holder.get('pid')} on {holder.get('host')} "
-                f"(remove {run_dir / LOCK_FILE} if that process is gone)")
-            continue
-        try:
-            summary = read_summary(run_dir)  # it may have finished while we waited
+            summary = read_summary(run_dir)
             if summary and summary.get("status") in FINISHED:
                 results.append({**result, "action": "skipped", "status": summary["status"],
                                 "summary": summary})
                 say(f"{prefix} finished before ({format_summary(summary)})")
+                bar.update(1)
                 continue
-            point_config = apply_overrides(config, point)
-            started = time.time()
-            try:
-                returned = train_fn(point_config, str(run_dir))
-                summary = read_summary(run_dir)
-                if summary is None and isinstance(returned, Mapping):
-                    summary = dict(returned)  # the report reads the file: keep one
-                    _write_json(run_dir / SUMMARY, summary)
-                if summary is None:
-                    raise RuntimeError("the trainer returned without writing summary.json")
-            except Exception as e:  # noqa: BLE001 - one bad point must not stop the sweep
-                summary = _fresh_summary(run_dir, started)
-                # gru_jax.train.Preempted (SIGTERM/SIGINT) comes after a "preempted"
-                # summary and a checkpoint: not a failure, the next sweep resumes it
-                if not (summary and summary.get("status") == "preempted"):
-                    summary = _record_failure(run_dir, point_config, e, started)
+            lock = PointLock(run_dir / LOCK_FILE)
+            if not lock.acquire():
+                holder = lock.holder() or {}
+                results.append({**result, "action": "locked", "status": "running",
+                                "summary": summary})
+                say(f"{prefix} skipped, run by pid {holder.get('pid')} on {holder.get('host')} "
+                    f"(remove {run_dir / LOCK_FILE} if that process is gone)")
+                bar.update(1)
+                continue
+            summary = read_summary(run_dir)  # it may have finished while we waited
+            if summary and summary.get("status") in FINISHED:
+                lock.release()
+                results.append({**result, "action": "skipped", "status": summary["status"],
+                                "summary": summary})
+                say(f"{prefix} finished before ({format_summary(summary)})")
+                bar.update(1)
+                continue
+            claimed.append({"point": point, "run_dir": run_dir, "result": result,
+                            "prefix": prefix, "lock": lock})
+        if not claimed:
+            continue
+        if len(claimed) > 1:
+            say(f"packing {len(claimed)} points into one program: "
+                f"{', '.join(c['result']['name'] for c in claimed)}")
+        try:
+            summaries = _train_claimed(config, claimed, train_fn, pack_fn)
         finally:
-            lock.release()
-        status = summary.get("status", "unknown")
-        results.append({**result, "action": "ran", "status": status, "summary": summary})
-        say(f"{prefix} {format_summary(summary)}")
-        if status == "preempted":
+            for c in claimed:
+                c["lock"].release()
+        for c, summary in zip(claimed, summaries, strict=True):
+            status = summary.get("status", "unknown")
+            results.append({**c["result"], "action": "ran", "status": status,
+                            "summary": summary})
+            say(f"{c['prefix']} {format_summary(summary)}")
+            bar.update(1)
+        if any(s.get("status") == "preempted" for s in summaries):
             say("preempted: stopping this shard; run the same command again to resume")
             break
     bar.close()
+    results.sort(key=lambda r: r["index"])
     return results
 
 

@@ -153,3 +153,13 @@ class Writer:
 
     def close(self) -> None:
         self._w.close()
+
+
+class NullWriter:
+    """Writer's interface, writing nothing: the TensorBoard run of every process
+    but process 0 in a multi-host job (gru_jax.distributed)."""
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: None

@@ -17,6 +17,11 @@ optax update -> metrics (TensorBoard) and checkpoints (Orbax) -> summary.json.
   step is a no-op, so the host only has to look at ``bad_step`` when it
   syncs anyway (every ``log_every`` steps, and before every eval and save).
 
+* Packed seed ensembles: `train_packed(configs, workdirs)` trains K runs that
+  differ only in seed and learning rate (PACK_KEYS) as one jitted
+  `jax.vmap(train_step)` over states stacked on a leading member axis; each run
+  keeps its own workdir, checkpoints, events and summary.json (see `_Run`).
+
 Statuses in summary.json: done, diverged (with diverged_at), failed (with
 error; the exception is re-raised), preempted (SIGTERM or SIGINT: the current
 step finishes, a checkpoint is saved, summary.json is written and `Preempted`
@@ -46,7 +51,8 @@ from flax import struct
 from gru_jax import diagnostics
 from gru_jax.checkpoint import Checkpointer, read_json, write_json_atomic
 from gru_jax.config import RESUMABLE_KEYS, flatten, resolved, validate
-from gru_jax.errors import WorkdirError
+from gru_jax.distributed import is_primary
+from gru_jax.errors import ConfigError, WorkdirError
 from gru_jax.models import ModelSpec, apply_model, hidden_grads, init_model, model_spec, run_layers
 from gru_jax.tasks.base import Task
 
@@ -138,7 +144,12 @@ def make_optimizer(train_cfg) -> tuple[optax.GradientTransformation, optax.Sched
 
 
 def create_train_state(key: jax.Array, config, task: Task) -> TrainState:
-    """Fresh params (from `key`) and optimiser state for `config` on `task`."""
+    """Fresh params (from `key`) and optimiser state for `config` on `task`.
+
+    `key` [] gives one state. A stack of K keys [K] gives K states stacked along a
+    leading member axis (every array leaf [K, ...]), member i initialised exactly
+    as `create_train_state(key[i], ...)` would: the input of a packed group.
+    """
     spec = model_spec(config.model)
     tx, schedule = make_optimizer(config.train)
 
@@ -147,12 +158,16 @@ def create_train_state(key: jax.Array, config, task: Task) -> TrainState:
         params = init_model(key, spec, task.input_size, task.output_size, seq_len=task.seq_len)
         return params, tx.init(params)
 
-    params, opt_state = init(key)
+    if key.ndim:
+        # One key at a time (not vmap): each member's initial numbers are those of a run alone.
+        params, opt_state = _stack([init(k) for k in key])
+    else:
+        params, opt_state = init(key)
     return TrainState(
-        step=jnp.zeros((), jnp.int32),
+        step=jnp.zeros(key.shape, jnp.int32),
         params=params,
         opt_state=opt_state,
-        bad_step=jnp.full((), -1, jnp.int32),
+        bad_step=jnp.full(key.shape, -1, jnp.int32),
         apply_fn=functools.partial(apply_model, model_cfg=spec, target=task.target),
         tx=tx,
         lr_fn=schedule,
@@ -161,12 +176,27 @@ def create_train_state(key: jax.Array, config, task: Task) -> TrainState:
     )
 
 
-def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+def _stack(trees: list):
+    """K pytrees of one structure -> one pytree with leaves stacked [K, ...]."""
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _unstack(tree, i: int):
+    """Member i of a stacked pytree (leaves [K, ...] -> [...]); static fields kept."""
+    return jax.tree_util.tree_map(lambda a: a[i], tree)
+
+
+def train_step(state: TrainState, batch: dict,
+               lr_scale: jax.Array | None = None) -> tuple[TrainState, dict]:
     """One optimiser step on `batch` (x [batch, time, input], y, ...).
 
     Returns the new state and metrics {loss, <task metric>, grad_norm,
     learning_rate} (grad_norm before clipping). A non-finite loss or gradient
     leaves params and optimiser state unchanged and sets bad_step (once).
+
+    `lr_scale` (float32 []): multiplies the learning rate of the state's schedule,
+    so members of a packed group (vmapped over the state) can each have their
+    own rate under one static optimiser. None: the schedule as it is.
     """
 
     def loss_fn(params):
@@ -177,6 +207,12 @@ def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    lr = state.lr_fn(state.step)
+    if lr_scale is not None:
+        # AdamW's update (weight decay included) is linear in the learning rate, so
+        # scaling it is AdamW at lr * lr_scale; a scale of 1.0 changes no bit.
+        updates = jax.tree_util.tree_map(lambda u: u * lr_scale.astype(u.dtype), updates)
+        lr = lr * lr_scale
     params = optax.apply_updates(state.params, updates)
     # After the first bad step nothing moves: the state keeps the last good params.
     keep = finite & (state.bad_step < 0)
@@ -187,7 +223,7 @@ def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
         "loss": loss,
         state.metric: task_metric(preds, batch, state.metric),
         "grad_norm": grad_norm,
-        "learning_rate": state.lr_fn(state.step),
+        "learning_rate": lr,
     }
     new_state = state.replace(
         step=step,
@@ -353,6 +389,15 @@ def compiled_memory_bytes(compiled) -> int | None:
     return int(max(total, getattr(m, "peak_memory_in_bytes", 0) or 0))
 
 
+def _any_process(flag: bool) -> bool:
+    """`flag` of any process of a multi-host job (a collective: call it on all); alone: flag."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
+
 def _host(tree):
     """Device arrays -> numpy (0-d -> Python scalars)."""
     return jax.tree_util.tree_map(
@@ -376,33 +421,101 @@ def one_line(summary: dict, workdir: str) -> str:
     return "gru_jax: " + " | ".join(parts) + f" | {workdir}"
 
 
-class _Run:
-    """The mutable part of one training session (train_and_evaluate's helper)."""
+# Keys in which the members of a packed group may differ: the seed (a pytree leaf
+# of nothing static) and the learning rate (a per-member scale of one schedule).
+PACK_KEYS = frozenset({"seed", "train.learning_rate"})
 
-    def __init__(self, config, task: Task, workdir: str):
-        from gru_jax.tb import Writer
 
-        self.t_start = time.perf_counter()
-        self.config, self.task, self.workdir = config, task, workdir
-        self.tc = tc = config.train
-        self.spec = model_spec(config.model)
+class _Unpackable(Exception):
+    """The members' checkpoints are at different steps: run them one by one."""
+
+
+class _Member:
+    """One run's own part of a session: config, workdir, checkpoints, TensorBoard
+    writer, eval history, status. A session holds one member (a plain run) or K
+    (a packed group, one vmapped program)."""
+
+    def __init__(self, config, workdir: str):
+        self.config, self.workdir = config, workdir
+        tc = config.train
         root = jax.random.key(config.seed)
-        init_key, self.data_key = jax.random.fold_in(root, 0), jax.random.fold_in(root, 1)
-        self.state = create_train_state(init_key, config, task)
-        self.num_params = int(sum(x.size for x in jax.tree_util.tree_leaves(self.state.params)))
+        self.init_key, self.data_key = jax.random.fold_in(root, 0), jax.random.fold_in(root, 1)
         self.meta = {"eval_history": [], "steps_to_solve": None, "wall_time_sec": 0.0,
                      "train_time_sec": 0.0, "train_steps_timed": 0, "grad_horizon": None,
                      "grad_norms": None}
-        self.ckpt = Checkpointer(workdir, keep=tc.keep_checkpoints, every=tc.checkpoint_every)
-        restored = self.ckpt.restore_latest(self.state)
-        self.resumed_from = None if restored is None else int(restored[0])
-        if restored is not None:
-            step, self.state, meta = restored
-            self.meta.update(meta)
-            log.info("resuming %s from the checkpoint at step %d", workdir, step)
-        self.start = self.step = int(self.state.step)
         self.history = self.meta["eval_history"]
+        self.ckpt = Checkpointer(workdir, keep=tc.keep_checkpoints, every=tc.checkpoint_every)
+        self.writer = None
+        self.resumed_from = None
         self.status, self.error, self.diverged_at = "done", None, None
+        self.stopped_at: int | None = None  # the step a diverged member stays at
+        self.summary: dict | None = None  # set once finished (summary.json written)
+        self.closed = False
+
+    def restore(self, target):
+        """The state from the latest checkpoint (or `target` if none), meta updated."""
+        restored = self.ckpt.restore_latest(target)
+        if restored is None:
+            return target
+        step, state, meta = restored
+        self.resumed_from = int(step)
+        self.meta.update(meta)
+        self.history = self.meta["eval_history"]
+        log.info("resuming %s from the checkpoint at step %d", self.workdir, step)
+        return state
+
+    def open_writer(self, start: int) -> None:
+        from gru_jax.tb import NullWriter, Writer
+
+        if not is_primary():  # one TensorBoard run per run, not per process
+            self.writer = NullWriter()
+            return
+        # Steps up to `start` were logged by the session that saved the checkpoint; later
+        # ones by a killed session may be stale and get logged again: TensorBoard drops them.
+        self.writer = Writer(self.workdir, purge_step=start + 1)
+        if start == 0:
+            hparams = flatten(self.config)
+            # False, True or an int: one type per column across a sweep, so a string.
+            hparams["model.remat"] = str(hparams["model.remat"])
+            self.writer.hparams_start(hparams)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.writer is not None:
+                self.writer.close()
+            self.ckpt.close()
+
+
+class _Run:
+    """The mutable part of one training session (train_and_evaluate's helper).
+
+    It trains K >= 1 members whose configs differ at most in PACK_KEYS. K = 1 is a
+    plain run (state unstacked, `train_step` jitted as it is). K > 1 stacks the
+    states along a leading member axis ([K, ...] leaves) and advances all of them
+    with one jitted `jax.vmap(train_step)`; each member keeps its own data stream
+    (its seed), learning rate (a scale of member 0's schedule), checkpoints,
+    TensorBoard run and summary.json, and stops alone when it diverges.
+    """
+
+    def __init__(self, configs: list, task: Task, workdirs: list[str]):
+        self.t_start = time.perf_counter()
+        self.configs, self.task = configs, task
+        self.config = configs[0]
+        self.tc = tc = self.config.train
+        self.spec = model_spec(self.config.model)
+        self.members = [_Member(c, w) for c, w in zip(configs, workdirs, strict=True)]
+        self.packed = len(self.members) > 1
+        self.single = jax.process_count() == 1
+        try:
+            self._restore_states()
+        except BaseException:
+            for m in self.members:
+                m.close()
+            raise
+        self.num_params = int(sum(x.size for x in jax.tree_util.tree_leaves(
+            self._member_state(0).params)))
+        self.start = self.step = int(np.ravel(self.state.step)[0])
 
         # Batches are sharded over a 1-D device mesh on the batch axis, the state is
         # replicated (a no-op on one device; placing the state up front keeps the step
@@ -410,18 +523,30 @@ class _Run:
         mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
         P = jax.sharding.PartitionSpec
         sharding = jax.sharding.NamedSharding(mesh, P("data"))
-        self.state = jax.device_put(self.state, jax.sharding.NamedSharding(mesh, P()))
-        data_key, sample, batch_size = self.data_key, task.sample, tc.batch_size
-
-        def step_fn(state):
-            batch = sample(jax.random.fold_in(data_key, state.step), batch_size)
-            return train_step(state, jax.lax.with_sharding_constraint(batch, sharding))
-
-        # Compiled ahead of time so that XLA's own account of the step's memory is at hand.
         replicated = jax.sharding.NamedSharding(mesh, P())
-        self.step_fn = jax.jit(step_fn, out_shardings=replicated).lower(self.state).compile()
+        self.state = jax.device_put(self.state, replicated)
+        sample, batch_size = task.sample, tc.batch_size
+
+        def step_fn(state, data_key, lr_scale):
+            batch = sample(jax.random.fold_in(data_key, state.step), batch_size)
+            batch = jax.lax.with_sharding_constraint(batch, sharding)
+            # Looked up at trace time (tests swap in a poisoned train_step).
+            return train_step(state, batch) if lr_scale is None else \
+                train_step(state, batch, lr_scale)
+
+        if self.packed:
+            keys = jnp.stack([m.data_key for m in self.members])
+            lr0 = self.tc.learning_rate
+            scales = jnp.asarray([c.train.learning_rate / lr0 for c in configs], jnp.float32)
+            run_step = lambda state: jax.vmap(step_fn)(state, keys, scales)  # noqa: E731
+        else:
+            key = self.members[0].data_key
+            run_step = lambda state: step_fn(state, key, None)  # noqa: E731
+        # Compiled ahead of time so that XLA's own account of the step's memory is at hand.
+        self.step_fn = jax.jit(run_step, out_shardings=replicated).lower(self.state).compile()
         self.step_memory = compiled_memory_bytes(self.step_fn)
-        self.eval_batch = jax.jit(task.eval_batch, static_argnums=1)(
+        # On the mesh like the state (a jitted call must not mix device sets).
+        self.eval_batch = jax.jit(task.eval_batch, static_argnums=1, out_shardings=replicated)(
             jax.random.key(EVAL_SEED), tc.eval_size)
         spec, target = self.spec, task.target
         n_diag = DIAGNOSTIC_EXAMPLES
@@ -431,57 +556,107 @@ class _Run:
             few = jax.tree_util.tree_map(lambda a: a[:n_diag], batch)
             return eval_step(state, batch), diagnose(state, few, spec, target)
 
-        self.eval_fn = jax.jit(eval_fn)
+        self.eval_fn = jax.jit(jax.vmap(eval_fn, in_axes=(0, None)) if self.packed else eval_fn)
 
-        # Steps up to `start` were logged by the session that saved the checkpoint; later
-        # ones by a killed session may be stale and get logged again: TensorBoard drops them.
-        self.writer = Writer(workdir, purge_step=self.start + 1)
-        if self.start == 0:
-            hparams = flatten(config)
-            # False, True or an int: one type per column across a sweep, so a string.
-            hparams["model.remat"] = str(hparams["model.remat"])
-            self.writer.hparams_start(hparams)
+        for m in self.members:
+            m.open_writer(self.start)
         # Timing: training steps after the first (compiling) one, minus eval/log/save time.
         self.t_loop = None
         self.steps_timed = 0
         self.excluded = 0.0
 
+    def _restore_states(self) -> None:
+        """self.state: every member's latest checkpoint (or fresh), stacked if packed.
+
+        Raises _Unpackable if the members' checkpoints are at different steps (a
+        group killed between two members' saves, or members that ran apart)."""
+        if not self.packed:
+            m = self.members[0]
+            self.state = m.restore(create_train_state(m.init_key, self.config, self.task))
+            return
+        fresh = create_train_state(jnp.stack([m.init_key for m in self.members]),
+                                   self.config, self.task)
+        states = [m.restore(_unstack(fresh, i)) for i, m in enumerate(self.members)]
+        steps = {int(s.step) for s in states}
+        if len(steps) > 1:
+            raise _Unpackable(f"checkpoints at different steps {sorted(steps)}")
+        self.state = _stack(states)
+
+    def _member_state(self, i: int) -> TrainState:
+        return _unstack(self.state, i) if self.packed else self.state
+
+    def _view(self, tree, i: int):
+        """Member i's part of host values (numpy [K, ...] leaves when packed; 0-d ->
+        Python scalars, as `_host` gives a plain run)."""
+        if not self.packed:
+            return tree
+        return jax.tree_util.tree_map(
+            lambda a: a[i].item() if np.ndim(a) == 1 else a[i], tree)
+
+    def active(self) -> list[tuple[int, _Member]]:
+        """(index, member) of the members still training."""
+        return [(i, m) for i, m in enumerate(self.members)
+                if m.summary is None and m.stopped_at is None]
+
+    def step_of(self, m: _Member) -> int:
+        return self.step if m.stopped_at is None else m.stopped_at
+
+    def _name(self, m: _Member) -> str:
+        return f"{os.path.basename(os.path.normpath(m.workdir))}: " if self.packed else ""
+
     # -- pieces of the loop --
 
-    def _meta(self) -> dict:
+    def _meta(self, m: _Member) -> dict:
         now = time.perf_counter()
         train_t = (now - self.t_loop - self.excluded) if self.t_loop is not None else 0.0
-        return {**self.meta, "eval_history": self.history,
-                "wall_time_sec": self.meta["wall_time_sec"] + (now - self.t_start),
-                "train_time_sec": self.meta["train_time_sec"] + train_t,
-                "train_steps_timed": self.meta["train_steps_timed"] + self.steps_timed}
+        return {**m.meta, "eval_history": m.history,
+                "wall_time_sec": m.meta["wall_time_sec"] + (now - self.t_start),
+                "train_time_sec": m.meta["train_time_sec"] + train_t,
+                "train_steps_timed": m.meta["train_steps_timed"] + self.steps_timed}
 
-    def evaluate(self, step: int, *, image: bool = False) -> dict:
-        """Eval metrics and diagnostics at `step` into history and TensorBoard;
-        with `image`, also the ||dL/dh_t|| curve as a picture (~0.15 s to draw)."""
+    def evaluate(self, step: int, *, image: bool = False, members=None) -> dict:
+        """Eval metrics and diagnostics into each member's history and TensorBoard
+        at `step` (default: the active members); with `image`, also the ||dL/dh_t||
+        curve as a picture (~0.15 s to draw). Returns the first member's entry."""
         from gru_jax.tb import plot_curve
 
-        ev, diag = _host(self.eval_fn(self.state, self.eval_batch))
-        norms = np.asarray(diag.pop("grad_norms"), np.float64)
-        horizon = diagnostics.grad_horizon(norms)
-        entry = {"step": int(step), **{k: float(v) for k, v in ev.items()}}
-        self.history.append(entry)
-        if (self.meta["steps_to_solve"] is None and np.isfinite(ev[self.task.metric])
-                and self.task.solved(ev)):
-            self.meta["steps_to_solve"] = int(step)
-        self.meta["grad_horizon"] = int(horizon)
-        self.meta["grad_norms"] = [float(v) for v in norms]
-        w = self.writer
-        w.scalars(step, {f"eval/{k}": v for k, v in ev.items()})
-        w.scalars(step, {"diagnostics/grad_horizon": horizon, **diag})
-        if image:
-            w.image("diagnostics/grad_norm_vs_t", step, plot_curve(
-                norms, title=f"||dL/dh_t|| at step {step} (horizon {horizon})",
-                xlabel="t", ylabel="||dL/dh_t||"))
-        w.flush()
-        log.info("step %d: eval %s", step, ", ".join(
-            f"{k} {v:.4g}" for k, v in entry.items() if k != "step"))
+        ev_all, diag_all = _host(self.eval_fn(self.state, self.eval_batch))
+        entry = None
+        for i, m in (self.active() if members is None else members):
+            ev, diag = self._view(ev_all, i), dict(self._view(diag_all, i))
+            norms = np.asarray(diag.pop("grad_norms"), np.float64)
+            horizon = diagnostics.grad_horizon(norms)
+            e = {"step": int(step), **{k: float(v) for k, v in ev.items()}}
+            m.history.append(e)
+            if (m.meta["steps_to_solve"] is None and np.isfinite(ev[self.task.metric])
+                    and self.task.solved(ev)):
+                m.meta["steps_to_solve"] = int(step)
+            m.meta["grad_horizon"] = int(horizon)
+            m.meta["grad_norms"] = [float(v) for v in norms]
+            w = m.writer
+            w.scalars(step, {f"eval/{k}": v for k, v in ev.items()})
+            w.scalars(step, {"diagnostics/grad_horizon": horizon, **diag})
+            if image:
+                w.image("diagnostics/grad_norm_vs_t", step, plot_curve(
+                    norms, title=f"||dL/dh_t|| at step {step} (horizon {horizon})",
+                    xlabel="t", ylabel="||dL/dh_t||"))
+            w.flush()
+            log.info("%sstep %d: eval %s", self._name(m), step, ", ".join(
+                f"{k} {v:.4g}" for k, v in e.items() if k != "step"))
+            entry = entry or e
         return entry
+
+    def _check_diverged(self) -> None:
+        """Stop (and finish) each active member whose state records a bad step."""
+        bad = np.ravel(np.asarray(self.state.bad_step))  # waits for the step: the sync point
+        for i, m in self.active():
+            if bad[i] >= 0:
+                m.status, m.diverged_at = "diverged", int(bad[i])
+                m.stopped_at = int(bad[i]) - 1  # the state holds the params after this step
+                log.warning("%sloss or gradient not finite at step %d: stopping",
+                            self._name(m), bad[i])
+                # At once, so a group killed later does not run this member again.
+                self._finish_member(i, m)
 
     def loop(self, stop: _StopSignal) -> None:
         from tqdm.auto import tqdm
@@ -507,103 +682,155 @@ class _Run:
                 is_eval = step % tc.eval_every == 0 or step == tc.steps
                 is_ckpt = step % tc.checkpoint_every == 0 or step == tc.steps
                 is_log = step % tc.log_every == 0 or step == tc.steps
-                if not (is_eval or is_ckpt or is_log or stop.signum):
+                # Several processes stop together, at a step where they all sync anyway.
+                if not (is_eval or is_ckpt or is_log or (stop.signum and self.single)):
                     continue
-                bad = int(self.state.bad_step)  # waits for the step: the only sync here
-                if bad >= 0:
-                    self.status, self.diverged_at = "diverged", bad
-                    self.step = bad - 1  # the state holds the params after this step
-                    log.warning("loss or gradient not finite at step %d: stopping", bad)
+                stopping = _any_process(stop.signum is not None)
+                self._check_diverged()
+                active = self.active()
+                if not active:
                     return
                 t0 = time.perf_counter()
                 if is_log and pending:
                     logged = _host(pending)
                     pending.clear()
-                    mean = {k: float(np.mean([m[k] for m in logged])) for k in logged[0]}
                     busy = t0 - last_t - (self.excluded - last_excl)
-                    if step > last_step and busy > 0:
-                        mean["steps_per_sec"] = (step - last_step) / busy
-                    self.writer.scalars(step, {f"train/{k}": v for k, v in mean.items()})
+                    for i, m in active:
+                        mine = [self._view(x, i) for x in logged]
+                        mean = {k: float(np.mean([x[k] for x in mine])) for k in mine[0]}
+                        if step > last_step and busy > 0:
+                            mean["steps_per_sec"] = (step - last_step) / busy
+                        m.writer.scalars(step, {f"train/{k}": v for k, v in mean.items()})
                     last_t, last_step, last_excl = t0, step, self.excluded
                     bar.set_postfix(loss=f"{mean['loss']:.4g}", refresh=False)
                 if is_eval:
                     entry = self.evaluate(step, image=is_ckpt)
                     bar.set_postfix(**{f"eval_{self.task.metric}":
                                        f"{entry[self.task.metric]:.4g}"}, refresh=False)
-                if is_ckpt or stop.signum:
-                    self.writer.flush()  # all events up to a checkpoint are on disk with it
-                    self.ckpt.save(step, self.state, self._meta(), force=True)
+                if is_ckpt or stopping:
+                    for i, m in active:
+                        m.writer.flush()  # all events up to a checkpoint are on disk with it
+                        m.ckpt.save(step, self._member_state(i), self._meta(m), force=True)
                 self.excluded += time.perf_counter() - t0
-                if stop.signum:
-                    self.status = "preempted"
-                    log.warning("signal %d: saved a checkpoint at step %d; stopping",
-                                    stop.signum, step)
+                if stopping:
+                    for _, m in active:
+                        m.status = "preempted"
+                    log.warning("signal %s: saved a checkpoint at step %d; stopping",
+                                stop.signum, step)
                     return
         finally:
             bar.close()
 
-    def summary(self) -> dict:
-        m = self._meta()
-        train_time, timed = m["train_time_sec"], m["train_steps_timed"]
-        final = {k: v for k, v in self.history[-1].items() if k != "step"} if self.history \
+    def summary(self, m: _Member) -> dict:
+        meta = self._meta(m)
+        train_time, timed = meta["train_time_sec"], meta["train_steps_timed"]
+        final = {k: v for k, v in m.history[-1].items() if k != "step"} if m.history \
             else {}
         metric = self.task.metric
         solved = bool(final and final.get(metric) is not None and np.isfinite(final[metric])
                       and self.task.solved(final))
         mem, mem_source = peak_memory()
         s = {
-            "status": self.status,
-            "step": int(self.step),
+            "status": m.status,
+            "step": int(self.step_of(m)),
             "num_devices": jax.device_count(),
             "final": final,
             "num_params": self.num_params,
             "solved": solved,
-            "steps_to_solve": self.meta["steps_to_solve"],
+            "steps_to_solve": m.meta["steps_to_solve"],
+            # Packed: the group's speed (every member advances one step per program step).
             "steps_per_sec": timed / train_time if timed and train_time > 0 else None,
             "step_time_ms": 1000.0 * train_time / timed if timed and train_time > 0 else None,
-            "wall_time_sec": m["wall_time_sec"],
-            "resumed_from": self.resumed_from,
-            "grad_horizon": self.meta["grad_horizon"],
-            "grad_norms": self.meta["grad_norms"],
+            "wall_time_sec": meta["wall_time_sec"],
+            "resumed_from": m.resumed_from,
+            "grad_horizon": m.meta["grad_horizon"],
+            "grad_norms": m.meta["grad_norms"],
             "peak_memory_bytes": mem,
             "peak_memory_source": mem_source,
-            "step_memory_bytes": self.step_memory,
-            "eval_history": self.history,
+            "step_memory_bytes": self.step_memory,  # of the whole (packed) program
+            "pack_size": len(self.members),
+            "eval_history": m.history,
             "task": {"metric": metric, "solved_at": self.task.solved_at,
                      "baseline": self.task.baseline, "input_len": self.task.seq_len,
                      "target": self.task.target},
-            "config": self.config.to_dict(),
+            "config": m.config.to_dict(),
         }
-        if self.diverged_at is not None:
-            s["diverged_at"] = int(self.diverged_at)
-        if self.error is not None:
-            s["error"] = self.error
+        if m.diverged_at is not None:
+            s["diverged_at"] = int(m.diverged_at)
+        if m.error is not None:
+            s["error"] = m.error
         return _finite_or_none(s)
 
-    def finish(self) -> dict:
+    def _finish_member(self, i: int, m: _Member) -> dict:
         """Final eval (unless preempted or already done at this step), summary.json, close."""
-        if self.status != "preempted" and (not self.history or
-                                           self.history[-1]["step"] != self.step):
-            self.evaluate(self.step, image=True)
-        summary = self.summary()
-        write_json_atomic(os.path.join(self.workdir, SUMMARY_FILE), summary)
-        self.writer.hparams_end(self.status, self.step)
-        self.close()
-        return summary
+        step = self.step_of(m)
+        if m.status != "preempted" and (not m.history or m.history[-1]["step"] != step):
+            # A diverged member's params stay those of its last good step.
+            self.evaluate(step, image=True, members=[(i, m)])
+        m.summary = self.summary(m)
+        if is_primary():
+            write_json_atomic(os.path.join(m.workdir, SUMMARY_FILE), m.summary)
+        m.writer.hparams_end(m.status, step)
+        m.close()
+        return m.summary
+
+    def finish(self) -> list[dict]:
+        """Finish every member not finished yet; every member's summary, in order."""
+        for i, m in enumerate(self.members):
+            if m.summary is None:
+                self._finish_member(i, m)
+        return [m.summary for m in self.members]
 
     def fail(self, e: BaseException) -> None:
-        """summary.json with status "failed" (best effort), then close."""
-        self.status, self.error = "failed", f"{type(e).__name__}: {e}"
-        try:
-            write_json_atomic(os.path.join(self.workdir, SUMMARY_FILE), self.summary())
-            self.writer.hparams_end("failed", self.step)
-        except Exception:  # noqa: BLE001 - the original error matters more
-            log.exception("could not write the failed run's summary")
+        """summary.json with status "failed" for each unfinished member (best effort), close."""
+        for m in self.members:
+            if m.summary is not None:
+                continue
+            m.status, m.error = "failed", f"{type(e).__name__}: {e}"
+            try:
+                if is_primary():
+                    write_json_atomic(os.path.join(m.workdir, SUMMARY_FILE), self.summary(m))
+                m.writer.hparams_end("failed", self.step_of(m))
+            except Exception:  # noqa: BLE001 - the original error matters more
+                log.exception("could not write the failed run's summary")
         self.close()
 
     def close(self) -> None:
-        self.writer.close()
-        self.ckpt.close()
+        for m in self.members:
+            m.close()
+
+
+def _train(configs: list, workdirs: list[str]) -> list[dict]:
+    """Validate, prepare the workdirs, train the members in one session, finish.
+    Raises `Preempted` after every member's checkpoint and summary are written."""
+    task = validate(configs[0])
+    for c in configs[1:]:
+        validate(c)
+    configs = [resolved(c) for c in configs]
+    flats = [flatten(c) for c in configs]
+    for f, w in zip(flats, workdirs, strict=True):
+        diff = sorted(k for k in set(f) | set(flats[0])
+                      if k not in PACK_KEYS and f.get(k) != flats[0].get(k))
+        if diff:
+            raise ConfigError(f"{w}: cannot pack runs that differ in {', '.join(diff)} "
+                              f"(only {', '.join(sorted(PACK_KEYS))} may differ)")
+    for f, w in zip(flats, workdirs, strict=True):
+        if is_primary():  # the others would race on the same files (Orbax creates its own)
+            _prepare_workdir(w, f)
+    run = _Run(configs, task, workdirs)
+    try:
+        with _StopSignal() as stop:
+            run.loop(stop)
+    except BaseException as e:
+        run.fail(e)
+        raise
+    summaries = run.finish()
+    for s, w in zip(summaries, workdirs, strict=True):
+        print(one_line(s, w), flush=True)
+    if any(s["status"] == "preempted" for s in summaries):
+        step = max(s["step"] for s in summaries)
+        raise Preempted(f"preempted at step {step}; run the same command to resume")
+    return summaries
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
@@ -614,18 +841,26 @@ def train_and_evaluate(config, workdir: str) -> dict:
     `Preempted` (after saving a checkpoint and a "preempted" summary).
     A diverged run returns normally with status "diverged".
     """
-    task = validate(config)
-    config = resolved(config)
-    _prepare_workdir(workdir, flatten(config))
-    run = _Run(config, task, workdir)
+    return _train([config], [workdir])[0]
+
+
+def train_packed(configs: list, workdirs: list[str]) -> list[dict]:
+    """Train K runs as one vmapped program: configs that differ only in `seed` and
+    `train.learning_rate` (PACK_KEYS), run k in workdirs[k]. Returns their summaries.
+
+    Each run's files (config.json, Orbax checkpoints, TensorBoard events,
+    summary.json) are those `train_and_evaluate(configs[k], workdirs[k])` would
+    write, with the same numbers to float tolerance, so a run can be resumed
+    alone and a group from its runs' checkpoints. If those checkpoints are at
+    different steps (a group killed between two runs' saves), the runs are
+    trained one after another instead. A run that diverges stops alone; on
+    SIGTERM every run saves and is marked preempted, then `Preempted` is raised.
+    K = 1 is `train_and_evaluate`.
+    """
+    if len(configs) != len(workdirs) or not configs:
+        raise ValueError("train_packed: one workdir per config, at least one")
     try:
-        with _StopSignal() as stop:
-            run.loop(stop)
-    except BaseException as e:
-        run.fail(e)
-        raise
-    summary = run.finish()
-    print(one_line(summary, workdir), flush=True)
-    if summary["status"] == "preempted":
-        raise Preempted(f"preempted at step {summary['step']}; run the same command to resume")
-    return summary
+        return _train(list(configs), list(workdirs))
+    except _Unpackable as e:
+        log.warning("%s: training the %d runs one after another", e, len(configs))
+        return [train_and_evaluate(c, w) for c, w in zip(configs, workdirs, strict=True)]

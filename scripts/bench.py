@@ -4,6 +4,7 @@ r"""Speed and memory of gru_jax's GRU against its peers, side by side.
     python scripts/bench.py --mode=memory [--json=FILE]       # peak memory vs T
     python scripts/bench.py --mode=ablation [--json=FILE]     # formulation choices
     python scripts/bench.py --preset=gpu --dtype=bfloat16     # the GPU grid
+    python scripts/bench.py --mode=ensemble [--json=FILE]     # 8 seeds: apart, packed, 2 procs
 
 What runs (one process; every implementation warmed up, then timed in turn,
 round after round, so load on a shared machine hits all alike; medians):
@@ -52,7 +53,9 @@ from absl import app, flags  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("mode", "compare", ["compare", "memory", "ablation", "rss"], "What to measure.")
+flags.DEFINE_enum("mode", "compare",
+                  ["compare", "memory", "ablation", "rss", "ensemble", "ensemble_worker"],
+                  "What to measure.")
 flags.DEFINE_string("json", None, "Write the results as JSON to this file.")
 flags.DEFINE_string("md", None, "Write the markdown table to this file.")
 flags.DEFINE_bool("quick", False,
@@ -67,6 +70,10 @@ flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
 flags.DEFINE_list("mem_T", None, "--mode=memory: sequence lengths (default 1000,10000,100000).")
 flags.DEFINE_bool("train_only", False, "--mode=ablation: skip the forward formulations.")
 flags.DEFINE_string("rss_config", None, "internal: --mode=rss runs one config, prints peak RSS.")
+flags.DEFINE_integer("ens_members", 8, "--mode=ensemble: seeds trained (ensemble_worker: its own).")
+flags.DEFINE_integer("ens_steps", 200, "--mode=ensemble: train steps per seed per timed round.")
+flags.DEFINE_bool("ens_dp", False, "--mode=ensemble: also one run on 1 vs 4 fake CPU devices.")
+flags.DEFINE_bool("ens_packed", True, "internal (ensemble_worker): one vmapped program.")
 
 CPU_SHAPES = [(32, 1000, 2, 128), (64, 256, 8, 128), (128, 200, 32, 256)]
 LONG_SHAPE = (16, 10_000, 2, 128)
@@ -596,6 +603,164 @@ def ablation_train(B, T, IN, H, repeats):
             for (n, _), v in med.items()]
 
 
+# --------------------------------------------------------------------------- ensemble
+
+# The trainer's step (gru_jax.train.train_step, data sampled inside the step) on the
+# adding problem at hidden 32, T 50, batch 64: a small GRU, where a seed sweep is many
+# runs that each leave most of the machine idle.
+ENSEMBLE_CONFIG = {"model.hidden_size": 32, "task.seq_len": 50, "train.batch_size": 64,
+                   "train.schedule": "constant", "train.warmup_steps": 0}
+
+
+def ensemble_worker(members: int, packed: bool, steps: int) -> None:
+    """Builds `members` train states of ENSEMBLE_CONFIG (seeds 0..members-1), warms
+    up, prints "ready"; then for every "go" line on stdin trains each for `steps`
+    steps (packed: one vmapped program; else one after another, one jitted step
+    shared by all) and prints "done <seconds>". The devices are the process's own
+    (XLA_FLAGS set by the parent); batches are split over them as in the trainer."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from gru_jax.config import apply_overrides, base_config, validate
+    from gru_jax.train import create_train_state, train_step
+
+    config = apply_overrides(base_config("adding"), ENSEMBLE_CONFIG)
+    task = validate(config)
+    B = config.train.batch_size
+    mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
+    P = jax.sharding.PartitionSpec
+    data, replicated = (jax.sharding.NamedSharding(mesh, P("data")),
+                        jax.sharding.NamedSharding(mesh, P()))
+    roots = [jax.random.key(seed) for seed in range(members)]
+    init_keys = [jax.random.fold_in(r, 0) for r in roots]
+    data_keys = [jax.random.fold_in(r, 1) for r in roots]
+
+    def step_fn(state, data_key, lr_scale):
+        batch = task.sample(jax.random.fold_in(data_key, state.step), B)
+        batch = jax.lax.with_sharding_constraint(batch, data)
+        return train_step(state, batch, lr_scale)
+
+    if packed:
+        keys, scales = jnp.stack(data_keys), jnp.ones((members,), jnp.float32)
+        fn = jax.jit(lambda st: jax.vmap(step_fn)(st, keys, scales), out_shardings=replicated)
+        jobs = [(create_train_state(jnp.stack(init_keys), config, task), None)]
+    else:
+        step = jax.jit(lambda st, k: step_fn(st, k, None), out_shardings=replicated)
+        fn = step
+        jobs = [(create_train_state(k, config, task), d) for k, d in zip(init_keys, data_keys,
+                                                                         strict=True)]
+    jobs = [(jax.device_put(st, replicated), d) for st, d in jobs]
+
+    def run(jobs, n):
+        out = []
+        for st, d in jobs:
+            for _ in range(n):
+                st, _metrics = fn(st) if d is None else fn(st, d)
+            out.append((st, d))
+        return jax.block_until_ready(out)
+
+    t = time.perf_counter()
+    jobs = run(jobs, 2)
+    print(f"ready {time.perf_counter() - t:.3f}", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        t = time.perf_counter()
+        jobs = run(jobs, steps)
+        print(f"done {time.perf_counter() - t:.6f}", flush=True)
+
+
+class _Worker:
+    """An ensemble_worker subprocess (optionally with fake host devices)."""
+
+    def __init__(self, members: int, packed: bool, steps: int, devices: int = 1):
+        env = dict(os.environ)
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                            f" --xla_force_host_platform_device_count={devices}").strip()
+        cmd = [sys.executable, os.path.abspath(__file__), "--mode=ensemble_worker",
+               f"--ens_members={members}", f"--ens_packed={packed}", f"--ens_steps={steps}"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=env)
+        self.compile_s = None
+
+    def wait_ready(self) -> None:
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready"):
+            raise RuntimeError(f"ensemble worker did not start: {line!r}")
+        self.compile_s = float(line.split()[1])
+
+    def go(self) -> None:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def done(self) -> float:
+        return float(self.proc.stdout.readline().split()[1])
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def run_ensemble(K: int, steps: int, repeats: int, dp: bool = False) -> list[dict]:
+    """Each variant trains K seeds for `steps` steps per round; rounds interleave
+    the variants (load on a shared machine hits all alike); medians of the wall
+    time from "go" to the last process's "done"."""
+    half = K // 2
+    variants = {  # name -> (worker specs (members, packed, devices), note)
+        "apart": ([(K, False, 1)], f"{K} runs one after another, one process"),
+        "packed": ([(K, True, 1)], f"one vmapped program of {K}, one process"),
+        "2 procs x packed": ([(half, True, 1)] * 2,
+                             f"2 processes at once, each a vmapped program of {half}"),
+        "2 procs x apart": ([(half, False, 1)] * 2,
+                            f"2 processes at once, each {half} runs one after another"),
+    }
+    if dp:  # data parallel on fake host devices: the same 2 cores, only split 4 ways
+        variants["dp 1 device"] = ([(1, False, 1)], "one run, 1 CPU device")
+        variants["dp 4 devices"] = ([(1, False, 4)], "one run, batch split over 4 fake CPU "
+                                    "devices (XLA_FLAGS; no effect on a GPU)")
+    workers = {n: [_Worker(m, p, steps, d) for m, p, d in specs]
+               for n, (specs, _) in variants.items()}
+    for ws in workers.values():  # compile all at once (the machine is idle otherwise)
+        for w in ws:
+            w.wait_ready()
+    times = {n: [] for n in variants}
+    for r in range(repeats):
+        for n, ws in workers.items():
+            t = time.perf_counter()
+            for w in ws:
+                w.go()
+            for w in ws:
+                w.done()
+            times[n].append(time.perf_counter() - t)
+        print(f"round {r + 1}/{repeats}: " + ", ".join(
+            f"{n} {v[-1]:.2f}s" for n, v in times.items()), flush=True)
+    for ws in workers.values():
+        for w in ws:
+            w.close()
+    base = statistics.median(times["apart"])
+    rows = []
+    for n, (specs, note) in variants.items():
+        med = statistics.median(times[n])
+        runs = sum(m for m, _, _ in specs)
+        rows.append({"variant": n, "note": note, "runs": runs, "steps": steps,
+                     "median_s": med, "times_s": times[n],
+                     "run_steps_per_s": runs * steps / med,
+                     "vs_apart": (base / K) / (med / runs),
+                     "compile_s": max(w.compile_s for w in workers[n])})
+    return rows
+
+
+def ensemble_markdown(rows) -> str:
+    out = ["| variant | what | runs x steps | median s | run-steps/s | vs apart |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['variant']} | {r['note']} | {r['runs']} x {r['steps']} | "
+                   f"{r['median_s']:.2f} | {r['run_steps_per_s']:.0f} | "
+                   f"{r['vs_apart']:.2f}x |")
+    return "\n".join(out)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -631,6 +796,9 @@ def main(argv):
     if FLAGS.mode == "rss":
         run_rss(FLAGS.rss_config)
         return
+    if FLAGS.mode == "ensemble_worker":
+        ensemble_worker(FLAGS.ens_members, FLAGS.ens_packed, FLAGS.ens_steps)
+        return
     repeats = FLAGS.repeats or (3 if FLAGS.quick else 5)
     cmd = "python " + " ".join(sys.argv)
     result = {"command": cmd, "machine": machine(), "dtype": FLAGS.dtype, "mode": FLAGS.mode}
@@ -656,6 +824,14 @@ def main(argv):
         rows = run_memory(Ts)
         result["rows"] = rows
         md.append(memory_markdown(rows))
+    elif FLAGS.mode == "ensemble":
+        rows = run_ensemble(FLAGS.ens_members, FLAGS.ens_steps, repeats, FLAGS.ens_dp)
+        result["rows"] = rows
+        md += [f"{FLAGS.ens_members} seeds of a GRU (hidden 32, adding task T 50, batch 64, "
+               f"AdamW), {FLAGS.ens_steps} train steps each per round; medians of "
+               f"{repeats} interleaved rounds. vs apart = run-steps/s over the apart "
+               "row's (dp rows: one run, so per run-step too).", "",
+               ensemble_markdown(rows)]
     elif FLAGS.mode == "ablation":
         shapes = ([tuple(int(v) for v in s.split(":")) for s in FLAGS.shapes] if FLAGS.shapes
                   else CPU_SHAPES)

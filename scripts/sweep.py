@@ -10,6 +10,9 @@ skipped and the others resume from their checkpoints. Shards of one sweep may
 run at once into the same --workdir (scripts/sweep_array.sh: a SLURM job array).
 Then: python scripts/report.py --workdir=DIR
 
+--pack trains the points that differ only in seed and train.learning_rate
+(--pack_size at a time) as one vmapped program; each keeps its own folder.
+
 Exit codes: 0 every point of the shard finished (done or diverged) or is run by
 another process, 1 some point failed (see its summary.json), 2 bad flags, config
 or sweep (one line on stderr, nothing run), 143 preempted (SIGTERM/SIGINT: the
@@ -29,6 +32,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from gru_jax import sweep  # noqa: E402
 from gru_jax.config import config_from_flag, flag_error_line  # noqa: E402
+from gru_jax.distributed import maybe_initialize  # noqa: E402
 from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
 
 EXIT_PREEMPTED = 143  # as gru_jax.train.EXIT_PREEMPTED (imported lazily there)
@@ -43,6 +47,12 @@ _SHARD = flags.DEFINE_string(
     "(e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).",
 )
 _PROGRESS = flags.DEFINE_bool("progress", True, "Progress bar over the points (on a terminal).")
+_PACK = flags.DEFINE_bool(
+    "pack", False,
+    "Train points that differ only in seed and train.learning_rate as one vmapped "
+    "program (each still has its own folder, checkpoints, events and summary.json).")
+_PACK_SIZE = flags.DEFINE_integer("pack_size", 8, "--pack: at most this many points per program.",
+                                  lower_bound=1)
 
 
 def _die(msg) -> None:
@@ -65,6 +75,7 @@ def main(argv: list[str]) -> int:
         py_logging.getLogger("gru_jax").setLevel(py_logging.INFO)
     if len(argv) > 1:
         _die(f"unexpected arguments: {' '.join(argv[1:])}")
+    maybe_initialize()  # a multi-host job (SLURM, JAX_COORDINATOR_ADDRESS): before any JAX call
     workdir = _WORKDIR.value
     try:
         if not workdir:
@@ -74,7 +85,8 @@ def main(argv: list[str]) -> int:
         path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
         points = sweep.load_sweep(path, arg or None)
         results = sweep.run_sweep(config, points, workdir, shard=(i, n),
-                                  progress=_PROGRESS.value)
+                                  progress=_PROGRESS.value, pack=_PACK.value,
+                                  pack_size=_PACK_SIZE.value)
     except (ConfigError, WorkdirError, ValueError, OSError) as e:
         _die(e)
     counts: dict[str, int] = {}

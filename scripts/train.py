@@ -6,6 +6,11 @@ Exit codes: 0 done (or diverged: see summary.json), 1 failed (traceback),
 2 bad config or unusable workdir (one line on stderr, nothing written),
 143 (gru_jax.train.EXIT_PREEMPTED) stopped by SIGTERM/SIGINT after saving a
 checkpoint: run the same command again to resume.
+
+Across hosts (one run, the batch split over every process's devices), start
+one process per host under srun, or with JAX_COORDINATOR_ADDRESS,
+JAX_NUM_PROCESSES and JAX_PROCESS_ID set: see gru_jax/distributed.py and
+scripts/slurm_multihost.sh.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from gru_jax.config import config_from_flag, flag_error_line  # noqa: E402
+from gru_jax.distributed import maybe_initialize  # noqa: E402
 from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file (get_config())")
@@ -46,6 +52,7 @@ def main(argv):
         py_logging.getLogger("gru_jax").setLevel(py_logging.INFO)
     if len(argv) > 1:
         fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    maybe_initialize()  # a multi-host job (SLURM, JAX_COORDINATOR_ADDRESS): before any JAX call
     from gru_jax.train import EXIT_PREEMPTED, Preempted, train_and_evaluate
 
     try:

@@ -1,0 +1,67 @@
+"""Multi-host start-up: one run across the processes of a cluster job.
+
+`maybe_initialize()` calls `jax.distributed.initialize()` when this process is
+one of several of a job, and does nothing otherwise. The launchers
+(scripts/train.py, scripts/sweep.py) call it first, before anything asks JAX
+for its devices (initialize must come before the backend starts).
+
+A job counts as multi-process when
+
+* ``JAX_COORDINATOR_ADDRESS`` is set (host:port of process 0; with
+  ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``, unless a cluster JAX knows
+  fills them in), or
+* it runs under ``srun`` with more than one task (``SLURM_NTASKS`` > 1 and
+  ``SLURM_STEP_NODELIST`` set): JAX's SLURM detection finds the coordinator
+  (the first node of the step), the process count and this process's id.
+
+``GRU_JAX_DISTRIBUTED=0`` turns it off (e.g. several independent sweeps
+started as tasks of one SLURM step). After initialize, `jax.devices()` lists
+every process's devices: the trainer's 1-D mesh spans them all, the batch is
+split over them and the state replicated; Orbax coordinates the checkpoint
+saves of all processes itself; summary.json, config.json and the TensorBoard
+events are written by process 0 only (`is_primary`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+
+def cluster_kwargs(environ: Mapping[str, str] | None = None) -> dict | None:
+    """Arguments for jax.distributed.initialize, or None for a single-process job."""
+    env = os.environ if environ is None else environ
+    if env.get("GRU_JAX_DISTRIBUTED", "1") == "0":
+        return None
+    if env.get("JAX_COORDINATOR_ADDRESS"):
+        kw = {}
+        if env.get("JAX_NUM_PROCESSES"):
+            kw["num_processes"] = int(env["JAX_NUM_PROCESSES"])
+        if env.get("JAX_PROCESS_ID"):
+            kw["process_id"] = int(env["JAX_PROCESS_ID"])
+        return kw  # the coordinator address is read from the environment by JAX
+    try:
+        ntasks = int(env.get("SLURM_NTASKS", "1"))
+    except ValueError:
+        ntasks = 1
+    if ntasks > 1 and "SLURM_STEP_NODELIST" in env:
+        return {}  # JAX's SLURM cluster detection fills in everything
+    return None
+
+
+def maybe_initialize(environ: Mapping[str, str] | None = None) -> bool:
+    """jax.distributed.initialize() if this is a multi-process job; True if it was."""
+    kw = cluster_kwargs(environ)
+    if kw is None:
+        return False
+    import jax
+
+    jax.distributed.initialize(**kw)
+    return True
+
+
+def is_primary() -> bool:
+    """True on the process that writes a run's files (process 0; the only one alone)."""
+    import jax
+
+    return jax.process_index() == 0
