@@ -27,8 +27,6 @@ It is safe to start again and to run as several shards at once:
 from __future__ import annotations
 
 import contextlib
-import copy
-import difflib
 import hashlib
 import itertools
 import json
@@ -46,6 +44,8 @@ from typing import Any
 
 import ml_collections
 
+from gru_jax.config import apply_overrides
+from gru_jax.config import validate as default_validate
 from gru_jax.errors import ConfigError, WorkdirError
 
 FINISHED = ("done", "diverged")  # a point in one of these states is never run again
@@ -87,85 +87,6 @@ def _check_value(key: str, value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{key}: must be finite, got {value!r}")
     return value
-
-
-def _resolve(config: ml_collections.ConfigDict, key: str):
-    """(parent ConfigDict, leaf name) for a dotted key, or ConfigError naming it."""
-    parts = key.split(".")
-    node, path = config, []
-    for part in parts[:-1]:
-        path.append(part)
-        if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
-            raise ConfigError(_unknown(key, ".".join(path), node))
-        node = node[part]
-    if parts[-1] not in node:
-        raise ConfigError(_unknown(key, key, node))
-    if isinstance(node[parts[-1]], ml_collections.ConfigDict):
-        raise ConfigError(f"{key}: is a group of fields; override its leaves with dotted keys")
-    return node, parts[-1]
-
-
-def _unknown(key: str, missing: str, node: ml_collections.ConfigDict) -> str:
-    leaf = missing.rsplit(".", 1)[-1]
-    hint = difflib.get_close_matches(leaf, list(node.keys()), n=1)
-    where = missing.rsplit(".", 1)[0] + "." if "." in missing else ""
-    msg = f"{key}: unknown config key"
-    if hint:
-        msg += f" (did you mean {where}{hint[0]}?)"
-    else:
-        msg += f" (known here: {', '.join(sorted(node.keys()))})"
-    return msg
-
-
-def _apply_overrides_local(
-    config: ml_collections.ConfigDict, overrides: Mapping[str, Any]
-) -> ml_collections.ConfigDict:
-    """apply_overrides without gru_jax.config: sets leaves, keeps field types."""
-    config = copy.deepcopy(config)  # keeps FieldReferences live and the lock
-    for key, value in overrides.items():
-        node, leaf = _resolve(config, key)
-        old = node[leaf]
-        if isinstance(value, bool) and not isinstance(old, (bool, type(None))):
-            # ConfigDict lets True into an int field (bool subclasses int)
-            raise ConfigError(f"{key}: expected {type(old).__name__}, got bool {value!r}")
-        try:
-            node[leaf] = value
-        except (TypeError, ValueError) as e:
-            raise ConfigError(
-                f"{key}: expected {type(old).__name__}, got {type(value).__name__} {value!r}"
-            ) from e
-    return config
-
-
-def _config_module():
-    """gru_jax.config when it exists (it knows the tasks' fields), else None."""
-    try:
-        from gru_jax import config as module
-    except ModuleNotFoundError as e:
-        if e.name == "gru_jax.config":
-            return None
-        raise
-    return module
-
-
-def apply_overrides(
-    config: ml_collections.ConfigDict, overrides: Mapping[str, Any]
-) -> ml_collections.ConfigDict:
-    """A copy of `config` with the dotted overrides set; ConfigError names a bad key.
-
-    Uses gru_jax.config.apply_overrides (which also swaps in a new task's fields
-    when ``task.name`` changes) when present; types follow the config's fields.
-    """
-    module = _config_module()
-    fn = getattr(module, "apply_overrides", None) or _apply_overrides_local
-    return fn(config, overrides)
-
-
-def default_validate(config: ml_collections.ConfigDict) -> None:
-    """The trainer's own checks (gru_jax.config.validate) when that module exists."""
-    module = _config_module()
-    if module is not None and hasattr(module, "validate"):
-        module.validate(config)
 
 
 def expand(

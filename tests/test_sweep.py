@@ -112,17 +112,6 @@ def test_expand_names_the_bad_key(point, match):
         sweep.expand([{"model.cell": "gru"}, point], base_config(), no_validate)
 
 
-@pytest.mark.parametrize("point, match", [
-    ({"model.hiden_size": 8}, r"model\.hiden_size: unknown config key .*model\.hidden_size"),
-    ({"model.hidden_size": "big"}, r"model\.hidden_size: expected int, got str"),
-    ({"model.hidden_size": True}, r"model\.hidden_size: expected int, got bool"),
-    ({"model": "gru"}, r"model: is a group of fields"),
-])
-def test_local_overrides_without_config_module(point, match):
-    with pytest.raises(ConfigError, match=match):
-        sweep._apply_overrides_local(base_config(), point)
-
-
 def test_points_are_validated_by_default():
     config = pytest.importorskip("gru_jax.config")
     with pytest.raises(ConfigError, match=r"sweep point 0 \(cell=nope\): model\.cell"):
