@@ -19,21 +19,21 @@ line on stderr, nothing run), 143 preempted (run the same command to resume).
 
 from __future__ import annotations
 
-import logging as py_logging
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from gru_jax import search  # noqa: E402
-from gru_jax.config import config_from_flag, flag_error_line  # noqa: E402
+from gru_jax import cli, search  # noqa: E402
+from gru_jax.config import config_from_flag  # noqa: E402
 from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
 
 EXIT_PREEMPTED = 143  # as gru_jax.train.EXIT_PREEMPTED
 
+PROG = "search.py"  # prefix of the one-line errors
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment file with get_config() and get_search_space().",
     lock_config=True)
@@ -47,25 +47,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the proposals (not of the train
 _TOP = flags.DEFINE_integer("top", 8, "Rows of the printed table.")
 
 
-def _die(msg) -> None:
-    print(f"search.py: error: {msg}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _parse(argv: list[str]) -> list[str]:
-    # absl exits 1 (with a traceback for some config errors); the contract is one line, exit 2.
-    try:
-        return flags.FLAGS(argv)
-    except Exception as e:  # noqa: BLE001 - config_flags raises several kinds
-        _die(flag_error_line(e, argv))
-
-
 def main(argv: list[str]) -> int:
-    if not flags.FLAGS["verbosity"].present:  # Orbax logs every save at INFO
-        logging.set_verbosity(logging.WARNING)
-        py_logging.getLogger("gru_jax").setLevel(py_logging.INFO)
-    if len(argv) > 1:
-        _die(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.setup(argv, PROG)
     workdir = _WORKDIR.value
     try:
         if not workdir:
@@ -82,7 +65,7 @@ def main(argv: list[str]) -> int:
             config, workdir, space, _METHOD.value, _BUDGET.value, _POPULATION.value,
             _SEED.value, budget_steps=_BUDGET_STEPS.value)
     except (ConfigError, WorkdirError, ValueError, OSError) as e:
-        _die(e)
+        cli.die(e, PROG)
     if result["status"] == "preempted":
         print("preempted: run the same command again to resume", file=sys.stderr)
         return EXIT_PREEMPTED
@@ -101,4 +84,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse)
+    app.run(main, flags_parser=cli.flags_parser(PROG))

@@ -21,22 +21,22 @@ current point saved a checkpoint; run the same command again to resume).
 
 from __future__ import annotations
 
-import logging as py_logging
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from gru_jax import sweep  # noqa: E402
-from gru_jax.config import config_from_flag, flag_error_line  # noqa: E402
+from gru_jax import cli, sweep  # noqa: E402
+from gru_jax.config import config_from_flag  # noqa: E402
 from gru_jax.distributed import maybe_initialize  # noqa: E402
 from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
 
 EXIT_PREEMPTED = 143  # as gru_jax.train.EXIT_PREEMPTED (imported lazily there)
 
+PROG = "sweep.py"  # prefix of the one-line errors
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment file with get_config() and get_sweep().", lock_config=True
 )
@@ -55,26 +55,8 @@ _PACK_SIZE = flags.DEFINE_integer("pack_size", 8, "--pack: at most this many poi
                                   lower_bound=1)
 
 
-def _die(msg) -> None:
-    print(f"sweep.py: error: {msg}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _parse(argv: list[str]) -> list[str]:
-    # absl exits 1 (with a traceback for some config errors); the contract is one line, exit 2.
-    try:
-        return flags.FLAGS(argv)
-    except Exception as e:  # noqa: BLE001 - config_flags raises several kinds
-        _die(flag_error_line(e, argv))
-
-
 def main(argv: list[str]) -> int:
-    # Orbax logs every save at INFO through absl: keep those quiet, keep gru_jax's lines.
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-        py_logging.getLogger("gru_jax").setLevel(py_logging.INFO)
-    if len(argv) > 1:
-        _die(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.setup(argv, PROG)
     maybe_initialize()  # a multi-host job (SLURM, JAX_COORDINATOR_ADDRESS): before any JAX call
     workdir = _WORKDIR.value
     try:
@@ -88,7 +70,7 @@ def main(argv: list[str]) -> int:
                                   progress=_PROGRESS.value, pack=_PACK.value,
                                   pack_size=_PACK_SIZE.value)
     except (ConfigError, WorkdirError, ValueError, OSError) as e:
-        _die(e)
+        cli.die(e, PROG)
     counts: dict[str, int] = {}
     for r in results:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -103,4 +85,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse)
+    app.run(main, flags_parser=cli.flags_parser(PROG))

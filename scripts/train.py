@@ -15,16 +15,16 @@ scripts/slurm_multihost.sh.
 
 from __future__ import annotations
 
-import logging as py_logging
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from gru_jax.config import config_from_flag, flag_error_line  # noqa: E402
+from gru_jax import cli  # noqa: E402
+from gru_jax.config import config_from_flag  # noqa: E402
 from gru_jax.distributed import maybe_initialize  # noqa: E402
 from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
 
@@ -32,26 +32,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config fil
 _WORKDIR = flags.DEFINE_string("workdir", None, "folder for checkpoints, events and summary.json")
 
 
-def fail(line: str, code: int = 2):
-    print(f"error: {line}", file=sys.stderr)
-    sys.exit(code)
-
-
-def parse_flags(argv):
-    """absl's parsing, with every flag or config error as one line and exit 2."""
-    try:
-        return flags.FLAGS(argv)
-    except Exception as e:  # noqa: BLE001 - config_flags raises several kinds
-        fail(flag_error_line(e, argv))
-
-
 def main(argv):
-    # Orbax logs every save at INFO through absl: keep those quiet, keep gru_jax's lines.
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-        py_logging.getLogger("gru_jax").setLevel(py_logging.INFO)
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.setup(argv)
     maybe_initialize()  # a multi-host job (SLURM, JAX_COORDINATOR_ADDRESS): before any JAX call
     from gru_jax.train import EXIT_PREEMPTED, Preempted, train_and_evaluate
 
@@ -61,11 +43,11 @@ def main(argv):
             raise WorkdirError("--workdir: required")
         train_and_evaluate(config, _WORKDIR.value)
     except (ConfigError, WorkdirError) as e:
-        fail(str(e))
+        cli.die(str(e))
     except Preempted as e:
         print(f"preempted: {e}", file=sys.stderr)
         sys.exit(EXIT_PREEMPTED)
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=cli.flags_parser())

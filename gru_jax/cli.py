@@ -1,0 +1,43 @@
+"""What the launchers in scripts/ share: one-line errors and quiet logs.
+
+The contract for bad input is one line on stderr and exit code 2, never a
+traceback; absl's own flag parsing exits 1 (with a traceback for some config
+errors), hence `flags_parser`.
+"""
+
+from __future__ import annotations
+
+import logging as py_logging
+import sys
+
+from absl import flags, logging
+
+from gru_jax.config import flag_error_line
+
+
+def die(msg, prog: str | None = None):
+    """Print ``[prog: ]error: msg`` on stderr and exit 2."""
+    print(f"{prog}: error: {msg}" if prog else f"error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def flags_parser(prog: str | None = None):
+    """An `app.run(flags_parser=...)` that turns every flag or config error into `die`."""
+
+    def parse(argv: list[str]) -> list[str]:
+        try:
+            return flags.FLAGS(argv)
+        except Exception as e:  # noqa: BLE001 - config_flags raises several kinds
+            die(flag_error_line(e, argv), prog)
+
+    return parse
+
+
+def setup(argv: list[str], prog: str | None = None) -> None:
+    """Quiet logs unless --verbosity is given (Orbax logs every save at INFO
+    through absl; gru_jax's own lines stay), and refuse positional arguments."""
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+        py_logging.getLogger("gru_jax").setLevel(py_logging.INFO)
+    if len(argv) > 1:
+        die(f"unexpected arguments: {' '.join(argv[1:])}", prog)
