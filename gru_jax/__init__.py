@@ -26,19 +26,19 @@ from gru_jax.cells import (
 from gru_jax.modules import GRU, GRUCell, Recurrent
 from gru_jax.scan import (
     SCANS,
-    bidirectional,
     gru_scan,
     lstm_scan,
     mingru_scan,
     rnn_scan,
     scan_cell,
 )
+from gru_jax.stacked import bidirectional, init_stacked, merge, stacked_scan
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CELLS", "Cell", "GRU", "GRUCell", "Recurrent", "SCANS", "bidirectional", "count_params",
     "get_cell", "gru_scan", "gru_step", "gru_variant", "init_gru", "init_lstm", "init_mingru",
-    "init_rnn", "lstm_scan", "lstm_step", "mingru_scan", "mingru_step", "rnn_scan", "rnn_step",
-    "scan_cell",
+    "init_rnn", "init_stacked", "lstm_scan", "lstm_step", "merge", "mingru_scan", "mingru_step",
+    "rnn_scan", "rnn_step", "scan_cell", "stacked_scan",
 ]

@@ -23,12 +23,12 @@ flax's and torch LSTM's bias folding moves (not changes) biases.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 
 import jax.numpy as jnp
 import numpy as np
 
-_TORCH_GRU_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 _FLAX_GRU = {"ir": True, "iz": True, "in": True, "hr": False, "hz": False, "hn": True}
 
 
@@ -71,35 +71,93 @@ def _our_params(params: Mapping, keys: Sequence[str], what: str) -> dict:
     return {k: np.asarray(params[k]) for k in params}
 
 
-def _state_dict(sd, n_gates: int, what: str):
-    """(w_ih [G H, I], w_hh [G H, H], b_ih [G H], b_hh [G H]) from a torch state dict."""
+_TORCH_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
+
+
+def _torch_layers(sd, what: str) -> list[list[dict]]:
+    """A torch state dict's tensors grouped as [layer][direction] -> {"weight_ih": ...}."""
     if hasattr(sd, "state_dict"):  # an nn.GRU / nn.LSTM module itself
         sd = sd.state_dict()
     if not isinstance(sd, Mapping):
         raise ValueError(f"expected a {what} state dict, got {type(sd).__name__}")
-    extra = sorted(k for k in sd if k not in _TORCH_GRU_KEYS)
-    if extra:
-        raise ValueError(f"only a single-layer unidirectional {what} is supported; "
-                         f"extra keys {extra}")
-    for k in ("weight_ih_l0", "weight_hh_l0"):
-        if k not in sd:
-            raise ValueError(f"{what} state dict lacks {k!r}; got keys {sorted(sd)}")
-    w_hh = _np(sd["weight_hh_l0"], "weight_hh_l0")
+    groups: dict[tuple[int, int], dict] = {}
+    for k, v in sd.items():
+        m = _TORCH_KEY.match(k)
+        if m is None:  # e.g. LSTM proj_size's weight_hr_l0
+            raise ValueError(f"unsupported {what} state dict key {k!r} (expected "
+                             "weight_ih_l<L>, weight_hh_l<L>, bias_ih_l<L>, bias_hh_l<L>, "
+                             "optionally with _reverse)")
+        groups.setdefault((int(m[2]), int(bool(m[3]))), {})[m[1]] = v
+    if not groups:
+        raise ValueError(f"{what} state dict lacks 'weight_ih_l0'; got keys {sorted(sd)}")
+    L = 1 + max(layer for layer, _ in groups)
+    D = 1 + max(d for _, d in groups)
+    want = {(layer, d) for layer in range(L) for d in range(D)}
+    if set(groups) != want:
+        missing = sorted(f"l{layer}{'_reverse' * d}" for layer, d in want - set(groups))
+        raise ValueError(f"{what} state dict lacks the tensors of layer(s) {missing}")
+    return [[groups[layer, d] for d in range(D)] for layer in range(L)]
+
+
+def _gates(g: dict, suffix: str, n_gates: int, what: str):
+    """(w_ih [G H, I], w_hh [G H, H], b_ih [G H], b_hh [G H]) of one layer and direction."""
+    for k in ("weight_ih", "weight_hh"):
+        if k not in g:
+            raise ValueError(f"{what} state dict lacks {k + suffix!r}")
+    w_hh = _np(g["weight_hh"], "weight_hh" + suffix)
     if w_hh.ndim != 2 or w_hh.shape[0] != n_gates * w_hh.shape[1]:
-        raise ValueError(f"weight_hh_l0: expected shape [{n_gates}*H, H], got {w_hh.shape}")
+        raise ValueError(f"weight_hh{suffix}: expected shape [{n_gates}*H, H], got {w_hh.shape}")
     H = w_hh.shape[1]
-    w_ih = _np(sd["weight_ih_l0"], "weight_ih_l0")
+    w_ih = _np(g["weight_ih"], "weight_ih" + suffix)
     if w_ih.ndim != 2 or w_ih.shape[0] != n_gates * H:
-        raise ValueError(f"weight_ih_l0: expected shape [{n_gates * H}, I], got {w_ih.shape}")
-    has = [k in sd for k in ("bias_ih_l0", "bias_hh_l0")]
+        raise ValueError(f"weight_ih{suffix}: expected shape [{n_gates * H}, I], got {w_ih.shape}")
+    has = [k in g for k in ("bias_ih", "bias_hh")]
     if any(has) and not all(has):
-        raise ValueError(f"{what} state dict has only one of bias_ih_l0, bias_hh_l0")
+        raise ValueError(f"{what} state dict has only one of bias_ih{suffix}, bias_hh{suffix}")
     if all(has):  # bias=False modules have neither: zeros then
-        b_ih = _shape(_np(sd["bias_ih_l0"], "bias_ih_l0"), (n_gates * H,), "bias_ih_l0")
-        b_hh = _shape(_np(sd["bias_hh_l0"], "bias_hh_l0"), (n_gates * H,), "bias_hh_l0")
+        b_ih = _shape(_np(g["bias_ih"], "bias_ih" + suffix), (n_gates * H,), "bias_ih" + suffix)
+        b_hh = _shape(_np(g["bias_hh"], "bias_hh" + suffix), (n_gates * H,), "bias_hh" + suffix)
     else:
         b_ih = b_hh = np.zeros((n_gates * H,), w_hh.dtype)
     return w_ih, w_hh, b_ih, b_hh
+
+
+def _suffix(layer: int, d: int) -> str:
+    return f"_l{layer}" + ("_reverse" if d else "")
+
+
+def _from_torch(sd, n_gates: int, what: str, one: Callable):
+    """`one(w_ih, w_hh, b_ih, b_hh)` per layer and direction: one params dict for a
+    single-layer unidirectional module, else the `init_stacked` list."""
+    layers = _torch_layers(sd, what)
+    out = [{d: one(*_gates(g, _suffix(layer, j), n_gates, what))
+            for j, (d, g) in enumerate(zip(("fwd", "bwd"), dirs, strict=False))}
+           for layer, dirs in enumerate(layers)]
+    return out[0]["fwd"] if len(out) == 1 and len(layers[0]) == 1 else out
+
+
+def _to_torch(params, one: Callable) -> dict:
+    """A torch state dict from one params dict (keys ..._l0) or `init_stacked` layers
+    (keys ..._l<L> and ..._l<L>_reverse), `one(p)` giving the four stacked tensors."""
+    if isinstance(params, Mapping):
+        layers = [{"fwd": params}]
+    elif isinstance(params, (list, tuple)) and params:
+        layers = params
+    else:
+        raise ValueError("expected a params dict or a non-empty list of layers from "
+                         f"init_stacked, got {type(params).__name__}")
+    sd = {}
+    for layer, dirs in enumerate(layers):
+        if not isinstance(dirs, Mapping) or "fwd" not in dirs or set(dirs) - {"fwd", "bwd"}:
+            raise ValueError(f"layer {layer}: expected keys 'fwd' (and 'bwd'), got "
+                             f"{sorted(dirs) if isinstance(dirs, Mapping) else dirs!r}")
+        for j, d in enumerate(("fwd", "bwd")):
+            if d in dirs:
+                w_ih, w_hh, b_ih, b_hh = one(dirs[d])
+                s = _suffix(layer, j)
+                sd.update({"weight_ih" + s: w_ih, "weight_hh" + s: w_hh,
+                           "bias_ih" + s: b_ih, "bias_hh" + s: b_hh})
+    return _torch_or_numpy(sd)
 
 
 def _split(a: np.ndarray, n: int, axis: int) -> list[np.ndarray]:
@@ -113,10 +171,7 @@ def _jnp(d: dict) -> dict:
 # --------------------------------------------------------------------------- torch GRU
 
 
-def from_torch(state_dict) -> dict:
-    """Our reset_after GRU params from a single-layer `torch.nn.GRU`'s state dict
-    (or the module). Values may be torch tensors or numpy arrays."""
-    w_ih, w_hh, b_ih, b_hh = _state_dict(state_dict, 3, "torch.nn.GRU")
+def _gru_from_torch(w_ih, w_hh, b_ih, b_hh) -> dict:
     p = {}
     for g, wi, wh, bi, bh in zip("rzn", _split(w_ih, 3, 0), _split(w_hh, 3, 0),
                                  _split(b_ih, 3, 0), _split(b_hh, 3, 0), strict=True):
@@ -125,29 +180,39 @@ def from_torch(state_dict) -> dict:
     return _jnp(p)
 
 
-def to_torch(params: Mapping) -> dict:
-    """A `torch.nn.GRU(I, H, batch_first=...)` state dict from our reset_after params:
-    torch tensors if torch is importable, else numpy arrays."""
+def _gru_to_torch(params: Mapping):
     if "w_ir" in params and "b_hn" not in params:
         raise ValueError("torch.nn.GRU is reset_after; these params are reset_before")
     keys = [f"{k}{g}" for k in ("w_i", "w_h", "b_i", "b_h") for g in "rzn"]
     p = _our_params(params, keys, "GRU")
     cat = lambda k: np.concatenate([p[f"{k}{g}"] for g in "rzn"], axis=0)  # noqa: E731
-    return _torch_or_numpy({
-        "weight_ih_l0": np.concatenate([p[f"w_i{g}"].T for g in "rzn"], axis=0),
-        "weight_hh_l0": np.concatenate([p[f"w_h{g}"].T for g in "rzn"], axis=0),
-        "bias_ih_l0": cat("b_i"),
-        "bias_hh_l0": cat("b_h"),
-    })
+    return (np.concatenate([p[f"w_i{g}"].T for g in "rzn"], axis=0),
+            np.concatenate([p[f"w_h{g}"].T for g in "rzn"], axis=0), cat("b_i"), cat("b_h"))
+
+
+def from_torch(state_dict):
+    """Our reset_after GRU params from a `torch.nn.GRU`'s state dict (or the module).
+    Values may be torch tensors or numpy arrays.
+
+    A single-layer unidirectional GRU gives one params dict (for `gru_scan`);
+    ``num_layers > 1`` or ``bidirectional=True`` gives `init_stacked`'s list
+    ``[{"fwd": ..., "bwd": ...}, ...]`` (``_reverse`` keys go to ``bwd``) for
+    ``stacked_scan("gru", ...)``, whose carry is torch's h_0 / h_n layout.
+    """
+    return _from_torch(state_dict, 3, "torch.nn.GRU", _gru_from_torch)
+
+
+def to_torch(params) -> dict:
+    """A `torch.nn.GRU(I, H, batch_first=...)` state dict from our reset_after params
+    (keys ..._l0), or from `init_stacked` layers for ``nn.GRU(num_layers=L,
+    bidirectional=...)``: torch tensors if torch is importable, else numpy arrays."""
+    return _to_torch(params, _gru_to_torch)
 
 
 # --------------------------------------------------------------------------- torch LSTM
 
 
-def from_torch_lstm(state_dict) -> dict:
-    """Our LSTM params from a single-layer `torch.nn.LSTM`'s state dict (or the
-    module); torch's two biases add into our one bias per gate."""
-    w_ih, w_hh, b_ih, b_hh = _state_dict(state_dict, 4, "torch.nn.LSTM")
+def _lstm_from_torch(w_ih, w_hh, b_ih, b_hh) -> dict:
     p = {}
     for g, wi, wh, b in zip("ifgo", _split(w_ih, 4, 0), _split(w_hh, 4, 0),
                             _split(b_ih + b_hh, 4, 0), strict=True):
@@ -155,17 +220,25 @@ def from_torch_lstm(state_dict) -> dict:
     return _jnp(p)
 
 
-def to_torch_lstm(params: Mapping) -> dict:
-    """A `torch.nn.LSTM` state dict from our LSTM params (bias_hh_l0 is zero)."""
+def _lstm_to_torch(params: Mapping):
     keys = [f"{k}{g}" for k in ("w_i", "w_h", "b_") for g in "ifgo"]
     p = _our_params(params, keys, "LSTM")
     b = np.concatenate([p[f"b_{g}"] for g in "ifgo"], axis=0)
-    return _torch_or_numpy({
-        "weight_ih_l0": np.concatenate([p[f"w_i{g}"].T for g in "ifgo"], axis=0),
-        "weight_hh_l0": np.concatenate([p[f"w_h{g}"].T for g in "ifgo"], axis=0),
-        "bias_ih_l0": b,
-        "bias_hh_l0": np.zeros_like(b),
-    })
+    return (np.concatenate([p[f"w_i{g}"].T for g in "ifgo"], axis=0),
+            np.concatenate([p[f"w_h{g}"].T for g in "ifgo"], axis=0), b, np.zeros_like(b))
+
+
+def from_torch_lstm(state_dict):
+    """Our LSTM params from a `torch.nn.LSTM`'s state dict (or the module); torch's
+    two biases add into our one bias per gate. Multi-layer or bidirectional
+    modules give `init_stacked` layers, as `from_torch`."""
+    return _from_torch(state_dict, 4, "torch.nn.LSTM", _lstm_from_torch)
+
+
+def to_torch_lstm(params) -> dict:
+    """A `torch.nn.LSTM` state dict from our LSTM params or `init_stacked` layers
+    (bias_hh is zero)."""
+    return _to_torch(params, _lstm_to_torch)
 
 
 # --------------------------------------------------------------------------- Keras GRU

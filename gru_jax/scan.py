@@ -258,15 +258,3 @@ def mingru_scan(params, xs, h0=None, *, parallel=False, time_major=False, revers
 
 SCANS = {"gru": gru_scan, "lstm": lstm_scan, "rnn": rnn_scan, "mingru": mingru_scan}
 
-
-def bidirectional(scan_fn, params_fwd, params_bwd, xs, *, seq_lengths=None,
-                  time_major=False, **kw):
-    """Run `scan_fn` forward with `params_fwd` and backward with `params_bwd`.
-
-    Returns ((carry_fwd, carry_bwd), hs [batch, time, 2 * hidden]): the forward
-    outputs then the backward ones, aligned on the same time steps.
-    """
-    cf, hf = scan_fn(params_fwd, xs, seq_lengths=seq_lengths, time_major=time_major, **kw)
-    cb, hb = scan_fn(params_bwd, xs, seq_lengths=seq_lengths, time_major=time_major,
-                     reverse=True, **kw)
-    return (cf, cb), jnp.concatenate([hf, hb], axis=-1)

@@ -107,3 +107,22 @@ def experiment_config(overrides: dict | None = None):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return apply_overrides(module.get_config(), overrides or {})
+
+
+# --- live peers for parity tests (skipped where not installed) ---
+
+
+@pytest.fixture(scope="session")
+def torch():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)  # tiny sizes; leave the other core alone
+    return torch
+
+
+@pytest.fixture(scope="session")
+def keras():
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip("Keras parity runs on the jax backend (KERAS_BACKEND=jax)")
+    return keras

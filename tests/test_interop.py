@@ -7,8 +7,6 @@ gate's slot in the other library's layout is exercised.
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,13 +68,6 @@ def ours(params, xs, h0, r, impl="auto"):
 
 
 # ----------------------------------------------------------------------------- torch
-
-
-@pytest.fixture(scope="module")
-def torch():
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)  # tiny sizes; leave the other core alone
-    return torch
 
 
 def torch_run(torch, module, xs, h0, r):
@@ -158,15 +149,6 @@ def test_torch_lstm(torch):
 
 
 # ----------------------------------------------------------------------------- Keras
-
-
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip("Keras parity runs on the jax backend (KERAS_BACKEND=jax)")
-    return keras
 
 
 @pytest.mark.parametrize("reset_after", [True, False])

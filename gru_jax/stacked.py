@@ -1,0 +1,197 @@
+"""Stacked and bidirectional recurrent layers as pure functions: torch's
+``nn.GRU(num_layers=L, bidirectional=True, dropout=p)`` and Keras's
+``Bidirectional(GRU(...), merge_mode=...)``, for any cell.
+
+Params (from `init_stacked`) are a list with one entry per layer::
+
+    [{"fwd": cell params}, ...]                        # unidirectional
+    [{"fwd": cell params, "bwd": cell params}, ...]    # bidirectional
+
+Layer 0 reads the input; layer l > 0 reads layer l - 1's merged output:
+[*, D * hidden] with ``merge_mode="concat"`` (torch's layout), [*, hidden]
+with ``"sum" | "mul" | "ave"`` (Keras's). Every carry leaf is stacked as
+torch's ``h_0`` / ``h_n``: [layers * directions, batch, hidden], entry
+``l * D + d`` (d = 0 forward, 1 backward); the LSTM's carry is a pair of them.
+
+Dropout (torch's ``dropout``) applies to the outputs of every layer but the
+last, inverted (kept units scaled by 1 / (1 - rate)), one fresh mask per
+element; it is off when ``deterministic=True`` or ``dropout=0``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from gru_jax.cells import CELLS, Cell, get_cell
+from gru_jax.scan import SCANS, scan_cell
+
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+DIRECTIONS = ("fwd", "bwd")
+
+
+def merge(hf: jax.Array, hb: jax.Array, mode: str | None = "concat"):
+    """Keras's Bidirectional merge of forward and backward outputs [..., hidden]:
+    concat -> [..., 2 * hidden]; sum, mul, ave -> [..., hidden]; None -> (hf, hb)."""
+    if mode is None:
+        return hf, hb
+    if mode == "concat":
+        return jnp.concatenate([hf, hb], axis=-1)
+    if mode == "sum":
+        return hf + hb
+    if mode == "mul":
+        return hf * hb
+    if mode == "ave":
+        return (hf + hb) / 2
+    raise ValueError(f"merge_mode must be one of {MERGE_MODES} or None, got {mode!r}")
+
+
+def bidirectional(scan_fn: Callable, params_fwd, params_bwd, xs, carry0=None, *,
+                  merge_mode: str | None = "concat", seq_lengths=None, time_major=False, **kw):
+    """Run `scan_fn` forward with `params_fwd` and backward with `params_bwd`.
+
+    Args:
+      scan_fn: a scan with `gru_scan`'s signature (e.g. `gru_scan`, `lstm_scan`).
+      xs: [batch, time, input] ([time, batch, input] if `time_major`).
+      carry0: None (each direction's zeros) or the pair (carry_fwd, carry_bwd),
+        one initial state per direction (Keras's ``initial_state`` halves).
+      merge_mode: how the two output sequences combine (see `merge`).
+      kw: passed to both scans (seq_lengths, unroll, remat, dtype, impl, ...).
+
+    Returns:
+      ((carry_fwd, carry_bwd), outputs): outputs [batch, time, 2 * hidden] for
+      concat (forward features first), [batch, time, hidden] for sum, mul, ave,
+      or the pair (hs_fwd, hs_bwd) for None; both directions aligned on the
+      same time steps, the backward one run over each valid prefix.
+    """
+    if merge_mode not in MERGE_MODES and merge_mode is not None:
+        raise ValueError(f"merge_mode must be one of {MERGE_MODES} or None, got {merge_mode!r}")
+    cf0, cb0 = (None, None) if carry0 is None else carry0
+    cf, hf = scan_fn(params_fwd, xs, cf0, seq_lengths=seq_lengths, time_major=time_major, **kw)
+    cb, hb = scan_fn(params_bwd, xs, cb0, seq_lengths=seq_lengths, time_major=time_major,
+                     reverse=True, **kw)
+    return (cf, cb), merge(hf, hb, merge_mode)
+
+
+def _cell(cell: Cell | str) -> Cell:
+    return get_cell(cell) if isinstance(cell, str) else cell
+
+
+def scan_fn_of(cell: Cell | str) -> Callable:
+    """The scan for `cell` with `gru_scan`'s signature: the cell's own (the fused
+    GRU, the parallel minGRU) for a built-in cell, else `scan_cell` with it."""
+    if isinstance(cell, str):
+        get_cell(cell)  # one clear line for an unknown name
+        return SCANS[cell]
+    if CELLS.get(cell.name) is cell:
+        return SCANS[cell.name]
+    return functools.partial(scan_cell, cell)
+
+
+def init_stacked(key: jax.Array, cell: Cell | str, input_size: int, hidden_size: int,
+                 num_layers: int = 1, *, bidirectional: bool = False,
+                 merge_mode: str = "concat", **init_kw) -> list[dict]:
+    """Params for `stacked_scan`: `num_layers` layers of `cell` (by name or a
+    `Cell`), each direction initialised by the cell's own init with its own key.
+
+    `init_kw` go to every layer's init (e.g. ``variant=...`` for the GRU). Layer
+    l > 0 reads D * hidden features with ``merge_mode="concat"`` and hidden
+    otherwise, so `merge_mode` must be the one `stacked_scan` will use.
+    """
+    cell = _cell(cell)
+    if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
+        raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
+    if merge_mode not in MERGE_MODES:
+        raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
+    dirs = DIRECTIONS if bidirectional else DIRECTIONS[:1]
+    keys = jax.random.split(key, num_layers * len(dirs)).reshape(num_layers, len(dirs))
+    layers, size = [], input_size
+    for i in range(num_layers):
+        layers.append({d: cell.init(keys[i, j], size, hidden_size, **init_kw)
+                       for j, d in enumerate(dirs)})
+        size = hidden_size * (len(dirs) if merge_mode == "concat" else 1)
+    return layers
+
+
+def num_directions(params) -> int:
+    """1 or 2, read from stacked params (every layer must agree)."""
+    if not isinstance(params, (list, tuple)) or not params:
+        raise ValueError("stacked params must be a non-empty list of layers from init_stacked, "
+                         f"got {type(params).__name__}")
+    ds = {tuple(sorted(layer)) for layer in params}
+    if ds == {("fwd",)}:
+        return 1
+    if ds == {("bwd", "fwd")}:
+        return 2
+    raise ValueError(f"every layer needs keys ('fwd',) or ('bwd', 'fwd'), got {sorted(ds)}")
+
+
+def _dropout(rng, rate: float, h: jax.Array) -> jax.Array:
+    keep = jax.random.bernoulli(rng, 1.0 - rate, h.shape)
+    return jnp.where(keep, h / (1.0 - rate), jnp.zeros_like(h))
+
+
+def stacked_scan(cell: Cell | str, params, xs, carry0=None, *, merge_mode: str = "concat",
+                 dropout: float = 0.0, deterministic: bool = False, rng: jax.Array | None = None,
+                 seq_lengths=None, time_major: bool = False, **scan_kw):
+    """Run stacked (and optionally bidirectional) layers of `cell` over a sequence.
+
+    Args:
+      cell: a cell name (gru | lstm | rnn | mingru) or a `Cell`; built-in cells
+        run their own scan, so the GRU gets the fused implementation.
+      params: from `init_stacked` (layers and directions are read from it).
+      xs: [batch, time, input] ([time, batch, input] if `time_major`).
+      carry0: None (zeros) or the initial state with every leaf
+        [layers * directions, batch, hidden] (torch's ``h_0``; entry l * D + d).
+      merge_mode: how each bidirectional layer combines its directions
+        (concat | sum | mul | ave, see `merge`); unused for one direction.
+      dropout: rate on every layer's output but the last's (torch's ``dropout``).
+      deterministic: True turns dropout off (evaluation).
+      rng: a PRNG key, needed when dropout is on.
+      seq_lengths: [batch] valid lengths; each layer holds its carry past them,
+        outputs are zero there and the backward direction runs over the valid part.
+      scan_kw: passed to every layer's scan (unroll, remat, dtype, impl for the GRU, ...).
+
+    Returns:
+      (carry, outputs): carry with leaves [layers * directions, batch, hidden]
+      (torch's ``h_n``); outputs the last layer's [batch, time, D * hidden]
+      (concat) or [batch, time, hidden], in xs's layout.
+    """
+    scan_fn = scan_fn_of(cell)
+    D = num_directions(params)
+    L = len(params)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    drop = dropout > 0.0 and not deterministic and L > 1
+    if drop and rng is None:
+        raise ValueError(f"dropout={dropout} needs rng (or deterministic=True to turn it off)")
+    if carry0 is not None:
+        leads = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None
+                 for leaf in jax.tree_util.tree_leaves(carry0)}
+        if leads != {L * D}:
+            raise ValueError(f"carry0 leaves must be [layers * directions = {L * D}, batch, "
+                             f"hidden], got leading sizes {sorted(leads, key=str)}")
+    part = lambda i: jax.tree_util.tree_map(lambda a: a[i], carry0)  # noqa: E731
+    keys = jax.random.split(rng, L - 1) if drop else None
+    carries, h = [], xs
+    kw = dict(seq_lengths=seq_lengths, time_major=time_major, **scan_kw)
+    for i, layer in enumerate(params):
+        if D == 1:
+            c, h = scan_fn(layer["fwd"], h, None if carry0 is None else part(i), **kw)
+            carries.append(c)
+        else:
+            c0 = None if carry0 is None else (part(2 * i), part(2 * i + 1))
+            (cf, cb), h = bidirectional(scan_fn, layer["fwd"], layer["bwd"], h, c0,
+                                        merge_mode=merge_mode, **kw)
+            carries += [cf, cb]
+        if drop and i < L - 1:
+            h = _dropout(keys[i], dropout, h)
+    carry = jax.tree_util.tree_map(lambda *cs: jnp.stack(cs), *carries)
+    return carry, h
+
+
+__all__ = ["MERGE_MODES", "bidirectional", "init_stacked", "merge", "num_directions",
+           "scan_fn_of", "stacked_scan"]
