@@ -30,6 +30,8 @@ A config is an `ml_collections.ConfigDict` with four parts::
     train.keep_checkpoints    int > 0
     train.log_every           int > 0
     train.progress            bool: tqdm bar (only on a terminal)
+    train.stop_when_solved    int >= 0: end the run once this many evals in a row
+                              are solved (0: off, train all train.steps)
 
 `validate(config)` raises `ConfigError` with one line naming the first bad
 key and what it allows, e.g. ``model.hidden_size: must be a positive int, got -3``.
@@ -61,7 +63,7 @@ CHRONO_CELLS = ("gru", "lstm")
 # other key must equal the stored config.json; see `gru_jax.train`.
 RESUMABLE_KEYS = frozenset({
     "train.steps", "train.eval_every", "train.checkpoint_every",
-    "train.keep_checkpoints", "train.log_every", "train.progress",
+    "train.keep_checkpoints", "train.log_every", "train.progress", "train.stop_when_solved",
 })
 
 
@@ -100,6 +102,7 @@ def base_config(task: str = "adding") -> ml_collections.ConfigDict:
         keep_checkpoints=3,
         log_every=50,
         progress=True,
+        stop_when_solved=0,
     ))
     c.lock()  # a misspelt key is an error where it is set, not a silently new field
     return c
@@ -236,6 +239,7 @@ CHECKS = {
     "train.keep_checkpoints": _positive_int,
     "train.log_every": _positive_int,
     "train.progress": _bool,
+    "train.stop_when_solved": _nonneg_int,
 }
 
 

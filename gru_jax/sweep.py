@@ -473,6 +473,33 @@ def write_sweep_file(workdir: Path, points: Sequence[Mapping[str, Any]],
     )
 
 
+def prune_reason(k: int, points: Sequence[Mapping[str, Any]], names: Sequence[str],
+                 workdir: Path, axis: str) -> str | None:
+    """Why point k need not run, or None: at the next smaller value of `axis` (a
+    difficulty axis such as task.seq_len), every point with k's other overrides (any
+    seed) finished unsolved or was itself pruned. Points still to run or running
+    there keep k in the grid (nothing is inferred from a partial result)."""
+    if axis not in points[k]:
+        return None
+    others = lambda p: sorted((key, repr(v)) for key, v in p.items()  # noqa: E731
+                              if key not in (axis, "seed"))
+    mine = others(points[k])
+    shorter = [p[axis] for p in points if axis in p and others(p) == mine
+               and p[axis] < points[k][axis]]
+    if not shorter:
+        return None
+    prev = max(shorter)
+    below = [j for j, p in enumerate(points) if axis in p and p[axis] == prev
+             and others(p) == mine]
+    for j in below:
+        summary = read_summary(workdir / names[j])
+        finished_unsolved = (summary is not None and summary.get("status") in FINISHED
+                             and not summary.get("solved"))
+        if not finished_unsolved and prune_reason(j, points, names, workdir, axis) is None:
+            return None
+    return f"pruned: unsolved by all {len(below)} runs at {axis}={prev}"
+
+
 PACK_KEYS = ("seed", "train.learning_rate")  # as gru_jax.train.PACK_KEYS (no jax here)
 
 PackFn = Callable[[list, list], Any]
@@ -551,6 +578,7 @@ def run_sweep(
     pack: bool = False,
     pack_size: int = 8,
     pack_fn: PackFn | None = None,
+    prune_along: str | None = None,
 ) -> list[dict[str, Any]]:
     """Runs this shard's points of `sweep` over `config`, each in ``workdir/<name>``.
 
@@ -573,6 +601,11 @@ def run_sweep(
     train.learning_rate are trained `pack_size` at a time as one vmapped program
     by `pack_fn(configs, workdirs)` (default gru_jax.train.train_packed); each
     still has its own folder, lock, checkpoints, events and summary.json.
+
+    `prune_along` (a dotted key, e.g. "task.seq_len"): a point is not run (action
+    and status "pruned") when every run of its point at the next smaller value of
+    that key finished unsolved (see `prune_reason`); list the points in increasing
+    order of that key so the smaller ones finish first.
     """
     i, n = shard
     _check_shard(i, n)
@@ -603,10 +636,16 @@ def run_sweep(
         for k in group:
             index, (point, name) = mine[k]
             run_dir = workdir / name
-            run_dir.mkdir(exist_ok=True)
             result = {"index": index, "name": name, "dir": str(run_dir), "overrides": point}
             bar.set_postfix_str(name, refresh=True)
             prefix = f"[{k + 1}/{len(mine)}] {name}:"
+            reason = prune_along and prune_reason(index, points, names, workdir, prune_along)
+            if reason and read_summary(run_dir) is None:
+                results.append({**result, "action": "pruned", "status": "pruned",
+                                "summary": None})
+                say(f"{prefix} {reason}")
+                bar.update(1)
+                continue
 
             summary = read_summary(run_dir)
             if summary and summary.get("status") in FINISHED:
@@ -615,6 +654,7 @@ def run_sweep(
                 say(f"{prefix} finished before ({format_summary(summary)})")
                 bar.update(1)
                 continue
+            run_dir.mkdir(exist_ok=True)
             lock = PointLock(run_dir / LOCK_FILE)
             if not lock.acquire():
                 holder = lock.holder() or {}

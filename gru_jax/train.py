@@ -421,6 +421,19 @@ def one_line(summary: dict, workdir: str) -> str:
     return "gru_jax: " + " | ".join(parts) + f" | {workdir}"
 
 
+def _median_horizon(meta: dict) -> int | None:
+    """Median of the gradient horizons at the evals during training (lower median)."""
+    hs = sorted(h for _, h in meta["grad_horizons"])
+    return int(hs[(len(hs) - 1) // 2]) if hs else None
+
+
+def _stop_reason(m) -> str:
+    """Why a run ended: solved (train.stop_when_solved), budget (train.steps), or its status."""
+    if m.status != "done":
+        return m.status
+    return m.stop_reason or "budget"
+
+
 # Keys in which the members of a packed group may differ: the seed (a pytree leaf
 # of nothing static) and the learning rate (a per-member scale of one schedule).
 PACK_KEYS = frozenset({"seed", "train.learning_rate"})
@@ -442,12 +455,14 @@ class _Member:
         self.init_key, self.data_key = jax.random.fold_in(root, 0), jax.random.fold_in(root, 1)
         self.meta = {"eval_history": [], "steps_to_solve": None, "wall_time_sec": 0.0,
                      "train_time_sec": 0.0, "train_steps_timed": 0, "grad_horizon": None,
-                     "grad_norms": None}
+                     "grad_norms": None, "grad_horizon_init": None, "grad_norms_init": None,
+                     "grad_horizons": [], "solved_streak": 0}
         self.history = self.meta["eval_history"]
         self.ckpt = Checkpointer(workdir, keep=tc.keep_checkpoints, every=tc.checkpoint_every)
         self.writer = None
         self.resumed_from = None
         self.status, self.error, self.diverged_at = "done", None, None
+        self.stop_reason: str | None = None  # "solved" when train.stop_when_solved ended it
         self.stopped_at: int | None = None  # the step a diverged member stays at
         self.summary: dict | None = None  # set once finished (summary.json written)
         self.closed = False
@@ -631,11 +646,16 @@ class _Run:
             if (m.meta["steps_to_solve"] is None and np.isfinite(ev[self.task.metric])
                     and self.task.solved(ev)):
                 m.meta["steps_to_solve"] = int(step)
+            solved = bool(np.isfinite(ev[self.task.metric]) and self.task.solved(ev))
+            m.meta["solved_streak"] = m.meta["solved_streak"] + 1 if solved else 0
             m.meta["grad_horizon"] = int(horizon)
             m.meta["grad_norms"] = [float(v) for v in norms]
+            m.meta["grad_horizons"].append([int(step), int(horizon)])
             w = m.writer
             w.scalars(step, {f"eval/{k}": v for k, v in ev.items()})
-            w.scalars(step, {"diagnostics/grad_horizon": horizon, **diag})
+            w.scalars(step, {"diagnostics/grad_horizon": horizon,
+                             "diagnostics/grad_horizon_median": _median_horizon(m.meta),
+                             **diag})
             if image:
                 w.image("diagnostics/grad_norm_vs_t", step, plot_curve(
                     norms, title=f"||dL/dh_t|| at step {step} (horizon {horizon})",
@@ -645,6 +665,28 @@ class _Run:
                 f"{k} {v:.4g}" for k, v in e.items() if k != "step"))
             entry = entry or e
         return entry
+
+    def diagnose_init(self) -> None:
+        """||dL/dh_t|| and its horizon at initialisation (step 0, before any update),
+        into each fresh member's meta and TensorBoard (step 0)."""
+        _, diag_all = _host(self.eval_fn(self.state, self.eval_batch))
+        for i, m in self.active():
+            norms = np.asarray(self._view(diag_all, i)["grad_norms"], np.float64)
+            m.meta["grad_horizon_init"] = diagnostics.grad_horizon(norms)
+            m.meta["grad_norms_init"] = [float(v) for v in norms]
+            m.writer.scalars(0, {"diagnostics/grad_horizon": m.meta["grad_horizon_init"]})
+
+    def _stop_solved(self, step: int) -> None:
+        """Finish each active member solved at the last `train.stop_when_solved` evals
+        in a row (a checkpoint at `step` first, so a rerun does not train it again)."""
+        k = self.tc.stop_when_solved
+        for i, m in self.active():
+            if k and m.meta["solved_streak"] >= k:
+                m.stop_reason, m.stopped_at = "solved", step
+                m.ckpt.save(step, self._member_state(i), self._meta(m), force=True)
+                log.info("%ssolved at %d evals in a row: stopping at step %d",
+                         self._name(m), k, step)
+                self._finish_member(i, m)
 
     def _check_diverged(self) -> None:
         """Stop (and finish) each active member whose state records a bad step."""
@@ -666,8 +708,11 @@ class _Run:
                    disable=not (tc.progress and sys.stderr.isatty()))
         pending: list[dict] = []
         last_t, last_step, last_excl = time.perf_counter(), self.step, 0.0
+        if self.step == 0:
+            self.diagnose_init()
+        self._stop_solved(self.step)  # a rerun of a run that stopped solved trains no more
         try:
-            while self.step < tc.steps:
+            while self.step < tc.steps and self.active():
                 self.state, metrics = self.step_fn(self.state)
                 pending.append(metrics)
                 self.step += 1
@@ -707,6 +752,8 @@ class _Run:
                     entry = self.evaluate(step, image=is_ckpt)
                     bar.set_postfix(**{f"eval_{self.task.metric}":
                                        f"{entry[self.task.metric]:.4g}"}, refresh=False)
+                    self._stop_solved(step)
+                    active = self.active()
                 if is_ckpt or stopping:
                     for i, m in active:
                         m.writer.flush()  # all events up to a checkpoint are on disk with it
@@ -731,6 +778,7 @@ class _Run:
                       and self.task.solved(final))
         mem, mem_source = peak_memory()
         s = {
+            "schema_version": 1,
             "status": m.status,
             "step": int(self.step_of(m)),
             "num_devices": jax.device_count(),
@@ -745,6 +793,14 @@ class _Run:
             "resumed_from": m.resumed_from,
             "grad_horizon": m.meta["grad_horizon"],
             "grad_norms": m.meta["grad_norms"],
+            # Horizons at initialisation and the median over the evals of training (the last
+            # one alone swings: a trained net may route gradient anywhere); threshold in
+            # gru_jax.diagnostics.HORIZON_FRACTION.
+            "grad_horizon_init": m.meta["grad_horizon_init"],
+            "grad_norms_init": m.meta["grad_norms_init"],
+            "grad_horizon_median": _median_horizon(m.meta),
+            "grad_horizons": m.meta["grad_horizons"],
+            "stop_reason": _stop_reason(m),
             "peak_memory_bytes": mem,
             "peak_memory_source": mem_source,
             "step_memory_bytes": self.step_memory,  # of the whole (packed) program

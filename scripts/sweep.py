@@ -66,9 +66,11 @@ def main(argv: list[str]) -> int:
         config = config_from_flag(_CONFIG)
         path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
         points = sweep.load_sweep(path, arg or None)
+        # An experiment may name a difficulty axis along which unsolved points prune the rest.
+        prune_along = getattr(sweep.load_experiment(path), "PRUNE_ALONG", None)
         results = sweep.run_sweep(config, points, workdir, shard=(i, n),
                                   progress=_PROGRESS.value, pack=_PACK.value,
-                                  pack_size=_PACK_SIZE.value)
+                                  pack_size=_PACK_SIZE.value, prune_along=prune_along)
     except (ConfigError, WorkdirError, ValueError, OSError) as e:
         cli.die(e, PROG)
     counts: dict[str, int] = {}

@@ -1,0 +1,68 @@
+"""The long-range study on the adding problem: GRU, chrono-GRU, LSTM, tanh RNN and minGRU
+over hidden size x sequence length, 3 seeds per point, one budget.
+
+Every run: AdamW at peak lr 1e-2 (warmup 100 steps, cosine to 0 at 1000), global-norm
+clip 1.0, weight decay 1e-4 on kernels, batch 32, at most 1000 steps, eval on a fixed
+held-out batch of 256 every 50 steps. Solved at eval MSE <= 0.01 (the mean predictor
+scores 0.167); a run stops once two evals in a row are solved
+(`train.stop_when_solved=2`), so only unsolved points cost the whole budget. Along
+`task.seq_len` the sweep prunes (PRUNE_ALONG): a point is not run when every seed of
+the same arm and hidden size failed at the next shorter length.
+
+The full study (commits its results into results/long_range/adding; run two shards
+at once on a 2-core machine, both with --shard=0/1 so that each takes the next free
+point)::
+
+    python scripts/sweep.py --config=experiments/long_range_adding.py \\
+        --workdir=results/long_range/adding
+    python scripts/report.py --study=results/long_range
+
+The reduced grid (`make study`: 2 hidden sizes x 2 lengths x 2 seeds, a few minutes)::
+
+    python scripts/sweep.py --config=experiments/long_range_adding.py:reduced \\
+        --workdir=runs/long_range/adding
+"""
+
+from gru_jax.config import base_config
+
+# arm -> its model overrides (chrono: the update-gate bias ~ log U[1, T_max - 1]).
+ARMS = {
+    "gru": {"model.cell": "gru", "model.chrono": False},
+    "chrono-gru": {"model.cell": "gru", "model.chrono": True},
+    "lstm": {"model.cell": "lstm", "model.chrono": False},
+    "rnn": {"model.cell": "rnn", "model.chrono": False},
+    "mingru": {"model.cell": "mingru", "model.chrono": False},
+}
+GRIDS = {
+    "full": {"hidden": (16, 32, 64, 128), "seq_len": (50, 100, 200, 500, 1000),
+             "seeds": (0, 1, 2)},
+    "reduced": {"hidden": (16, 64), "seq_len": (20, 100), "seeds": (0, 1)},
+}
+PRUNE_ALONG = "task.seq_len"
+
+
+def get_config(arg: str = "full"):
+    del arg  # both grids train with the same config
+    config = base_config("adding")
+    config.model.hidden_size = 64
+    config.task.seq_len = 100
+    config.train.steps = 1000
+    config.train.batch_size = 32
+    config.train.learning_rate = 1e-2
+    config.train.eval_every = 50
+    config.train.eval_size = 256
+    config.train.checkpoint_every = 250
+    config.train.stop_when_solved = 2
+    return config
+
+
+def get_sweep(arg: str = "full"):
+    """Points in increasing seq_len (pruning reads the shorter lengths' results)."""
+    grid = GRIDS[arg]
+    return [
+        {**arm, "model.hidden_size": hidden, "task.seq_len": seq_len, "seed": seed}
+        for seq_len in grid["seq_len"]
+        for hidden in grid["hidden"]
+        for arm in ARMS.values()
+        for seed in grid["seeds"]
+    ]
