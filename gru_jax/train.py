@@ -389,6 +389,31 @@ def compiled_memory_bytes(compiled) -> int | None:
     return int(max(total, getattr(m, "peak_memory_in_bytes", 0) or 0))
 
 
+@functools.cache
+def machine_info() -> dict:
+    """Where a run ran: CPU model and cores, JAX backend and device, versions, commit.
+    Results from different machines may differ (a chaotic run amplifies kernel rounding)."""
+    import platform
+    import subprocess
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(__file__), timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    dev = jax.devices()[0]
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "backend": jax.default_backend(),
+            "device_kind": dev.device_kind, "device_count": jax.device_count(),
+            "jax": jax.__version__, "python": platform.python_version(), "commit": commit}
+
+
 def _any_process(flag: bool) -> bool:
     """`flag` of any process of a multi-host job (a collective: call it on all); alone: flag."""
     if jax.process_count() == 1:
@@ -810,6 +835,7 @@ class _Run:
                      "baseline": self.task.baseline, "input_len": self.task.seq_len,
                      "target": self.task.target},
             "config": m.config.to_dict(),
+            "machine": machine_info(),
         }
         if m.diverged_at is not None:
             s["diverged_at"] = int(m.diverged_at)

@@ -68,6 +68,7 @@ def test_horizon_at_init_and_median_over_training(tmp_path):
     hs = sorted(h for _, h in s["grad_horizons"])
     assert s["grad_horizon_median"] == hs[1]
     assert s["schema_version"] == 1
+    assert s["machine"]["cpu_count"] >= 1 and s["machine"]["backend"] == jax.default_backend()
 
 
 def test_bad_stop_when_solved_is_one_line(tmp_path):
