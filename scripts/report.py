@@ -5,6 +5,14 @@
 Reads every DIR/*/summary.json (finished, failed or still partial runs alike), so
 it can be run at any time while a sweep is going. Prints the tables of
 results.md; the runs' curves are in TensorBoard: tensorboard --logdir DIR
+
+Forecasting studies (experiments/series.py): --series_results=OUT also scores
+the series runs and the classical baselines on the test split into OUT
+(`gru_jax.series_report`), and --series_readme=README.md renders OUT into the
+README between its series markers (alone, without --workdir, it only renders)::
+
+    python scripts/report.py --workdir=runs/series --series_results=results/series
+    python scripts/report.py --series_readme=README.md --series_results=results/series
 """
 
 from __future__ import annotations
@@ -20,7 +28,10 @@ from gru_jax import report  # noqa: E402
 from gru_jax.errors import WorkdirError  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder (or a single run's folder).")
-flags.mark_flag_as_required("workdir")
+_SERIES = flags.DEFINE_string("series_results", None,
+                              "Write the forecasting results of --workdir's series runs here.")
+_README = flags.DEFINE_string("series_readme", None,
+                              "Render --series_results into this README's series section.")
 
 
 def _die(msg) -> None:
@@ -39,7 +50,24 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _die(f"unexpected arguments: {' '.join(argv[1:])}")
     workdir = _WORKDIR.value
+    if _README.value and not _SERIES.value:
+        _die("--series_readme: needs --series_results (the folder to render)")
+    if not workdir and not _README.value:
+        _die("--workdir: required")
     try:
+        if workdir and _SERIES.value:
+            from gru_jax import series_report
+
+            command = "python scripts/report.py " + " ".join(sys.argv[1:])
+            series_report.write_results(workdir, _SERIES.value, command=command)
+            print(f"Wrote the forecasting results into {_SERIES.value}")
+        if _README.value:
+            from gru_jax import series_report
+
+            changed = series_report.update_readme(_README.value, _SERIES.value)
+            print(f"{_README.value}: series section {'updated' if changed else 'unchanged'}")
+        if not workdir:
+            return
         text = report.write_report(workdir)
     except (WorkdirError, OSError) as e:
         _die(e)

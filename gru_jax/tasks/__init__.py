@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from gru_jax.errors import ConfigError
-from gru_jax.tasks import adding, copy, digits, forecast, mnist1d
+from gru_jax.tasks import adding, copy, digits, forecast, mnist1d, series
 from gru_jax.tasks.base import Batch, Task
 
 TASKS: dict[str, Callable[..., Task]] = {
@@ -25,6 +25,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     "digits": digits.make,
     "mnist1d": mnist1d.make,
     "forecast": forecast.make,
+    "series": series.make,
 }
 
 TASK_DEFAULTS: dict[str, dict] = {
@@ -33,6 +34,7 @@ TASK_DEFAULTS: dict[str, dict] = {
     "digits": dict(digits.DEFAULTS),
     "mnist1d": dict(mnist1d.DEFAULTS),
     "forecast": dict(forecast.DEFAULTS),
+    "series": dict(series.DEFAULTS),
 }
 
 

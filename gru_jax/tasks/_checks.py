@@ -35,3 +35,16 @@ def check_choice(key: str, value, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ConfigError(f"task.{key}: must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def check_fraction(key: str, value) -> float:
+    """`value` as a float in (0, 1); ints and bools are rejected."""
+    if isinstance(value, float) and 0.0 < value < 1.0:
+        return value
+    raise ConfigError(f"task.{key}: must be a float in (0, 1), got {value!r}")
+
+
+def check_str(key: str, value) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"task.{key}: must be a string, got {value!r}")
+    return value

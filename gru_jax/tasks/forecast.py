@@ -91,11 +91,19 @@ def normalised_series(series: str) -> np.ndarray:
     return z
 
 
-def windows(z: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """All windows of `z` [n] and their next values: x [n - T, T, 1], y [n - T, 1]; T = seq_len."""
-    starts = np.arange(len(z) - seq_len)
-    x = z[starts[:, None] + np.arange(seq_len)]
-    return x[..., None], z[starts + seq_len][:, None]
+def windows(z: np.ndarray, seq_len: int, horizon: int = 1,
+            origins: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of `z` [n] ending at `origins` [w] (default: every t with T = seq_len values
+    up to it and H = horizon after it) and the H values after each::
+
+        x [w, T, 1] = z[t - T + 1 .. t],   y [w, H] = z[t + 1 .. t + H]
+
+    With the defaults (H = 1): x [n - T, T, 1], y [n - T, 1], in order of time.
+    """
+    if origins is None:
+        origins = np.arange(seq_len - 1, len(z) - horizon)
+    x = z[origins[:, None] - seq_len + 1 + np.arange(seq_len)]
+    return x[..., None], z[origins[:, None] + 1 + np.arange(horizon)]
 
 
 def make(seq_len: int = DEFAULTS["seq_len"], series: str = DEFAULTS["series"]) -> Task:
