@@ -22,7 +22,7 @@ tanh RNN solves T = 20 (400-1500 steps) but not T = 50.
 Smaller and faster, e.g. a smoke test: add ``--config.train.steps=300``.
 """
 
-from gru_jax.config import base_config
+from gru_jax.harness.config import base_config
 
 
 def get_config():

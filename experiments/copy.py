@@ -1,6 +1,6 @@
 """The copy memory task: GRU vs LSTM vs tanh RNN over the delay T.
 
-Arjovsky et al.'s form (see `gru_jax.tasks.copy`), made small enough for a
+Arjovsky et al.'s form (see `gru_jax.harness.tasks.copy`), made small enough for a
 CPU: C = 5 symbols out of K = 8 to recall after a delay of T blanks (the input
 has T + 2C steps). Chance on the recalled symbols is 1/8; solved at >= 99%.
 
@@ -34,7 +34,7 @@ needs far more steps: ``--config.task.copy_len=10 --config.task.seq_len=100
 T = 20 reached 0.90 in 1500 steps).
 """
 
-from gru_jax.config import base_config
+from gru_jax.harness.config import base_config
 
 
 def get_config():

@@ -1,7 +1,7 @@
 """Sequential 8x8 digits: GRU vs LSTM vs tanh RNN, pixels in order and permuted.
 
 scikit-learn's digits read one pixel per step (64 steps, 1500 train / 297
-test images; see `gru_jax.tasks.digits`); ``task.permuted=True`` shuffles the
+test images; see `gru_jax.harness.tasks.digits`); ``task.permuted=True`` shuffles the
 pixel order by one fixed permutation. Solved at test accuracy >= 0.9.
 
 One run, a GRU with 64 units on the pixels in order (solves it)::
@@ -29,7 +29,7 @@ accuracy:
 (The permuted GRU first reached 0.9 at step 1400; the tanh RNN solves neither.)
 """
 
-from gru_jax.config import base_config
+from gru_jax.harness.config import base_config
 
 
 def get_config():

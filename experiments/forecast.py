@@ -8,7 +8,7 @@ output. Same sizes here (checked by tests/test_experiments.py):
     LSTM(50) + Dense(1): 10400 + 51 = 10451
     RNN(50)  + Dense(1): 2600 + 51 =  2651
 
-Input: a window of 10 values, target: the next value (`gru_jax.tasks.forecast`;
+Input: a window of 10 values, target: the next value (`gru_jax.harness.tasks.forecast`;
 normalised series, held-out windows from the last 20%). Training uses this
 project's trainer (AdamW with weight decay 0, i.e. Adam; warmup, cosine, clip
 1.0), not Keras' fit loop. Solved at held-out MSE <= 0.05 (sine: noise floor
@@ -39,7 +39,7 @@ It took 44 s wall (60 s CPU; 2 shared CPU cores). Final held-out MSE:
 Every model solves both series; on the sine all three sit at the noise floor.
 """
 
-from gru_jax.config import base_config
+from gru_jax.harness.config import base_config
 
 
 def get_config():

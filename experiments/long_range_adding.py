@@ -23,7 +23,7 @@ The reduced grid (`make study`: 2 hidden sizes x 2 lengths x 2 seeds, a few minu
         --workdir=runs/long_range/adding
 """
 
-from gru_jax.config import base_config
+from gru_jax.harness.config import base_config
 
 # arm -> its model overrides (chrono: the update-gate bias ~ log U[1, T_max - 1]).
 ARMS = {

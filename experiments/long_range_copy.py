@@ -1,7 +1,7 @@
 """The long-range study on the copy task: GRU, chrono-GRU, LSTM, tanh RNN and minGRU
 over hidden size x delay T, 3 seeds per point, one budget.
 
-The task (`gru_jax.tasks.copy`): recall C = 5 symbols out of K = 8 after a delay of T
+The task (`gru_jax.harness.tasks.copy`): recall C = 5 symbols out of K = 8 after a delay of T
 blanks (input length T + 10); accuracy on the recalled symbols, chance 1/8, solved
 at >= 0.99. Every run: AdamW at peak lr 1e-2 (warmup 100, cosine to 0 at 1500), clip
 1.0, batch 64, at most 1500 steps, eval on 256 held-out sequences every 50 steps;
@@ -14,7 +14,7 @@ experiments/long_range_adding.py.
         --workdir=runs/long_range/copy
 """
 
-from gru_jax.config import base_config
+from gru_jax.harness.config import base_config
 
 ARMS = {
     "gru": {"model.cell": "gru", "model.chrono": False},

@@ -1,7 +1,7 @@
 """MNIST-1D (Greydanus 2020): GRU vs LSTM vs tanh RNN.
 
 40-step, 1-feature sequences of 10 classes, 4000 train / 1000 test, generated
-locally by the ``mnist1d`` package (see `gru_jax.tasks.mnist1d`). Solved at
+locally by the ``mnist1d`` package (see `gru_jax.harness.tasks.mnist1d`). Solved at
 test accuracy >= 0.85.
 
 One run, a GRU with 64 units (solves it)::
@@ -27,7 +27,7 @@ These accuracies are above the GRU figure the MNIST-1D README reports (91%);
 they are what this code measured on the package's default dataset.
 """
 
-from gru_jax.config import base_config
+from gru_jax.harness.config import base_config
 
 
 def get_config():

@@ -29,7 +29,7 @@ Best eval MSE over 3 search seeds: WOA median 1.84e-4, random search 2.18e-4,
 the grid 1.84e-4 (bench_results/search_adding.md has the table).
 """
 
-from gru_jax.config import base_config
+from gru_jax.harness.config import base_config
 
 
 def get_config():

@@ -605,7 +605,7 @@ def ablation_train(B, T, IN, H, repeats):
 
 # --------------------------------------------------------------------------- ensemble
 
-# The trainer's step (gru_jax.train.train_step, data sampled inside the step) on the
+# The trainer's step (gru_jax.harness.train.train_step, data sampled inside the step) on the
 # adding problem at hidden 32, T 50, batch 64: a small GRU, where a seed sweep is many
 # runs that each leave most of the machine idle.
 ENSEMBLE_CONFIG = {"model.hidden_size": 32, "task.seq_len": 50, "train.batch_size": 64,
@@ -622,8 +622,8 @@ def ensemble_worker(members: int, packed: bool, steps: int) -> None:
     import jax.numpy as jnp
     import numpy as np
 
-    from gru_jax.config import apply_overrides, base_config, validate
-    from gru_jax.train import create_train_state, train_step
+    from gru_jax.harness.config import apply_overrides, base_config, validate
+    from gru_jax.harness.train import create_train_state, train_step
 
     config = apply_overrides(base_config("adding"), ENSEMBLE_CONFIG)
     task = validate(config)

@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from gru_jax import cli  # noqa: E402
 from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
+from gru_jax.harness import cli  # noqa: E402
 
 PROG = "predict.py"
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained series run's folder.")
@@ -35,7 +35,7 @@ _OUT = flags.DEFINE_string("out", None, "Output folder (default: WORKDIR/predict
 
 def main(argv: list[str]) -> None:
     cli.setup(argv, PROG)
-    from gru_jax import baselines, forecasting, series_report
+    from gru_jax.harness import baselines, forecasting, series_report
 
     try:
         if not _WORKDIR.value:

@@ -8,7 +8,7 @@ results.md; the runs' curves are in TensorBoard: tensorboard --logdir DIR
 
 Forecasting studies (experiments/series.py): --series_results=OUT also scores
 the series runs and the classical baselines on the test split into OUT
-(`gru_jax.series_report`), and --series_readme=README.md renders OUT into the
+(`gru_jax.harness.series_report`), and --series_readme=README.md renders OUT into the
 README between its series markers (alone, without --workdir, it only renders)::
 
     python scripts/report.py --workdir=runs/series --series_results=results/series
@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from gru_jax import report  # noqa: E402
 from gru_jax.errors import WorkdirError  # noqa: E402
+from gru_jax.harness import report  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder (or a single run's folder).")
 _SERIES = flags.DEFINE_string("series_results", None,
@@ -56,13 +56,13 @@ def main(argv: list[str]) -> None:
         _die("--workdir: required")
     try:
         if workdir and _SERIES.value:
-            from gru_jax import series_report
+            from gru_jax.harness import series_report
 
             command = "python scripts/report.py " + " ".join(sys.argv[1:])
             series_report.write_results(workdir, _SERIES.value, command=command)
             print(f"Wrote the forecasting results into {_SERIES.value}")
         if _README.value:
-            from gru_jax import series_report
+            from gru_jax.harness import series_report
 
             changed = series_report.update_readme(_README.value, _SERIES.value)
             print(f"{_README.value}: series section {'updated' if changed else 'unchanged'}")

@@ -27,11 +27,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from gru_jax import cli, search  # noqa: E402
-from gru_jax.config import config_from_flag  # noqa: E402
 from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
+from gru_jax.harness import cli, search  # noqa: E402
+from gru_jax.harness.config import config_from_flag  # noqa: E402
 
-EXIT_PREEMPTED = 143  # as gru_jax.train.EXIT_PREEMPTED
+EXIT_PREEMPTED = 143  # as gru_jax.harness.train.EXIT_PREEMPTED
 
 PROG = "search.py"  # prefix of the one-line errors
 _CONFIG = config_flags.DEFINE_config_file(

@@ -9,7 +9,7 @@
 #
 # train.batch_size must divide by the total device count (nodes x GPUs per node),
 # else scripts/train.py stops with one line, exit 2. Under srun with more than one
-# task, gru_jax.distributed.maybe_initialize() calls jax.distributed.initialize(),
+# task, gru_jax.harness.distributed.maybe_initialize() calls jax.distributed.initialize(),
 # whose SLURM detection takes the coordinator (first node), process count and ids
 # from the environment. Process 0 writes summary.json, config.json and the
 # TensorBoard events; Orbax coordinates the checkpoint saves of all processes.

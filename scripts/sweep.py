@@ -29,12 +29,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from gru_jax import cli, sweep  # noqa: E402
-from gru_jax.config import config_from_flag  # noqa: E402
-from gru_jax.distributed import maybe_initialize  # noqa: E402
 from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
+from gru_jax.harness import cli, sweep  # noqa: E402
+from gru_jax.harness.config import config_from_flag  # noqa: E402
+from gru_jax.harness.distributed import maybe_initialize  # noqa: E402
 
-EXIT_PREEMPTED = 143  # as gru_jax.train.EXIT_PREEMPTED (imported lazily there)
+EXIT_PREEMPTED = 143  # as gru_jax.harness.train.EXIT_PREEMPTED (imported lazily there)
 
 PROG = "sweep.py"  # prefix of the one-line errors
 _CONFIG = config_flags.DEFINE_config_file(

@@ -4,12 +4,12 @@
 
 Exit codes: 0 done (or diverged: see summary.json), 1 failed (traceback),
 2 bad config or unusable workdir (one line on stderr, nothing written),
-143 (gru_jax.train.EXIT_PREEMPTED) stopped by SIGTERM/SIGINT after saving a
+143 (gru_jax.harness.train.EXIT_PREEMPTED) stopped by SIGTERM/SIGINT after saving a
 checkpoint: run the same command again to resume.
 
 Across hosts (one run, the batch split over every process's devices), start
 one process per host under srun, or with JAX_COORDINATOR_ADDRESS,
-JAX_NUM_PROCESSES and JAX_PROCESS_ID set: see gru_jax/distributed.py and
+JAX_NUM_PROCESSES and JAX_PROCESS_ID set: see gru_jax/harness/distributed.py and
 scripts/slurm_multihost.sh.
 """
 
@@ -23,10 +23,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from gru_jax import cli  # noqa: E402
-from gru_jax.config import config_from_flag  # noqa: E402
-from gru_jax.distributed import maybe_initialize  # noqa: E402
 from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
+from gru_jax.harness import cli  # noqa: E402
+from gru_jax.harness.config import config_from_flag  # noqa: E402
+from gru_jax.harness.distributed import maybe_initialize  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file (get_config())")
 _WORKDIR = flags.DEFINE_string("workdir", None, "folder for checkpoints, events and summary.json")
@@ -35,7 +35,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "folder for checkpoints, events 
 def main(argv):
     cli.setup(argv)
     maybe_initialize()  # a multi-host job (SLURM, JAX_COORDINATOR_ADDRESS): before any JAX call
-    from gru_jax.train import EXIT_PREEMPTED, Preempted, train_and_evaluate
+    from gru_jax.harness.train import EXIT_PREEMPTED, Preempted, train_and_evaluate
 
     try:
         config = config_from_flag(_CONFIG)

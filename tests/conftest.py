@@ -56,7 +56,7 @@ TINY = {
 def make_tiny_config(**overrides):
     """base_config("adding") with TINY and then `overrides` (dotted keys with "__"
     for ".", e.g. model__cell="lstm") applied."""
-    from gru_jax.config import apply_overrides, base_config
+    from gru_jax.harness.config import apply_overrides, base_config
 
     dotted = {k.replace("__", "."): v for k, v in overrides.items()}
     return apply_overrides(base_config("adding"), {**TINY, **dotted})
@@ -100,7 +100,7 @@ def experiment_config(overrides: dict | None = None):
     builds it from --config.KEY=VALUE flags."""
     import importlib.util
 
-    from gru_jax.config import apply_overrides
+    from gru_jax.harness.config import apply_overrides
 
     spec = importlib.util.spec_from_file_location("adding_experiment",
                                                   ROOT / "experiments" / "adding.py")

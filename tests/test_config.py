@@ -8,10 +8,10 @@ import ml_collections
 import pytest
 from conftest import experiment_config, run_train
 
-from gru_jax import config as cfgmod
-from gru_jax.config import apply_overrides, base_config, flatten, validate
 from gru_jax.errors import ConfigError
-from gru_jax.tasks import TASK_DEFAULTS
+from gru_jax.harness import config as cfgmod
+from gru_jax.harness.config import apply_overrides, base_config, flatten, validate
+from gru_jax.harness.tasks import TASK_DEFAULTS
 
 
 def _free(overrides: dict) -> ml_collections.ConfigDict:

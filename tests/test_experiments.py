@@ -13,9 +13,9 @@ from pathlib import Path
 import jax
 import pytest
 
-from gru_jax import sweep
-from gru_jax.config import validate
-from gru_jax.models import init_model
+from gru_jax.harness import sweep
+from gru_jax.harness.config import validate
+from gru_jax.harness.models import init_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.py"))
@@ -77,7 +77,7 @@ def test_forecast_models_match_the_keras_parameter_counts(study):
 
 def test_forecast_parameter_count_is_what_the_trainer_builds():
     """create_train_state (what train_and_evaluate counts as num_params) agrees."""
-    from gru_jax.train import create_train_state
+    from gru_jax.harness.train import create_train_state
 
     config = sweep.load_experiment(ROOT / "experiments" / "forecast.py").get_config()
     task = validate(config)

@@ -19,9 +19,9 @@ import pytest
 from conftest import experiment_config, make_tiny_config, run_train, start_train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gru_jax import train as train_mod
 from gru_jax.errors import WorkdirError
-from gru_jax.train import EXIT_PREEMPTED, train_and_evaluate
+from gru_jax.harness import train as train_mod
+from gru_jax.harness.train import EXIT_PREEMPTED, train_and_evaluate
 
 # 60 steps with a checkpoint every 5: long enough to interrupt, short enough to run often.
 FAULT = {

@@ -20,10 +20,10 @@ import pytest
 from conftest import ROOT, make_tiny_config, subprocess_env
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gru_jax import sweep
-from gru_jax import train as train_mod
 from gru_jax.errors import ConfigError
-from gru_jax.train import EXIT_PREEMPTED, train_and_evaluate, train_packed
+from gru_jax.harness import sweep
+from gru_jax.harness import train as train_mod
+from gru_jax.harness.train import EXIT_PREEMPTED, train_and_evaluate, train_packed
 
 RTOL = 1e-5
 MEMBERS = [{"seed": 0}, {"seed": 1}, {"seed": 2, "train.learning_rate": 2e-2}]
@@ -147,7 +147,7 @@ def test_pack_groups():
 # --- a packed sweep under signals (real scripts/sweep.py processes) ------------------------
 
 EXPERIMENT = '''
-from gru_jax.config import apply_overrides, base_config
+from gru_jax.harness.config import apply_overrides, base_config
 
 def get_config():
     return apply_overrides(base_config("adding"), {

@@ -14,7 +14,7 @@ import pytest
 from conftest import TINY, subprocess_env, train_command
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gru_jax.distributed import cluster_kwargs
+from gru_jax.harness.distributed import cluster_kwargs
 
 RTOL = 1e-4  # the all-reduce sums the per-device gradients in another order
 

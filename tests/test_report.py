@@ -1,4 +1,4 @@
-"""gru_jax.report: rows, tables and figures from fake summary.json files."""
+"""gru_jax.harness.report: rows, tables and figures from fake summary.json files."""
 
 import csv
 import json
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gru_jax import report
 from gru_jax.errors import WorkdirError
+from gru_jax.harness import report
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = {("gru", 8): 264, ("gru", 16): 912, ("lstm", 8): 352, ("lstm", 16): 1216}

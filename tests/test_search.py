@@ -1,4 +1,4 @@
-"""gru_jax.search: space mapping, random search and WOA proposers, the resumable driver.
+"""gru_jax.harness.search: space mapping, random search and WOA proposers, the resumable driver.
 
 Most tests train nothing: a fake train_fn writes summary.json with an analytic
 score of the overrides. One test at the bottom runs the real trainer on two
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gru_jax import search, sweep
 from gru_jax.errors import ConfigError, WorkdirError
+from gru_jax.harness import search, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ class FakeTrainer:
 
 @pytest.fixture
 def config():
-    from gru_jax.config import apply_overrides, base_config
+    from gru_jax.harness.config import apply_overrides, base_config
 
     return apply_overrides(base_config("adding"), {"train.steps": 100})
 
@@ -302,7 +302,7 @@ def test_search_is_reproducible_and_resumes(tmp_path, config):
     # a different search in the same folder is refused
     with pytest.raises(WorkdirError, match="different search"):
         run(config, tmp_path / "c", FakeTrainer(), seed=5)
-    from gru_jax.config import apply_overrides
+    from gru_jax.harness.config import apply_overrides
 
     with pytest.raises(WorkdirError, match="task.seq_len"):
         run(apply_overrides(config, {"task.seq_len": 7}), tmp_path / "c", FakeTrainer())
@@ -343,7 +343,7 @@ def test_bad_key_fails_before_training(tmp_path, config):
 
 
 def test_real_trainer_two_candidates(tmp_path, tiny_config):
-    """Two tiny candidates through gru_jax.train.train_and_evaluate."""
+    """Two tiny candidates through gru_jax.harness.train.train_and_evaluate."""
     config = tiny_config()
     space = {"train.learning_rate": (1e-3, 3e-2, "log", float),
              "train.clip_norm": (0.5, 2.0, "log", float)}

@@ -20,11 +20,11 @@ pytest.importorskip("statsmodels")
 
 from conftest import ROOT, subprocess_env  # noqa: E402
 
-from gru_jax import baselines  # noqa: E402
 from gru_jax.errors import ConfigError  # noqa: E402
-from gru_jax.tasks import get_task  # noqa: E402
-from gru_jax.tasks.series import prepare, split_series  # noqa: E402
-from gru_jax.tasks.series_sources import Series, packaged  # noqa: E402
+from gru_jax.harness import baselines  # noqa: E402
+from gru_jax.harness.tasks import get_task  # noqa: E402
+from gru_jax.harness.tasks.series import prepare, split_series  # noqa: E402
+from gru_jax.harness.tasks.series_sources import Series, packaged  # noqa: E402
 
 EXPERIMENT = ROOT / "experiments" / "series.py"
 
@@ -275,9 +275,9 @@ def test_arima_and_ets_against_statsmodels_run_directly():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A tiny GRU trained on a CSV written here: (workdir, csv path, values)."""
-    from gru_jax import sweep
-    from gru_jax.config import apply_overrides
-    from gru_jax.train import train_and_evaluate
+    from gru_jax.harness import sweep
+    from gru_jax.harness.config import apply_overrides
+    from gru_jax.harness.train import train_and_evaluate
 
     root = tmp_path_factory.mktemp("series_run")
     values = np.round(20 + 3 * np.sin(np.arange(72) * 2 * np.pi / 12) + 0.05 * np.arange(72), 4)
@@ -293,8 +293,8 @@ def tiny_run(tmp_path_factory):
 
 
 def test_predict_script_forecasts_the_test_split_and_the_future(tiny_run, tmp_path):
-    from gru_jax import forecasting
-    from gru_jax.models import apply_model
+    from gru_jax.harness import forecasting
+    from gru_jax.harness.models import apply_model
 
     workdir, path, values = tiny_run
     out = tmp_path / "pred"
@@ -339,7 +339,7 @@ def test_predict_on_another_csv_and_bad_workdir(tiny_run, tmp_path):
 
 
 def test_series_report_tables_plots_and_readme(tiny_run, tmp_path):
-    from gru_jax import series_report
+    from gru_jax.harness import series_report
 
     workdir, _, _ = tiny_run
     runs = tmp_path / "runs"

@@ -12,11 +12,11 @@ import pytest
 from conftest import make_tiny_config
 from test_sweep import FakeTrainer, base_config, no_validate
 
-from gru_jax import diagnostics, sweep
-from gru_jax.config import validate
 from gru_jax.errors import ConfigError
-from gru_jax.models import hidden_grads, model_spec
-from gru_jax.train import (
+from gru_jax.harness import diagnostics, sweep
+from gru_jax.harness.config import validate
+from gru_jax.harness.models import hidden_grads, model_spec
+from gru_jax.harness.train import (
     DIAGNOSTIC_EXAMPLES,
     EVAL_SEED,
     create_train_state,

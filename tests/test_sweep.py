@@ -1,4 +1,4 @@
-"""gru_jax.sweep: grid expansion, point names, shards, resumable runs, locks.
+"""gru_jax.harness.sweep: grid expansion, point names, shards, resumable runs, locks.
 
 A fake trainer writes summary.json, so these tests need neither JAX nor the
 real trainer (one end-to-end test at the bottom uses it when it exists).
@@ -15,8 +15,8 @@ from pathlib import Path
 import ml_collections
 import pytest
 
-from gru_jax import sweep
 from gru_jax.errors import ConfigError
+from gru_jax.harness import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ SWEEP = sweep.grid({"model.cell": ["gru", "lstm"], "model.hidden_size": [8, 16],
 
 
 class Preempted(Exception):
-    """Like gru_jax.train.Preempted: raised after a "preempted" summary is written."""
+    """Like gru_jax.harness.train.Preempted: raised after a "preempted" summary is written."""
 
 
 class FakeTrainer:
@@ -113,7 +113,7 @@ def test_expand_names_the_bad_key(point, match):
 
 
 def test_points_are_validated_by_default():
-    config = pytest.importorskip("gru_jax.config")
+    config = pytest.importorskip("gru_jax.harness.config")
     with pytest.raises(ConfigError, match=r"sweep point 0 \(cell=nope\): model\.cell"):
         sweep.expand([{"model.cell": "nope"}], config.base_config())
     calls = []
@@ -367,12 +367,12 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
 
 
 def test_end_to_end_with_the_real_trainer(tmp_path):
-    """Two tiny points through gru_jax.train, then the report."""
-    pytest.importorskip("gru_jax.train", reason="trainer not written yet")
+    """Two tiny points through gru_jax.harness.train, then the report."""
+    pytest.importorskip("gru_jax.harness.train", reason="trainer not written yet")
     experiment = ROOT / "experiments" / "adding.py"
     if not experiment.exists():
         pytest.skip("experiments/adding.py not written yet")
-    from gru_jax import report
+    from gru_jax.harness import report
 
     config = sweep.load_experiment(experiment).get_config()
     tiny = {"model.hidden_size": 4, "task.seq_len": 5, "train.steps": 2,

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from gru_jax.errors import ConfigError
-from gru_jax.tasks import TASK_DEFAULTS, TASKS, get_task
-from gru_jax.tasks import mnist1d as mnist1d_mod
-from gru_jax.tasks._dataset import fixed_permutation
-from gru_jax.tasks.digits import digits_split
-from gru_jax.tasks.forecast import TRAIN_FRACTION, normalised_series
+from gru_jax.harness.tasks import TASK_DEFAULTS, TASKS, get_task
+from gru_jax.harness.tasks import mnist1d as mnist1d_mod
+from gru_jax.harness.tasks._dataset import fixed_permutation
+from gru_jax.harness.tasks.digits import digits_split
+from gru_jax.harness.tasks.forecast import TRAIN_FRACTION, normalised_series
 
 # Small configs, one per task (and variant).
 CONFIGS = {
@@ -219,7 +219,7 @@ def test_digits_threshold_needs_memory_of_most_of_the_image():
     # image clears it, one of only the last 32 pixels does not.
     from sklearn.linear_model import LogisticRegression
 
-    from gru_jax.tasks.digits import SOLVED_AT, digits_data
+    from gru_jax.harness.tasks.digits import SOLVED_AT, digits_data
 
     x_train, y_train, x_test, y_test = digits_data()
 
@@ -294,7 +294,7 @@ def test_forecast_series_and_thresholds():
     sine = get_task({"name": "forecast", "seq_len": T, "series": "sine"})
     mg = get_task({"name": "forecast", "seq_len": T, "series": "mackey_glass"})
     # The sine's noise is what the docstring says: 0.1 around the clean sine.
-    from gru_jax.tasks.forecast import mackey_glass_series, sine_series
+    from gru_jax.harness.tasks.forecast import mackey_glass_series, sine_series
 
     raw = sine_series()
     clean = np.sin(2 * np.pi * np.arange(len(raw)) / 25)

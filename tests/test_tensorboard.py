@@ -14,7 +14,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from gru_jax.train import make_schedule, train_and_evaluate
+from gru_jax.harness.train import make_schedule, train_and_evaluate
 
 RUN = {"train.steps": 4, "train.eval_every": 2, "train.checkpoint_every": 2, "train.log_every": 1}
 

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from conftest import make_tiny_config
 
-from gru_jax import diagnostics
 from gru_jax.cells import gru_step, lstm_step, rnn_step
-from gru_jax.checkpoint import Checkpointer
-from gru_jax.config import validate
-from gru_jax.models import apply_model, hidden_grads, init_model
-from gru_jax.train import (
+from gru_jax.harness import diagnostics
+from gru_jax.harness.checkpoint import Checkpointer
+from gru_jax.harness.config import validate
+from gru_jax.harness.models import apply_model, hidden_grads, init_model
+from gru_jax.harness.train import (
     create_train_state,
     make_schedule,
     task_loss,

@@ -41,8 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.tasks._checks import check_choice, check_int
-from gru_jax.tasks.base import Batch, Task
+from gru_jax.harness.tasks._checks import check_choice, check_int
+from gru_jax.harness.tasks.base import Batch, Task
 
 DEFAULTS = {"seq_len": 10, "series": "sine"}
 SERIES = ("sine", "mackey_glass")

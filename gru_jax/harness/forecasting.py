@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from gru_jax.checkpoint import Checkpointer, read_json
 from gru_jax.errors import ConfigError, WorkdirError
-from gru_jax.tasks.series import SeriesSplits, prepare
-from gru_jax.tasks.series_sources import Series, read_csv
+from gru_jax.harness.checkpoint import Checkpointer, read_json
+from gru_jax.harness.tasks.series import SeriesSplits, prepare
+from gru_jax.harness.tasks.series_sources import Series, read_csv
 
-CONFIG_FILE = "config.json"  # as gru_jax.train.CONFIG_FILE
+CONFIG_FILE = "config.json"  # as gru_jax.harness.train.CONFIG_FILE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,8 +45,8 @@ def load_run(workdir: str) -> Run:
     import jax
     import ml_collections
 
-    from gru_jax.config import validate
-    from gru_jax.train import create_train_state
+    from gru_jax.harness.config import validate
+    from gru_jax.harness.train import create_train_state
 
     stored = read_json(os.path.join(workdir, CONFIG_FILE))
     if stored is None:
@@ -79,7 +79,7 @@ def model_forecasts(run: Run, values: np.ndarray, origins: np.ndarray) -> np.nda
     """
     import jax.numpy as jnp
 
-    from gru_jax.models import apply_model
+    from gru_jax.harness.models import apply_model
 
     x = run.splits.inputs(values, origins)
     out = apply_model(run.params, jnp.asarray(x), run.config.model, "last")

@@ -14,7 +14,7 @@ A config is an `ml_collections.ConfigDict` with four parts::
     model.remat               False | True | int > 0 (see `gru_jax.scan`)
     model.unroll              int > 0, `lax.scan` unroll
     model.impl                auto | reference | fused (fused: gru reset_after only)
-    task.name                 one of `gru_jax.tasks.TASKS`
+    task.name                 one of `gru_jax.harness.tasks.TASKS`
     task.seq_len, task.*      the task's own fields (`TASK_DEFAULTS[name]`)
     train.steps               int > 0
     train.batch_size          int > 0, divisible by jax.device_count()
@@ -60,7 +60,7 @@ SCHEDULES = ("cosine", "constant")
 CHRONO_CELLS = ("gru", "lstm")
 
 # Keys a resumed run may change (they do not change what is trained). Every
-# other key must equal the stored config.json; see `gru_jax.train`.
+# other key must equal the stored config.json; see `gru_jax.harness.train`.
 RESUMABLE_KEYS = frozenset({
     "train.steps", "train.eval_every", "train.checkpoint_every",
     "train.keep_checkpoints", "train.log_every", "train.progress", "train.stop_when_solved",
@@ -73,7 +73,9 @@ def base_config(task: str = "adding") -> ml_collections.ConfigDict:
     The defaults train a GRU (hidden 64) on the adding problem; experiments
     change what they study (see experiments/adding.py).
     """
-    from gru_jax.tasks import TASK_DEFAULTS  # the tasks import data libraries; only when needed
+    from gru_jax.harness.tasks import (
+        TASK_DEFAULTS,  # the tasks import data libraries; only when needed
+    )
 
     if task not in TASK_DEFAULTS:
         raise ConfigError(
@@ -129,7 +131,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, A
     ``{"task.name": "copy", "task.copy_len": 5}`` works. Raises ConfigError
     naming the key for an unknown key or a value of the wrong type.
     """
-    from gru_jax.tasks import TASK_DEFAULTS
+    from gru_jax.harness.tasks import TASK_DEFAULTS
 
     config = _copy.deepcopy(config)
     overrides = dict(overrides)
@@ -253,7 +255,7 @@ def validate(config):
     on anything but a reset_after gru), or a batch size that does not split
     over the devices.
     """
-    from gru_jax.tasks import TASK_DEFAULTS, get_task
+    from gru_jax.harness.tasks import TASK_DEFAULTS, get_task
 
     flat = flatten(config)
     name = flat.get("task.name")
@@ -272,7 +274,7 @@ def validate(config):
                               if allowed else f"{key}: unknown key")
     for key, check in CHECKS.items():
         if key not in flat:
-            raise ConfigError(f"{key}: missing (start from gru_jax.config.base_config())")
+            raise ConfigError(f"{key}: missing (start from gru_jax.harness.config.base_config())")
         msg = check(flat[key])
         if msg:
             raise ConfigError(f"{key}: {msg}")
@@ -296,7 +298,7 @@ def validate(config):
 
 def resolved(config) -> ml_collections.ConfigDict:
     """A copy of `config` with the task's unset fields filled from its defaults."""
-    from gru_jax.tasks import TASK_DEFAULTS
+    from gru_jax.harness.tasks import TASK_DEFAULTS
 
     config = _copy.deepcopy(config)
     with config.unlocked():

@@ -1,7 +1,7 @@
 """The tasks: each turns a small config into a `Task` (see `base.py` for the batch format).
 
     >>> import jax
-    >>> from gru_jax.tasks import get_task
+    >>> from gru_jax.harness.tasks import get_task
     >>> task = get_task({"name": "adding", "seq_len": 50})
     >>> batch = task.sample(jax.random.key(0), 4)
     >>> batch["x"].shape, batch["y"].shape
@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from gru_jax.errors import ConfigError
-from gru_jax.tasks import adding, copy, digits, forecast, mnist1d, series
-from gru_jax.tasks.base import Batch, Task
+from gru_jax.harness.tasks import adding, copy, digits, forecast, mnist1d, series
+from gru_jax.harness.tasks.base import Batch, Task
 
 TASKS: dict[str, Callable[..., Task]] = {
     "adding": adding.make,

@@ -12,7 +12,7 @@ import sys
 
 from absl import flags, logging
 
-from gru_jax.config import flag_error_line
+from gru_jax.harness.config import flag_error_line
 
 
 def die(msg, prog: str | None = None):

@@ -1,7 +1,7 @@
 """What the trainer measures besides the loss: gradient flow over time and GRU gates.
 
 * ``grad_norm_curve``: ||dL/dh_t|| for t = 0..T-1 (mean over the batch of the
-  per-example norm), from `gru_jax.models.hidden_grads`.
+  per-example norm), from `gru_jax.harness.models.hidden_grads`.
 * ``grad_horizon``: the largest lag k = T-1-t such that every step within k
   of the end keeps ||dL/dh_t|| >= fraction * ||dL/dh_{T-1}||: how far back the
   gradient reaches before it has vanished (by `fraction`, default 1e-3).

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.tasks.base import Batch, Task
+from gru_jax.harness.tasks.base import Batch, Task
 
 PERMUTATION_SEED = 0  # one fixed pixel order for every "permuted" run
 

@@ -44,9 +44,9 @@ from typing import Any
 
 import ml_collections
 
-from gru_jax.config import apply_overrides
-from gru_jax.config import validate as default_validate
 from gru_jax.errors import ConfigError, WorkdirError
+from gru_jax.harness.config import apply_overrides
+from gru_jax.harness.config import validate as default_validate
 
 FINISHED = ("done", "diverged")  # a point in one of these states is never run again
 SUMMARY = "summary.json"
@@ -99,7 +99,7 @@ def expand(
     `None` (an experiment without `get_sweep`) is one point: the base config. Each
     point must be a dict of dotted string keys to plain values; with `config`
     every point is applied to it, then each result is checked by `validate`
-    (default: gru_jax.config.validate when available), so one bad point stops the
+    (default: gru_jax.harness.config.validate when available), so one bad point stops the
     sweep before anything runs. Two identical points are an error (they would
     share a folder).
     """
@@ -108,7 +108,7 @@ def expand(
     if isinstance(sweep, Mapping) or isinstance(sweep, (str, bytes)):
         raise ConfigError(
             "sweep: get_sweep() must return a list of dicts of dotted overrides "
-            "(gru_jax.sweep.grid builds one from axes)"
+            "(gru_jax.harness.sweep.grid builds one from axes)"
         )
     points: list[dict[str, Any]] = []
     for i, point in enumerate(sweep):
@@ -395,7 +395,7 @@ class PointLock:
 
 
 def _default_train_fn() -> TrainFn:
-    from gru_jax.train import train_and_evaluate  # lazy: jax is only needed to train
+    from gru_jax.harness.train import train_and_evaluate  # lazy: jax is only needed to train
 
     return train_and_evaluate
 
@@ -500,7 +500,7 @@ def prune_reason(k: int, points: Sequence[Mapping[str, Any]], names: Sequence[st
     return f"pruned: unsolved by all {len(below)} runs at {axis}={prev}"
 
 
-PACK_KEYS = ("seed", "train.learning_rate")  # as gru_jax.train.PACK_KEYS (no jax here)
+PACK_KEYS = ("seed", "train.learning_rate")  # as gru_jax.harness.train.PACK_KEYS (no jax here)
 
 PackFn = Callable[[list, list], Any]
 
@@ -523,7 +523,7 @@ def pack_groups(points: Sequence[Mapping[str, Any]], size: int) -> list[list[int
 
 
 def _default_pack_fn() -> PackFn:
-    from gru_jax.train import train_packed  # lazy: jax is only needed to train
+    from gru_jax.harness.train import train_packed  # lazy: jax is only needed to train
 
     return train_packed
 
@@ -557,7 +557,7 @@ def _train_claimed(config, claimed: list[dict], train_fn: TrainFn,
                 err = RuntimeError("the trainer returned without writing summary.json")
         if err is not None:
             summary = _fresh_summary(run_dir, started)
-            # gru_jax.train.Preempted (SIGTERM/SIGINT) comes after a "preempted"
+            # gru_jax.harness.train.Preempted (SIGTERM/SIGINT) comes after a "preempted"
             # summary and a checkpoint: not a failure, the next sweep resumes it
             if not (summary and summary.get("status") == "preempted"):
                 summary = _record_failure(run_dir, cfg, err, started)
@@ -591,15 +591,15 @@ def run_sweep(
                    "running" for a locked point,
          "summary": the run's summary dict or None}
 
-    `train_fn(config, workdir)` defaults to gru_jax.train.train_and_evaluate,
-    `validate(config)` (run on every point first) to gru_jax.config.validate. A
+    `train_fn(config, workdir)` defaults to gru_jax.harness.train.train_and_evaluate,
+    `validate(config)` (run on every point first) to gru_jax.harness.config.validate. A
     point that raises is recorded as failed and the sweep goes on; a point that
     comes back ``preempted`` stops the shard (the job is being taken away).
     KeyboardInterrupt propagates (the lock is released).
 
     `pack`: the shard's unfinished points that differ only in seed and
     train.learning_rate are trained `pack_size` at a time as one vmapped program
-    by `pack_fn(configs, workdirs)` (default gru_jax.train.train_packed); each
+    by `pack_fn(configs, workdirs)` (default gru_jax.harness.train.train_packed); each
     still has its own folder, lock, checkpoints, events and summary.json.
 
     `prune_along` (a dotted key, e.g. "task.seq_len"): a point is not run (action

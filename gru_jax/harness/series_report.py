@@ -1,8 +1,8 @@
 """The forecasting study's results: every model and baseline per series, on the test split.
 
 `write_results(runs_dir, out_dir)` reads the `series` runs of a sweep folder,
-scores each run's test forecasts (`gru_jax.forecasting`) and the classical
-baselines (`gru_jax.baselines`) on the same splits, and writes into out_dir::
+scores each run's test forecasts (`gru_jax.harness.forecasting`) and the classical
+baselines (`gru_jax.harness.baselines`) on the same splits, and writes into out_dir::
 
     series.json        per series: one row per model (mean and std over seeds) and
                        baseline; what the README section is rendered from
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from gru_jax.checkpoint import write_json_atomic
 from gru_jax.errors import WorkdirError
+from gru_jax.harness.checkpoint import write_json_atomic
 
 BEGIN, END = "<!-- series:begin -->", "<!-- series:end -->"
 CELL_LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "tanh RNN", "mingru": "minGRU"}
@@ -41,7 +41,7 @@ BASELINE_LABELS = {"persistence": "persistence", "seasonal_naive": "seasonal nai
                    "linear_ar": "linear AR", "arima": "ARIMA", "ets": "ETS"}
 NAIVE = ("persistence", "seasonal_naive")
 METRICS = ("mae", "rmse", "mase")
-SUMMARY = "summary.json"  # as gru_jax.train.SUMMARY_FILE
+SUMMARY = "summary.json"  # as gru_jax.harness.train.SUMMARY_FILE
 
 
 # ---------------------------------------------------------------- runs
@@ -91,7 +91,7 @@ def _dataset_of(config: dict) -> str:
 def score_runs(runs: list[tuple[str, dict]], runs_dir: Path) -> dict[str, list[dict]]:
     """{dataset: [one dict per run: name, key, seed, params, val_mse, test metrics,
     test forecasts]}; each run's checkpoint is loaded and forecasts the test split."""
-    from gru_jax import baselines, forecasting
+    from gru_jax.harness import baselines, forecasting
 
     out: dict[str, list[dict]] = defaultdict(list)
     for name, summary in runs:
@@ -127,7 +127,7 @@ def _model_rows(runs: list[dict]) -> list[dict]:
 
 
 def _baseline_rows(splits) -> list[dict]:
-    from gru_jax import baselines
+    from gru_jax.harness import baselines
 
     rows = []
     for name, pred in baselines.all_forecasts(splits, "test").items():

@@ -11,7 +11,7 @@ norm) within a fixed budget of trainings. Its pieces:
   same seed and the same scores give the same proposals;
 - the driver `run_search`, which asks a generation of candidates, trains each
   with the project's one trainer in its own subfolder (named by
-  `gru_jax.sweep.point_name`, run through `gru_jax.sweep.run_sweep`: the same
+  `gru_jax.harness.sweep.point_name`, run through `gru_jax.harness.sweep.run_sweep`: the same
   skip-if-finished, locks and failure records as a sweep), scores them from
   their summary.json and tells the proposer::
 
@@ -63,8 +63,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from gru_jax import sweep
 from gru_jax.errors import ConfigError, WorkdirError
+from gru_jax.harness import sweep
 
 SEARCH_FILE = "search.json"
 SEARCH_LOCK = ".search.lock"
@@ -403,9 +403,9 @@ def run_search(
          "best": the best candidate (lowest score) or None}
 
     Each generation asks the proposer for `population` candidates; each new one
-    is a point of `gru_jax.sweep.run_sweep` (its own folder, skipped when its
+    is a point of `gru_jax.harness.sweep.run_sweep` (its own folder, skipped when its
     summary says done/diverged, failures recorded) trained by `train_fn(config,
-    run_dir)` (default gru_jax.train.train_and_evaluate) with the same
+    run_dir)` (default gru_jax.harness.train.train_and_evaluate) with the same
     train.steps. `budget` (or budget_steps // train.steps) counts distinct runs:
     a proposal equal to an earlier candidate reuses its run for free, and new
     proposals beyond the budget are dropped, so the search never trains more.
@@ -605,7 +605,7 @@ def compare(workdirs: Sequence[str | os.PathLike]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m gru_jax.search DIR [DIR ...]: the comparison table
+if __name__ == "__main__":  # python -m gru_jax.harness.search DIR [DIR ...]: the comparison table
     import sys
 
     print(compare(sys.argv[1:]))

@@ -157,7 +157,7 @@ class Writer:
 
 class NullWriter:
     """Writer's interface, writing nothing: the TensorBoard run of every process
-    but process 0 in a multi-host job (gru_jax.distributed)."""
+    but process 0 in a multi-host job (gru_jax.harness.distributed)."""
 
     def __getattr__(self, name):
         if name.startswith("_"):

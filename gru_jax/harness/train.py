@@ -48,13 +48,20 @@ import numpy as np
 import optax
 from flax import struct
 
-from gru_jax import diagnostics
-from gru_jax.checkpoint import Checkpointer, read_json, write_json_atomic
-from gru_jax.config import RESUMABLE_KEYS, flatten, resolved, validate
-from gru_jax.distributed import is_primary
 from gru_jax.errors import ConfigError, WorkdirError
-from gru_jax.models import ModelSpec, apply_model, hidden_grads, init_model, model_spec, run_layers
-from gru_jax.tasks.base import Task
+from gru_jax.harness import diagnostics
+from gru_jax.harness.checkpoint import Checkpointer, read_json, write_json_atomic
+from gru_jax.harness.config import RESUMABLE_KEYS, flatten, resolved, validate
+from gru_jax.harness.distributed import is_primary
+from gru_jax.harness.models import (
+    ModelSpec,
+    apply_model,
+    hidden_grads,
+    init_model,
+    model_spec,
+    run_layers,
+)
+from gru_jax.harness.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -505,7 +512,7 @@ class _Member:
         return state
 
     def open_writer(self, start: int) -> None:
-        from gru_jax.tb import NullWriter, Writer
+        from gru_jax.harness.tb import NullWriter, Writer
 
         if not is_primary():  # one TensorBoard run per run, not per process
             self.writer = NullWriter()
@@ -658,7 +665,7 @@ class _Run:
         """Eval metrics and diagnostics into each member's history and TensorBoard
         at `step` (default: the active members); with `image`, also the ||dL/dh_t||
         curve as a picture (~0.15 s to draw). Returns the first member's entry."""
-        from gru_jax.tb import plot_curve
+        from gru_jax.harness.tb import plot_curve
 
         ev_all, diag_all = _host(self.eval_fn(self.state, self.eval_batch))
         entry = None
@@ -820,7 +827,7 @@ class _Run:
             "grad_norms": m.meta["grad_norms"],
             # Horizons at initialisation and the median over the evals of training (the last
             # one alone swings: a trained net may route gradient anywhere); threshold in
-            # gru_jax.diagnostics.HORIZON_FRACTION.
+            # gru_jax.harness.diagnostics.HORIZON_FRACTION.
             "grad_horizon_init": m.meta["grad_horizon_init"],
             "grad_norms_init": m.meta["grad_norms_init"],
             "grad_horizon_median": _median_horizon(m.meta),
