@@ -36,6 +36,16 @@ from gru_jax.stacked import bidirectional, init_stacked, merge, stacked_scan
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # `gru_jax.nnx` after a plain `import gru_jax`, without importing flax.nnx
+    # for users who never touch it
+    if name == "nnx":
+        import importlib
+
+        return importlib.import_module("gru_jax.nnx")
+    raise AttributeError(f"module 'gru_jax' has no attribute {name!r}")
+
 __all__ = [
     "CELLS", "Cell", "GRU", "GRUCell", "Recurrent", "SCANS", "bidirectional", "count_params",
     "get_cell", "gru_scan", "gru_step", "gru_variant", "init_gru", "init_lstm", "init_mingru",

@@ -1,127 +1,173 @@
 """Flax linen wrappers over the pure cells and scans (the nnx ones: `gru_jax.nnx`).
 
-Each module holds one param entry, our flat params dict (named after the
-cell: ``{"params": {"gru": {"w_ir": ..., ...}}}``), so the params of a
-module can go straight to `gru_scan`, `gru_jax.interop`, or back.
+Each module holds one param entry named after the cell (``{"params": {"gru":
+...}}``) whose value is what the pure functions take: one cell's flat dict
+(`init_gru`'s) for a single unidirectional layer, `init_stacked`'s list of
+layers with ``num_layers > 1`` or ``bidirectional=True``. So a module's params
+go straight to `gru_scan` / `stacked_scan`, `gru_jax.interop`, or back.
 
     GRU        xs [batch, time, input] -> (h_last [batch, hidden], hs [batch, time, hidden])
     Recurrent  the same for any cell by name (gru | lstm | rnn | mingru)
     GRUCell    one step, (carry, x) -> (carry, y), for `flax.linen.RNN`
+
+Stacked layers return the carry as torch's h_n, [layers * directions, batch,
+hidden], and outputs [batch, time, D * hidden] (merge_mode "concat") or
+[batch, time, hidden]. Flax's names work too: ``features=`` for
+``hidden_size``, ``kernel_init``, ``recurrent_kernel_init``, ``bias_init``
+(`init_cell`), ``carry_init`` on the cell.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gru_jax.cells import get_cell, gru_step, init_gru
-from gru_jax.scan import SCANS, gru_scan
+from gru_jax.cells import gru_step
+from gru_jax.stacked import init_cell, init_layer, layer_scan
 
 _CHRONO_CELLS = ("gru", "lstm")
+Initializer = Callable[..., jax.Array]
 
 
-def _init_kwargs(cell: str, chrono_t_max) -> dict:
-    if chrono_t_max is None:
-        return {}
-    if cell not in _CHRONO_CELLS:
-        raise ValueError(f"chrono_t_max applies to {_CHRONO_CELLS} only, not cell={cell!r}")
-    return {"chrono_t_max": chrono_t_max}
+def hidden_of(module) -> int:
+    """`hidden_size`, or flax's name for it, `features` (one of them, or both equal)."""
+    h, f = module.hidden_size, module.features
+    if h is None and f is None:
+        raise ValueError(f"{type(module).__name__} needs hidden_size (or flax's features)")
+    if h is not None and f is not None and h != f:
+        raise ValueError(f"{type(module).__name__}: hidden_size={h} and features={f} differ; "
+                         "pass one of them")
+    return h if h is not None else f
 
 
-class GRU(nn.Module):
-    """A GRU layer over `gru_scan`: xs [batch, time, input] -> (h_last, hs).
+def init_options(module, cell: str) -> dict:
+    """The init keyword arguments a layer or cell module's attributes set."""
+    kw = dict(input_init=module.input_init, param_dtype=module.param_dtype,
+              kernel_init=module.kernel_init, recurrent_kernel_init=module.recurrent_kernel_init,
+              bias_init=module.bias_init)
+    if module.chrono_t_max is not None:
+        if cell not in _CHRONO_CELLS:
+            raise ValueError(f"chrono_t_max applies to {_CHRONO_CELLS} only, not cell={cell!r}")
+        kw["chrono_t_max"] = module.chrono_t_max
+    if cell == "gru":
+        kw["variant"] = getattr(module, "variant", "reset_after")
+    return kw
 
-    Attributes mirror `init_gru` (variant, chrono_t_max, input_init,
-    param_dtype) and `gru_scan` (dtype: compute dtype of the matrix products,
-    remat, unroll, impl).
-    """
 
-    hidden_size: int
-    variant: str = "reset_after"
+class _Layer(nn.Module):
+    """What GRU and Recurrent share: init options, stacking, dropout, scan options."""
+
+    hidden_size: int | None = None
     chrono_t_max: float | None = None
     input_init: str = "lecun_normal"
+    kernel_init: Initializer | None = None
+    recurrent_kernel_init: Initializer | None = None
+    bias_init: Initializer | None = None
+    num_layers: int = 1
+    bidirectional: bool = False
+    merge_mode: str = "concat"
+    dropout: float = 0.0
+    deterministic: bool | None = None
+    time_major: bool = False
     dtype: Any = None
     param_dtype: Any = jnp.float32
     remat: bool | int = False
     unroll: int = 1
+    features: int | None = None
+
+    def _run(self, cell: str, xs, carry0, seq_lengths, reverse, deterministic, **scan_kw):
+        params = self.param(cell, lambda key: init_layer(
+            cell, key, xs.shape[-1], hidden_of(self), num_layers=self.num_layers,
+            bidirectional=self.bidirectional, merge_mode=self.merge_mode,
+            **init_options(self, cell)))
+        drop = self.dropout > 0 and self.num_layers > 1
+        deterministic = nn.merge_param("deterministic", self.deterministic,
+                                       deterministic) if drop else True
+        rng = None if deterministic else self.make_rng("dropout")
+        return layer_scan(cell, params, xs, carry0, reverse=reverse, merge_mode=self.merge_mode,
+                          dropout=self.dropout, deterministic=deterministic, rng=rng,
+                          seq_lengths=seq_lengths, time_major=self.time_major,
+                          unroll=self.unroll, remat=self.remat, dtype=self.dtype, **scan_kw)
+
+
+class GRU(_Layer):
+    """GRU layer(s) over `gru_scan` / `stacked_scan`: xs [batch, time, input]
+    ([time, batch, input] if `time_major`) -> (carry, outputs).
+
+    Attributes mirror `init_gru` (variant, chrono_t_max, input_init,
+    param_dtype; flax's kernel_init, recurrent_kernel_init, bias_init), the
+    stack (num_layers, bidirectional, merge_mode, dropout between layers with
+    the ``"dropout"`` rng unless deterministic) and the scan (time_major;
+    dtype: compute dtype of the matrix products, remat, unroll, impl).
+    """
+
+    variant: str = "reset_after"
     impl: str = "auto"
 
     @nn.compact
-    def __call__(self, xs, h0=None, seq_lengths=None, reverse=False):
-        """xs [batch, time, input], h0 [batch, hidden] or None, seq_lengths [batch]
-        -> (h_last [batch, hidden], hs [batch, time, hidden])."""
-        params = self.param("gru", lambda key: init_gru(
-            key, xs.shape[-1], self.hidden_size, variant=self.variant,
-            chrono_t_max=self.chrono_t_max, input_init=self.input_init,
-            param_dtype=self.param_dtype))
-        return gru_scan(params, xs, h0, seq_lengths=seq_lengths, reverse=reverse,
-                        unroll=self.unroll, remat=self.remat, dtype=self.dtype, impl=self.impl)
+    def __call__(self, xs, h0=None, seq_lengths=None, reverse=False, deterministic=None):
+        """xs [batch, time, input], h0 [batch, hidden] ([layers * directions, batch,
+        hidden] when stacked) or None, seq_lengths [batch] -> (carry, outputs)."""
+        return self._run("gru", xs, h0, seq_lengths, reverse, deterministic, impl=self.impl)
 
 
-class Recurrent(nn.Module):
+class Recurrent(_Layer):
     """Any cell by name over its scan: xs [batch, time, input] -> (carry, hs).
 
-    The carry is [batch, hidden], or the pair (c, h) for the LSTM. Cell
-    options beyond these (e.g. the GRU's variant) take their defaults; use
-    `GRU` for those.
+    The carry is [batch, hidden], or the pair (c, h) for the LSTM (each
+    [layers * directions, batch, hidden] when stacked). Options as `GRU`'s;
+    the GRU's variant takes its default here (use `GRU` for it).
     """
 
-    hidden_size: int
     cell: str = "gru"
-    chrono_t_max: float | None = None
-    input_init: str = "lecun_normal"
-    dtype: Any = None
-    param_dtype: Any = jnp.float32
-    remat: bool | int = False
-    unroll: int = 1
 
     @nn.compact
-    def __call__(self, xs, carry0=None, seq_lengths=None, reverse=False):
+    def __call__(self, xs, carry0=None, seq_lengths=None, reverse=False, deterministic=None):
         """xs [batch, time, input] -> (carry, hs [batch, time, hidden])."""
-        cell = get_cell(self.cell)
-        kw = _init_kwargs(self.cell, self.chrono_t_max)
-        params = self.param(self.cell, lambda key: cell.init(
-            key, xs.shape[-1], self.hidden_size, input_init=self.input_init,
-            param_dtype=self.param_dtype, **kw))
-        return SCANS[self.cell](params, xs, carry0, seq_lengths=seq_lengths, reverse=reverse,
-                                unroll=self.unroll, remat=self.remat, dtype=self.dtype)
+        return self._run(self.cell, xs, carry0, seq_lengths, reverse, deterministic)
 
 
 class GRUCell(nn.RNNCellBase):
     """One GRU step for `flax.linen.RNN` (or your own loop):
     (h [..., hidden], x [..., input]) -> (h', h'), both [..., hidden].
 
-    Same params as `GRU` (one entry ``gru``), so either module's params run
-    in the other. Under `nn.RNN` the input products run inside each step;
-    `GRU` hoists them out of the loop and is the faster choice for whole
-    sequences.
+    A drop-in for ``flax.linen.GRUCell(features=...)``: flax's `features`,
+    `kernel_init`, `recurrent_kernel_init`, `bias_init` and `carry_init` are
+    accepted (`gru_jax.interop.from_flax_gru_cell` maps flax's params to ours).
+    Same params as `GRU` (one entry ``gru``), so either module's params run in
+    the other. Under `nn.RNN` the input products run inside each step; `GRU`
+    hoists them out of the loop and is the faster choice for whole sequences.
     """
 
-    hidden_size: int
+    hidden_size: int | None = None
     variant: str = "reset_after"
     chrono_t_max: float | None = None
     input_init: str = "lecun_normal"
+    kernel_init: Initializer | None = None
+    recurrent_kernel_init: Initializer | None = None
+    bias_init: Initializer | None = None
+    carry_init: Initializer = nn.initializers.zeros_init()
     dtype: Any = None
     param_dtype: Any = jnp.float32
+    features: int | None = None
 
     @nn.compact
     def __call__(self, carry, x):
-        params = self.param("gru", lambda key: init_gru(
-            key, x.shape[-1], self.hidden_size, variant=self.variant,
-            chrono_t_max=self.chrono_t_max, input_init=self.input_init,
-            param_dtype=self.param_dtype))
+        params = self.param("gru", lambda key: init_cell(
+            "gru", key, x.shape[-1], hidden_of(self), **init_options(self, "gru")))
         h = gru_step(params, carry, x, dtype=self.dtype)
         return h, h
 
     @nn.nowrap
     def initialize_carry(self, rng: jax.Array, input_shape: tuple[int, ...]):
-        """Zeros [*batch, hidden] for inputs of shape [*batch, input] (rng unused)."""
-        del rng
-        dtype = jnp.promote_types(self.param_dtype, jnp.float32)  # as the scans' carry
-        return jnp.zeros((*input_shape[:-1], self.hidden_size), dtype)
+        """`carry_init(rng, [*batch, hidden], dtype)` for inputs [*batch, input]
+        (zeros by default); dtype float32 or wider, as the scans' carry."""
+        dtype = jnp.promote_types(self.param_dtype, jnp.float32)
+        return self.carry_init(rng, (*input_shape[:-1], hidden_of(self)), dtype)
 
     @property
     def num_feature_axes(self) -> int:

@@ -1,10 +1,14 @@
 """Flax nnx wrappers over the pure cells and scans (the linen ones: `gru_jax.modules`).
 
-Each module holds one `nnx.Param` whose value is our flat params dict
-(``module.params.get_value()`` is what `gru_scan` and `gru_jax.interop` take).
+Every array is its own `nnx.Param`, laid out as the pure functions' params
+(``module.params["w_ir"]``, or ``module.params[layer]["fwd"]["w_ir"]`` when
+stacked), so optax masks and nnx filters see kernels and biases apart (e.g.
+no weight decay on biases). ``module.get_params()`` returns the plain pytree
+that `gru_scan`, `stacked_scan` and `gru_jax.interop` take; ``set_params``
+puts one back.
 
     >>> from flax import nnx
-    >>> import jax.numpy as jnp, gru_jax.nnx
+    >>> import jax.numpy as jnp, gru_jax
     >>> layer = gru_jax.nnx.GRU(2, 8, rngs=nnx.Rngs(0))
     >>> h_last, hs = layer(jnp.ones((4, 10, 2)))
     >>> hs.shape
@@ -13,13 +17,18 @@ Each module holds one `nnx.Param` whose value is our flat params dict
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from gru_jax.cells import get_cell, init_gru
-from gru_jax.scan import SCANS, gru_scan
+from gru_jax.cells import gru_step
+from gru_jax.stacked import init_cell, init_layer, layer_scan
+
+Initializer = Callable[..., jax.Array]
+_is_var = lambda x: isinstance(x, nnx.Variable)  # noqa: E731
 
 
 def _value(v: nnx.Variable):
@@ -27,46 +36,139 @@ def _value(v: nnx.Variable):
     return v.get_value() if hasattr(v, "get_value") else v.value
 
 
-class GRU(nnx.Module):
-    """A GRU layer over `gru_scan`: xs [batch, time, input] -> (h_last, hs).
+class _HasParams(nnx.Module):
+    """`self.params`: the pure params pytree with one `nnx.Param` per array."""
 
-    Arguments mirror `init_gru` (variant, chrono_t_max, input_init,
-    param_dtype) and `gru_scan` (dtype, remat, unroll, impl).
+    def _hold(self, params) -> None:
+        self.params = nnx.data(jax.tree_util.tree_map(nnx.Param, params))
+
+    def get_params(self):
+        """The plain params pytree (arrays) for the pure functions and interop."""
+        return jax.tree_util.tree_map(_value, self.params, is_leaf=_is_var)
+
+    def set_params(self, params) -> None:
+        """Assign a params pytree of the same structure (e.g. from `gru_jax.interop`)."""
+        jax.tree_util.tree_map(lambda v, x: v.set_value(jnp.asarray(x)), self.params, params,
+                               is_leaf=_is_var)
+
+
+def _init_kw(cell: str, variant, chrono_t_max, input_init, param_dtype, kernel_init,
+             recurrent_kernel_init, bias_init) -> dict:
+    kw = dict(input_init=input_init, param_dtype=param_dtype, kernel_init=kernel_init,
+              recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init)
+    if chrono_t_max is not None:
+        kw["chrono_t_max"] = chrono_t_max
+    if cell == "gru":
+        kw["variant"] = variant
+    return kw
+
+
+class Recurrent(_HasParams):
+    """Any cell by name (gru | lstm | rnn | mingru) over its scan, optionally
+    stacked and bidirectional: xs [batch, time, input] ([time, batch, input]
+    if `time_major`) -> (carry, outputs).
+
+    One layer: carry [batch, hidden] (the LSTM: (c, h)), outputs [batch, time,
+    hidden]. Stacked (num_layers > 1 or bidirectional): every carry leaf
+    [layers * directions, batch, hidden] (torch's h_n), outputs [batch, time,
+    D * hidden] for merge_mode concat, else [batch, time, hidden]. `dropout`
+    applies between layers unless `deterministic` (set it, or use
+    ``module.eval()`` / ``module.train()``), drawing from ``rngs.dropout``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, rngs: nnx.Rngs, cell: str = "gru",
+                 variant: str = "reset_after", chrono_t_max: float | None = None,
+                 input_init: str = "lecun_normal", kernel_init: Initializer | None = None,
+                 recurrent_kernel_init: Initializer | None = None,
+                 bias_init: Initializer | None = None, num_layers: int = 1,
+                 bidirectional: bool = False, merge_mode: str = "concat", dropout: float = 0.0,
+                 deterministic: bool = False, time_major: bool = False, dtype: Any = None,
+                 param_dtype: Any = jnp.float32, remat: bool | int = False, unroll: int = 1,
+                 impl: str | None = None):
+        kw = _init_kw(cell, variant, chrono_t_max, input_init, param_dtype, kernel_init,
+                      recurrent_kernel_init, bias_init)
+        self._hold(init_layer(cell, rngs.params(), input_size, hidden_size,
+                              num_layers=num_layers, bidirectional=bidirectional,
+                              merge_mode=merge_mode, **kw))
+        self.cell, self.merge_mode, self.dropout = cell, merge_mode, dropout
+        self.deterministic, self.time_major = deterministic, time_major
+        self.dtype, self.remat, self.unroll, self.impl = dtype, remat, unroll, impl
+        uses_dropout = dropout > 0 and num_layers > 1
+        self.rngs = rngs["dropout"].fork() if uses_dropout else nnx.data(None)
+
+    def __call__(self, xs, carry0=None, *, seq_lengths=None, reverse=False, deterministic=None):
+        """xs [batch, time, input], carry0 as the carry, seq_lengths [batch] -> (carry, outputs)."""
+        deterministic = self.deterministic if deterministic is None else deterministic
+        rng = None if deterministic or self.rngs is None else self.rngs()
+        kw = {} if self.impl is None else {"impl": self.impl}
+        return layer_scan(self.cell, self.get_params(), xs, carry0, reverse=reverse,
+                          merge_mode=self.merge_mode, dropout=self.dropout,
+                          deterministic=deterministic, rng=rng, seq_lengths=seq_lengths,
+                          time_major=self.time_major, unroll=self.unroll, remat=self.remat,
+                          dtype=self.dtype, **kw)
+
+
+class GRU(Recurrent):
+    """GRU layer(s) over `gru_scan` / `stacked_scan`: xs [batch, time, input] ->
+    (h_last [batch, hidden], hs [batch, time, hidden]) for one layer; stacked
+    as `Recurrent`. Arguments mirror `init_gru` (variant, chrono_t_max,
+    input_init, param_dtype; flax's kernel_init, recurrent_kernel_init,
+    bias_init), the stack and `gru_scan` (time_major, dtype, remat, unroll, impl).
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, rngs: nnx.Rngs,
+                 impl: str = "auto", **kw):
+        super().__init__(input_size, hidden_size, rngs=rngs, cell="gru", impl=impl, **kw)
+
+
+class GRUCell(_HasParams):
+    """One GRU step for `flax.nnx.RNN` (or your own loop):
+    (h [..., hidden], x [..., input]) -> (h', h'), both [..., hidden].
+
+    Arguments as ``flax.nnx.GRUCell(in_features, hidden_features, rngs=...)``
+    (kernel_init, recurrent_kernel_init, bias_init, carry_init, dtype,
+    param_dtype) plus ours (variant, chrono_t_max, input_init); params as
+    `GRU`'s, one `nnx.Param` per array. Under `nnx.RNN` the input products run
+    inside each step; `GRU` hoists them out of the loop for whole sequences.
+    """
+
+    def __init__(self, in_features: int, hidden_features: int, *, rngs: nnx.Rngs,
                  variant: str = "reset_after", chrono_t_max: float | None = None,
-                 input_init: str = "lecun_normal", dtype: Any = None,
-                 param_dtype: Any = jnp.float32, remat: bool | int = False, unroll: int = 1,
-                 impl: str = "auto"):
-        self.params = nnx.Param(init_gru(
-            rngs.params(), input_size, hidden_size, variant=variant,
-            chrono_t_max=chrono_t_max, input_init=input_init, param_dtype=param_dtype))
-        self.dtype, self.remat, self.unroll, self.impl = dtype, remat, unroll, impl
+                 input_init: str = "lecun_normal", kernel_init: Initializer | None = None,
+                 recurrent_kernel_init: Initializer | None = None,
+                 bias_init: Initializer | None = None, carry_init: Initializer | None = None,
+                 dtype: Any = None, param_dtype: Any = jnp.float32):
+        kw = _init_kw("gru", variant, chrono_t_max, input_init, param_dtype, kernel_init,
+                      recurrent_kernel_init, bias_init)
+        self._hold(init_cell("gru", rngs.params(), in_features, hidden_features, **kw))
+        self.in_features, self.hidden_features = in_features, hidden_features
+        self.dtype, self.param_dtype = dtype, param_dtype
+        self.carry_init = carry_init
 
-    def __call__(self, xs, h0=None, *, seq_lengths=None, reverse=False):
-        """xs [batch, time, input], h0 [batch, hidden] or None, seq_lengths [batch]
-        -> (h_last [batch, hidden], hs [batch, time, hidden])."""
-        return gru_scan(_value(self.params), xs, h0, seq_lengths=seq_lengths, reverse=reverse,
-                        unroll=self.unroll, remat=self.remat, dtype=self.dtype, impl=self.impl)
+    def __call__(self, carry, x):
+        h = gru_step(self.get_params(), carry, x, dtype=self.dtype)
+        return h, h
+
+    def initialize_carry(self, input_shape: tuple[int, ...], rngs=None,
+                         carry_init: Initializer | None = None):
+        """`carry_init(key, [*batch, hidden], dtype)` for inputs [*batch, input]
+        (zeros by default; dtype float32 or wider, as the scans' carry). `rngs`
+        (an nnx.Rngs, a stream or None) feeds a random carry_init."""
+        init = carry_init or self.carry_init
+        if isinstance(rngs, nnx.Rngs):
+            rngs = rngs.carry
+        if init is None:  # zeros: no key needed
+            init, key = nnx.initializers.zeros_init(), jax.random.key(0)
+        elif rngs is None:
+            raise ValueError("initialize_carry: a carry_init needs rngs (an nnx.Rngs or stream)")
+        else:
+            key = rngs()
+        dtype = jnp.promote_types(self.param_dtype, jnp.float32)
+        return init(key, (*input_shape[:-1], self.hidden_features), dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
 
 
-class Recurrent(nnx.Module):
-    """Any cell by name (gru | lstm | rnn | mingru) over its scan:
-    xs [batch, time, input] -> (carry, hs [batch, time, hidden])."""
-
-    def __init__(self, input_size: int, hidden_size: int, *, rngs: nnx.Rngs, cell: str = "gru",
-                 input_init: str = "lecun_normal", dtype: Any = None,
-                 param_dtype: Any = jnp.float32, remat: bool | int = False, unroll: int = 1):
-        self.params = nnx.Param(get_cell(cell).init(
-            rngs.params(), input_size, hidden_size, input_init=input_init,
-            param_dtype=param_dtype))
-        self.cell, self.dtype, self.remat, self.unroll = cell, dtype, remat, unroll
-
-    def __call__(self, xs, carry0=None, *, seq_lengths=None, reverse=False):
-        return SCANS[self.cell](_value(self.params), xs, carry0, seq_lengths=seq_lengths,
-                                reverse=reverse, unroll=self.unroll, remat=self.remat,
-                                dtype=self.dtype)
-
-
-__all__ = ["GRU", "Recurrent"]
+__all__ = ["GRU", "GRUCell", "Recurrent"]

@@ -91,13 +91,48 @@ def scan_fn_of(cell: Cell | str) -> Callable:
     return functools.partial(scan_cell, cell)
 
 
+def _kind(cell: Cell, name: str) -> str:
+    """"kernel" (input), "recurrent_kernel" or "bias": the flax hook that initialises
+    the array `name` of `cell`'s params (w_i*, w_h*, b* in every cell but minGRU,
+    whose two kernels, w_z and w_h, both read the input)."""
+    if name.startswith("b"):
+        return "bias"
+    if name.startswith("w_h") and cell.name != "mingru":
+        return "recurrent_kernel"
+    return "kernel"
+
+
+def init_cell(cell: Cell | str, key: jax.Array, input_size: int, hidden_size: int, *,
+              kernel_init: Callable | None = None, recurrent_kernel_init: Callable | None = None,
+              bias_init: Callable | None = None, **init_kw) -> dict:
+    """`cell.init(key, input_size, hidden_size, **init_kw)`, then flax's initializer
+    hooks (each ``init(key, shape, dtype)``, e.g. from `jax.nn.initializers`)
+    per gate: `kernel_init` on the input kernels [input, hidden],
+    `recurrent_kernel_init` on the recurrent kernels [hidden, hidden],
+    `bias_init` on the biases [hidden]. A hook left None keeps the cell's own
+    init (LeCun / `input_init` inputs, orthogonal recurrent, zero or chrono biases)."""
+    cell = _cell(cell)
+    params = cell.init(key, input_size, hidden_size, **init_kw)
+    hooks = {"kernel": kernel_init, "recurrent_kernel": recurrent_kernel_init, "bias": bias_init}
+    if bias_init is not None and init_kw.get("chrono_t_max") is not None:
+        raise ValueError("pass either bias_init or chrono_t_max, not both (both set the biases)")
+    hook_key = jax.random.fold_in(key, 1 << 20)  # a stream apart from the cell's own init
+    out = {}
+    for i, (name, v) in enumerate(sorted(params.items())):
+        fn = hooks[_kind(cell, name)]
+        out[name] = v if fn is None else jnp.asarray(
+            fn(jax.random.fold_in(hook_key, i), v.shape, v.dtype), v.dtype)
+    return out
+
+
 def init_stacked(key: jax.Array, cell: Cell | str, input_size: int, hidden_size: int,
                  num_layers: int = 1, *, bidirectional: bool = False,
                  merge_mode: str = "concat", **init_kw) -> list[dict]:
     """Params for `stacked_scan`: `num_layers` layers of `cell` (by name or a
     `Cell`), each direction initialised by the cell's own init with its own key.
 
-    `init_kw` go to every layer's init (e.g. ``variant=...`` for the GRU). Layer
+    `init_kw` go to every layer's `init_cell` (e.g. ``variant=...`` for the GRU,
+    flax's ``kernel_init``, ``recurrent_kernel_init``, ``bias_init``). Layer
     l > 0 reads D * hidden features with ``merge_mode="concat"`` and hidden
     otherwise, so `merge_mode` must be the one `stacked_scan` will use.
     """
@@ -110,7 +145,7 @@ def init_stacked(key: jax.Array, cell: Cell | str, input_size: int, hidden_size:
     keys = jax.random.split(key, num_layers * len(dirs)).reshape(num_layers, len(dirs))
     layers, size = [], input_size
     for i in range(num_layers):
-        layers.append({d: cell.init(keys[i, j], size, hidden_size, **init_kw)
+        layers.append({d: init_cell(cell, keys[i, j], size, hidden_size, **init_kw)
                        for j, d in enumerate(dirs)})
         size = hidden_size * (len(dirs) if merge_mode == "concat" else 1)
     return layers
@@ -193,5 +228,33 @@ def stacked_scan(cell: Cell | str, params, xs, carry0=None, *, merge_mode: str =
     return carry, h
 
 
-__all__ = ["MERGE_MODES", "bidirectional", "init_stacked", "merge", "num_directions",
-           "scan_fn_of", "stacked_scan"]
+def init_layer(cell: Cell | str, key: jax.Array, input_size: int, hidden_size: int, *,
+               num_layers: int = 1, bidirectional: bool = False, merge_mode: str = "concat",
+               **init_kw):
+    """One cell's params (`init_cell`) for a single unidirectional layer, else
+    `init_stacked`'s layers: what the linen and nnx layer modules hold."""
+    if num_layers == 1 and not bidirectional:
+        return init_cell(cell, key, input_size, hidden_size, **init_kw)
+    return init_stacked(key, cell, input_size, hidden_size, num_layers,
+                        bidirectional=bidirectional, merge_mode=merge_mode, **init_kw)
+
+
+def layer_scan(cell: Cell | str, params, xs, carry0=None, *, reverse: bool = False, **kw):
+    """Run `init_layer`'s params: the cell's scan for one params dict ->
+    (carry [batch, hidden], hs); `stacked_scan` for layers -> (carry
+    [layers * directions, batch, hidden], outputs). `kw` as `stacked_scan`'s
+    (the stacking options are ignored for a single layer)."""
+    if isinstance(params, dict):
+        for k in ("merge_mode", "dropout", "deterministic", "rng"):
+            kw.pop(k, None)
+        return scan_fn_of(cell)(params, xs, carry0, reverse=reverse, **kw)
+    if reverse and num_directions(params) == 2:
+        raise ValueError("reverse=True applies to unidirectional layers; a bidirectional "
+                         "layer already runs both ways")
+    if reverse:
+        kw["reverse"] = True
+    return stacked_scan(cell, params, xs, carry0, **kw)
+
+
+__all__ = ["MERGE_MODES", "bidirectional", "init_cell", "init_layer", "init_stacked",
+           "layer_scan", "merge", "num_directions", "scan_fn_of", "stacked_scan"]

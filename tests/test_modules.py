@@ -131,8 +131,8 @@ def test_linen_recurrent_lstm_equals_lstm_scan():
 def test_nnx_gru_equals_gru_scan_and_trains():
     xs, h0 = data(7)
     layer = gnnx.GRU(IN, H, rngs=nnx.Rngs(0))
-    p = randomize(layer.params.get_value(), 7)
-    layer.params.set_value(p)
+    p = randomize(layer.get_params(), 7)
+    layer.set_params(p)
     lengths = jnp.array([2, T, 4, 6])
     got = layer(xs, h0, seq_lengths=lengths)
     want = gru_scan(p, xs, h0, seq_lengths=lengths, impl="reference")
@@ -144,7 +144,7 @@ def test_nnx_gru_equals_gru_scan_and_trains():
     g = nnx.grad(loss)(layer)
     g_ref = jax.grad(lambda q: jnp.sum(gru_scan(q, xs, h0, impl="reference")[1] ** 2))(p)
     for k in p:
-        close(g["params"].get_value()[k], g_ref[k], rtol=1e-4, atol=1e-6)
+        close(g["params"][k].get_value(), g_ref[k], rtol=1e-4, atol=1e-6)
     opt = nnx.Optimizer(layer, optax.sgd(1e-2), wrt=nnx.Param)
     before = float(loss(layer))
     opt.update(layer, g)
@@ -155,7 +155,7 @@ def test_nnx_recurrent_lstm():
     xs, _ = data(8)
     layer = gnnx.Recurrent(IN, H, cell="lstm", rngs=nnx.Rngs(1))
     (c, h), hs = layer(xs)
-    (c2, h2), hs2 = lstm_scan(layer.params.get_value(), xs)
+    (c2, h2), hs2 = lstm_scan(layer.get_params(), xs)
     close(hs, hs2)
     close(c, c2)
 
