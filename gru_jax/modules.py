@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax.cells import gru_step
-from gru_jax.stacked import init_cell, init_layer, layer_scan
+from gru_jax.stacked import carry_dtype_of, init_cell, init_layer, layer_scan
 
 _CHRONO_CELLS = ("gru", "lstm")
 Initializer = Callable[..., jax.Array]
@@ -153,6 +153,7 @@ class GRUCell(nn.RNNCellBase):
     carry_init: Initializer = nn.initializers.zeros_init()
     dtype: Any = None
     param_dtype: Any = jnp.float32
+    carry_dtype: Any = None
     features: int | None = None
 
     @nn.compact
@@ -165,9 +166,11 @@ class GRUCell(nn.RNNCellBase):
     @nn.nowrap
     def initialize_carry(self, rng: jax.Array, input_shape: tuple[int, ...]):
         """`carry_init(rng, [*batch, hidden], dtype)` for inputs [*batch, input]
-        (zeros by default); dtype float32 or wider, as the scans' carry."""
-        dtype = jnp.promote_types(self.param_dtype, jnp.float32)
-        return self.carry_init(rng, (*input_shape[:-1], hidden_of(self)), dtype)
+        (zeros by default). The step keeps the carry's dtype: `carry_dtype`, by
+        default float32 or wider (the scans' carry); jnp.float16 or bfloat16
+        gives flax's low-precision state (gates still computed in float32)."""
+        return self.carry_init(rng, (*input_shape[:-1], hidden_of(self)),
+                               carry_dtype_of(self.param_dtype, self.carry_dtype))
 
     @property
     def num_feature_axes(self) -> int:

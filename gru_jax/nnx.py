@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gru_jax.cells import gru_step
-from gru_jax.stacked import init_cell, init_layer, layer_scan
+from gru_jax.stacked import carry_dtype_of, init_cell, init_layer, layer_scan
 
 Initializer = Callable[..., jax.Array]
 _is_var = lambda x: isinstance(x, nnx.Variable)  # noqa: E731
@@ -137,12 +137,12 @@ class GRUCell(_HasParams):
                  input_init: str = "lecun_normal", kernel_init: Initializer | None = None,
                  recurrent_kernel_init: Initializer | None = None,
                  bias_init: Initializer | None = None, carry_init: Initializer | None = None,
-                 dtype: Any = None, param_dtype: Any = jnp.float32):
+                 dtype: Any = None, param_dtype: Any = jnp.float32, carry_dtype: Any = None):
         kw = _init_kw("gru", variant, chrono_t_max, input_init, param_dtype, kernel_init,
                       recurrent_kernel_init, bias_init)
         self._hold(init_cell("gru", rngs.params(), in_features, hidden_features, **kw))
         self.in_features, self.hidden_features = in_features, hidden_features
-        self.dtype, self.param_dtype = dtype, param_dtype
+        self.dtype, self.param_dtype, self.carry_dtype = dtype, param_dtype, carry_dtype
         self.carry_init = carry_init
 
     def __call__(self, carry, x):
@@ -152,8 +152,9 @@ class GRUCell(_HasParams):
     def initialize_carry(self, input_shape: tuple[int, ...], rngs=None,
                          carry_init: Initializer | None = None):
         """`carry_init(key, [*batch, hidden], dtype)` for inputs [*batch, input]
-        (zeros by default; dtype float32 or wider, as the scans' carry). `rngs`
-        (an nnx.Rngs, a stream or None) feeds a random carry_init."""
+        (zeros by default), in `carry_dtype` (default float32 or wider, as the
+        scans' carry; the step keeps it). `rngs` (an nnx.Rngs, a stream or
+        None) feeds a random carry_init."""
         init = carry_init or self.carry_init
         if isinstance(rngs, nnx.Rngs):
             rngs = rngs.carry
@@ -163,8 +164,8 @@ class GRUCell(_HasParams):
             raise ValueError("initialize_carry: a carry_init needs rngs (an nnx.Rngs or stream)")
         else:
             key = rngs()
-        dtype = jnp.promote_types(self.param_dtype, jnp.float32)
-        return init(key, (*input_shape[:-1], self.hidden_features), dtype)
+        return init(key, (*input_shape[:-1], self.hidden_features),
+                    carry_dtype_of(self.param_dtype, self.carry_dtype))
 
     @property
     def num_feature_axes(self) -> int:

@@ -228,6 +228,11 @@ def stacked_scan(cell: Cell | str, params, xs, carry0=None, *, merge_mode: str =
     return carry, h
 
 
+def carry_dtype_of(param_dtype, carry_dtype=None):
+    """`carry_dtype`, or by default float32 or wider than the params (the scans' choice)."""
+    return jnp.promote_types(param_dtype, jnp.float32) if carry_dtype is None else carry_dtype
+
+
 def init_layer(cell: Cell | str, key: jax.Array, input_size: int, hidden_size: int, *,
                num_layers: int = 1, bidirectional: bool = False, merge_mode: str = "concat",
                **init_kw):
@@ -256,5 +261,5 @@ def layer_scan(cell: Cell | str, params, xs, carry0=None, *, reverse: bool = Fal
     return stacked_scan(cell, params, xs, carry0, **kw)
 
 
-__all__ = ["MERGE_MODES", "bidirectional", "init_cell", "init_layer", "init_stacked",
-           "layer_scan", "merge", "num_directions", "scan_fn_of", "stacked_scan"]
+__all__ = ["MERGE_MODES", "bidirectional", "carry_dtype_of", "init_cell", "init_layer",
+           "init_stacked", "layer_scan", "merge", "num_directions", "scan_fn_of", "stacked_scan"]

@@ -360,3 +360,28 @@ def test_layer_dropout_needs_rng_and_is_off_when_deterministic():
     assert not np.allclose(a, plain) and not np.allclose(a, b)  # a fresh mask per call
     nlayer.eval()
     close(nlayer(xs)[1], plain)
+
+
+def test_low_precision_carry_like_flax():
+    """flax returns float16 outputs for float16 params and inputs (nnx
+    test_rnn_with_different_dtypes): so do our cells with carry_dtype=float16;
+    the default carry stays float32."""
+    f16 = jnp.float16
+    x = jax.random.normal(jax.random.key(0), (2, 5, 3)).astype(f16)
+    cell = gru_jax.GRUCell(features=4, dtype=f16, param_dtype=f16, carry_dtype=f16)
+    variables = nn.RNN(cell).init(jax.random.key(1), x)
+    assert variables["params"]["cell"]["gru"]["w_ir"].dtype == f16
+    ys = nn.RNN(cell).apply(variables, x)
+    assert ys.dtype == f16 and ys.shape == (2, 5, 4)
+    theirs = nn.RNN(nn.GRUCell(features=4, dtype=f16, param_dtype=f16)).apply(
+        {"params": {"cell": to_flax_gru_cell(variables["params"]["cell"]["gru"])}}, x)
+    assert theirs.dtype == f16
+    close(ys.astype(jnp.float32), theirs.astype(jnp.float32), rtol=0, atol=1e-2)
+    wide = nn.RNN(gru_jax.GRUCell(features=4, dtype=f16, param_dtype=f16)).apply(variables, x)
+    assert wide.dtype == jnp.float32
+    close(wide, ys.astype(jnp.float32), rtol=0, atol=1e-2)
+
+    ncell = gru_jax.nnx.GRUCell(3, 4, dtype=f16, param_dtype=f16, carry_dtype=f16,
+                                rngs=nnx.Rngs(8))
+    out = nnx.RNN(ncell)(x, initial_carry=ncell.initialize_carry((2, 3)))
+    assert out.dtype == f16 and out.shape == (2, 5, 4)
