@@ -57,6 +57,7 @@ _PACK_SIZE = flags.DEFINE_integer("pack_size", 8, "--pack: at most this many poi
 
 def main(argv: list[str]) -> int:
     cli.setup(argv, PROG)
+    cli.enable_compilation_cache()
     maybe_initialize()  # a multi-host job (SLURM, JAX_COORDINATOR_ADDRESS): before any JAX call
     workdir = _WORKDIR.value
     try:

@@ -34,6 +34,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "folder for checkpoints, events 
 
 def main(argv):
     cli.setup(argv)
+    cli.enable_compilation_cache()
     maybe_initialize()  # a multi-host job (SLURM, JAX_COORDINATOR_ADDRESS): before any JAX call
     from gru_jax.harness.train import EXIT_PREEMPTED, Preempted, train_and_evaluate
 

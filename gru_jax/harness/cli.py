@@ -33,6 +33,21 @@ def flags_parser(prog: str | None = None):
     return parse
 
 
+def enable_compilation_cache() -> None:
+    """JAX's persistent compilation cache, in $JAX_COMPILATION_CACHE_DIR or else
+    ~/.cache/gru_jax/jax: the runs of a sweep that differ only in seed (or in chrono
+    init) compile the same programs, so all but the first read them from disk. It changes
+    no number (the cache holds the executable XLA would build)."""
+    import os
+
+    import jax
+
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        jax.config.update("jax_compilation_cache_dir", os.path.join(base, "gru_jax", "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def setup(argv: list[str], prog: str | None = None) -> None:
     """Quiet logs unless --verbosity is given (Orbax logs every save at INFO
     through absl; gru_jax's own lines stay), and refuse positional arguments."""

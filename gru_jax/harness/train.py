@@ -581,17 +581,22 @@ class _Run:
             return train_step(state, batch) if lr_scale is None else \
                 train_step(state, batch, lr_scale)
 
+        # Data keys and lr scales are arguments, not constants of the program, so runs that
+        # differ only in seed (or packed lr) share one executable in the compilation cache.
         if self.packed:
             keys = jnp.stack([m.data_key for m in self.members])
             lr0 = self.tc.learning_rate
             scales = jnp.asarray([c.train.learning_rate / lr0 for c in configs], jnp.float32)
-            run_step = lambda state: jax.vmap(step_fn)(state, keys, scales)  # noqa: E731
+            run_step = jax.vmap(step_fn)
         else:
-            key = self.members[0].data_key
-            run_step = lambda state: step_fn(state, key, None)  # noqa: E731
+            keys, scales = self.members[0].data_key, None
+            run_step = lambda state, key, _: step_fn(state, key, None)  # noqa: E731
+        keys, scales = jax.device_put((keys, scales), replicated)
         # Compiled ahead of time so that XLA's own account of the step's memory is at hand.
-        self.step_fn = jax.jit(run_step, out_shardings=replicated).lower(self.state).compile()
-        self.step_memory = compiled_memory_bytes(self.step_fn)
+        compiled = jax.jit(run_step, out_shardings=replicated).lower(
+            self.state, keys, scales).compile()
+        self.step_fn = lambda state: compiled(state, keys, scales)  # noqa: E731
+        self.step_memory = compiled_memory_bytes(compiled)
         # On the mesh like the state (a jitted call must not mix device sets).
         self.eval_batch = jax.jit(task.eval_batch, static_argnums=1, out_shardings=replicated)(
             jax.random.key(EVAL_SEED), tc.eval_size)
