@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STUDY  ?= runs/adding
+STUDY  ?= runs/long_range
 
 .PHONY: setup study test lint bench clean
 
@@ -16,11 +16,17 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-# The main job: the default study (GRU vs LSTM vs tanh RNN on the adding
-# problem over a small hidden x length grid), then its report.
+# The main job: the long-range study's reduced grid (both tasks; two sweep shards at once,
+# one per core), then its report (figures, tables, runs.csv into $(STUDY)).
 study: setup
-	JAX_PLATFORMS=cpu $(BIN)/python scripts/sweep.py --config=experiments/adding.py --workdir=$(STUDY)
-	$(BIN)/python scripts/report.py --workdir=$(STUDY)
+	for task in adding copy; do \
+	  JAX_PLATFORMS=cpu $(BIN)/python scripts/sweep.py --progress=false \
+	    --config=experiments/long_range_$$task.py:reduced --workdir=$(STUDY)/$$task --shard=1/2 & \
+	  JAX_PLATFORMS=cpu $(BIN)/python scripts/sweep.py \
+	    --config=experiments/long_range_$$task.py:reduced --workdir=$(STUDY)/$$task --shard=0/2; \
+	  wait; \
+	done
+	$(BIN)/python scripts/report.py --study=$(STUDY) --reduced
 
 test: setup
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest

@@ -34,7 +34,7 @@ ARMS = {
     "mingru": {"model.cell": "mingru", "model.chrono": False},
 }
 GRIDS = {
-    "full": {"hidden": (16, 32, 64, 128), "seq_len": (50, 100, 200, 500, 1000),
+    "full": {"hidden": (16, 32, 64, 128), "seq_len": (10, 20, 50, 100, 200, 500, 1000),
              "seeds": (0, 1, 2)},
     "reduced": {"hidden": (16, 64), "seq_len": (20, 100), "seeds": (0, 1)},
 }

@@ -13,6 +13,14 @@ README between its series markers (alone, without --workdir, it only renders)::
 
     python scripts/report.py --workdir=runs/series --series_results=results/series
     python scripts/report.py --series_readme=README.md --series_results=results/series
+
+The long-range study (experiments/long_range_*.py): --study=DIR, a folder of task sweeps
+(results/long_range/{adding,copy}), writes its figures, runs.csv, manifest.json and
+report.md (`gru_jax.harness.study_report`); --study_readme=README.md also replaces the
+README's section between its long-range markers; --measure_costs first times every arm's
+training step side by side (into DIR/costs.json); --reduced labels it the reduced grid::
+
+    python scripts/report.py --study=results/long_range --measure_costs --study_readme=README.md
 """
 
 from __future__ import annotations
@@ -32,6 +40,12 @@ _SERIES = flags.DEFINE_string("series_results", None,
                               "Write the forecasting results of --workdir's series runs here.")
 _README = flags.DEFINE_string("series_readme", None,
                               "Render --series_results into this README's series section.")
+_STUDY = flags.DEFINE_string("study", None, "A study folder: one sweep folder per task.")
+_STUDY_README = flags.DEFINE_string("study_readme", None,
+                                    "--study: replace this README's long-range section.")
+_REDUCED = flags.DEFINE_bool("reduced", False, "--study: label it the reduced grid.")
+_MEASURE = flags.DEFINE_bool("measure_costs", False,
+                             "--study: time each arm's training step side by side first.")
 
 
 def _die(msg) -> None:
@@ -50,6 +64,11 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _die(f"unexpected arguments: {' '.join(argv[1:])}")
     workdir = _WORKDIR.value
+    if _STUDY.value:
+        try:
+            return _study(_STUDY.value)
+        except (WorkdirError, OSError, ValueError) as e:
+            _die(e)
     if _README.value and not _SERIES.value:
         _die("--series_readme: needs --series_results (the folder to render)")
     if not workdir and not _README.value:
@@ -74,6 +93,25 @@ def main(argv: list[str]) -> None:
     print(text)
     print(f"Wrote results.csv, results.md and the figures (*.png) into {workdir}")
     print(f"TensorBoard (training curves of every run): tensorboard --logdir {workdir}")
+
+
+def _study(study: str) -> None:
+    from gru_jax.harness import study_report
+
+    if _MEASURE.value:
+        study_report.measure_study_costs(study)
+    readme = _STUDY_README.value
+    readme_dir = os.path.dirname(os.path.abspath(readme)) if readme else "."
+    text = study_report.write_study_report(study, reduced=_REDUCED.value,
+                                           readme_dir=readme_dir)
+    print(text)
+    if readme:
+        with open(readme) as f:
+            old = f.read()
+        with open(readme, "w") as f:
+            f.write(study_report.replace_readme_section(old, text))
+        print(f"{readme}: long-range section rendered from {study}")
+    print(f"Wrote report.md, runs.csv, manifest.json and the figures (*.png) into {study}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""The long-range study's report: grid states, boundaries and their fit, verdicts, and the
+README section rendered from the committed results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_sweep import base_config, no_validate
+
+from gru_jax.harness import study_report, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+BOUNDARY = {"gru": lambda h: 4 * h, "rnn": lambda h: 40}  # solves T <= this
+
+
+class StudyTrainer:
+    """A summary.json as the trainer writes it; solved iff T <= BOUNDARY[cell](H)."""
+
+    def __call__(self, config, workdir):
+        cell, h, t = config.model.cell, config.model.hidden_size, config.task.seq_len
+        solved = t <= BOUNDARY[cell](h)
+        norms = [0.5 ** (t - 1 - i) for i in range(t)]
+        summary = {
+            "schema_version": 1, "status": "done", "step": 100, "solved": solved,
+            "steps_to_solve": 50 + h if solved else None, "num_params": 3 * h * h,
+            "stop_reason": "solved" if solved else "budget", "final": {"mse": 0.001},
+            "eval_history": [{"step": 50, "loss": 0.1, "mse": 0.1},
+                             {"step": 100, "loss": 0.001, "mse": 0.001}],
+            "grad_norms": norms, "grad_norms_init": norms, "grad_horizon_init": 9,
+            "grad_horizon_median": 9, "wall_time_sec": 1.0, "step_time_ms": 1.0,
+            "step_memory_bytes": 1024,
+            "task": {"metric": "mse", "solved_at": 0.01, "baseline": 0.167},
+            "config": {**config.to_dict(), "task": {"name": "adding", "seq_len": t}},
+            "machine": {"cpu": "test cpu", "cpu_count": 2, "backend": "cpu", "commit": "abc"},
+        }
+        (Path(workdir) / "summary.json").write_text(json.dumps(summary))
+        return summary
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    points = [{"model.cell": c, "model.hidden_size": h, "task.seq_len": t, "seed": s}
+              for t in (20, 40, 80, 160) for h in (8, 16, 32) for c in ("gru", "rnn")
+              for s in (0, 1)]
+    results = sweep.run_sweep(base_config(), points, root / "adding", train_fn=StudyTrainer(),
+                              validate=no_validate, progress=False, prune_along="task.seq_len")
+    return root, results
+
+
+def test_points_boundaries_and_pruning(study):
+    root, results = study
+    tr = study_report.load_task(root / "adding")
+    assert tr.arms == ["gru", "rnn"] and tr.lengths == [20, 40, 80, 160]
+    pruned = {(r["overrides"]["model.cell"], r["overrides"]["model.hidden_size"],
+               r["overrides"]["task.seq_len"]) for r in results if r["action"] == "pruned"}
+    assert pruned == {k for k, p in tr.points.items() if p.state == "pruned"}
+    # Pruned after the first length that no seed solved (gru: T > 4H; rnn: T > 40).
+    assert pruned == {("gru", 8, 80), ("gru", 8, 160), ("gru", 16, 160),
+                      *(("rnn", h, 160) for h in (8, 16, 32))}
+    # gru solves T <= 4H: 32 at H=8 (-> 20), 64 (-> 40), 128 (-> 80), inside the grid.
+    assert study_report.boundaries(tr)["gru"] == [(8, 20, False), (16, 40, False),
+                                                  (32, 80, False)]
+    assert study_report.boundaries(tr)["rnn"] == [(h, 40, False) for h in (8, 16, 32)]
+    a, b = study_report.boundary_fits(tr)["gru"]
+    assert b == pytest.approx(1.0) and 2 ** a == pytest.approx(2.5)  # T* = 2.5 H on the grid
+    assert study_report.boundary_fits(tr)["rnn"][1] == pytest.approx(0.0, abs=1e-9)
+    assert tr.points[("gru", 8, 20)].median_steps == 58
+
+
+def test_pending_points_leave_the_boundary_open(study, tmp_path):
+    root, _ = study
+    import shutil
+
+    shutil.copytree(root / "adding", tmp_path / "adding")
+    # Take away the gru's H=32 runs at T=160: that point becomes pending, not unsolved.
+    for d in (tmp_path / "adding").glob("cell=gru,hidden_size=32,seed=*,seq_len=160"):
+        shutil.rmtree(d)
+    tr = study_report.load_task(tmp_path / "adding")
+    assert tr.points[("gru", 32, 160)].state == "pending"
+    assert tr.boundary("gru", 32) == (80, True)
+    assert study_report._bound_text(*tr.boundary("gru", 32)) == ">= 80"
+
+
+def test_report_writes_files_and_renders_its_markdown(study):
+    root, _ = study
+    text = study_report.write_study_report(root, readme_dir=root)
+    for name in ("phase_adding.png", "boundary_adding.png", "gradients_adding.png",
+                 "curves_adding.png", "runs.csv", "manifest.json", "report.md"):
+        assert (root / name).is_file(), name
+    assert "| gru | 20 | 40 | 80 | H^1.00 |" in text
+    verdicts = {row[0]: row[-1] for row in study_report.published_rows(
+        {"adding": study_report.load_task(root / "adding")})}
+    assert verdicts["The tanh RNN fails the adding problem from about T = 100-200"] == "agrees"
+    assert json.loads((root / "manifest.json").read_text())["runs"] == 2 * (24 - 6)
+    assert text == study_report.study_markdown(root, study_report.load_study(root),
+                                               readme_dir=root)
+
+
+def test_readme_section_is_rendered_from_the_committed_results(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the report names folders as the command line did
+    study = Path("results/long_range")
+    readme = Path("README.md").read_text()
+    expected = study_report.study_markdown(study, study_report.load_study(study))
+    assert study_report.replace_readme_section(readme, expected) == readme, (
+        "README's long-range section differs from the committed results: run "
+        "python scripts/report.py --study=results/long_range --study_readme=README.md")
