@@ -363,3 +363,18 @@ def test_series_report_tables_plots_and_readme(tiny_run, tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("rest\n") and "| GRU(4) |" in text
     assert not series_report.update_readme(readme, out)  # rendering again changes nothing
+
+
+def test_readme_series_section_is_rendered_from_the_committed_results():
+    """Re-render the README's forecasting section from results/series: it must not differ."""
+    from gru_jax.harness import series_report
+
+    readme = (ROOT / "README.md").read_text()
+    section = series_report.render_section(ROOT / "results" / "series")
+    assert section in readme, ("README.md's series section is stale: run python scripts/report.py"
+                               " --series_readme=README.md --series_results=results/series")
+    data = json.loads((ROOT / "results" / "series" / "series.json").read_text())
+    for name, d in data["datasets"].items():
+        assert (ROOT / "results" / "series" / f"series_{name}.png").is_file()
+        models = {r["model"] for r in d["rows"]}
+        assert {"GRU(50)", "LSTM(50)", "tanh RNN(50)", "persistence", "ARIMA", "ETS"} <= models

@@ -27,6 +27,25 @@ def prior_xent(labels: np.ndarray, num_classes: int) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+def fixed_split_batches(x_train: jax.Array, y_train: jax.Array, x_eval: jax.Array,
+                        y_eval: jax.Array):
+    """(sample, eval_batch) of a Task over fixed arrays (leading axis: examples)."""
+    n_train = x_train.shape[0]
+
+    def sample(key: jax.Array, batch_size: int) -> Batch:
+        """batch_size train examples drawn uniformly with replacement; jit-able."""
+        idx = jax.random.randint(key, (batch_size,), 0, n_train)
+        return {"x": x_train[idx], "y": y_train[idx]}
+
+    def eval_batch(key: jax.Array, size: int | None = None) -> Batch:
+        """The held-out split in order (the key is unused): whole, or its first `size`."""
+        del key  # a fixed split needs no randomness
+        stop = None if size is None else int(size)
+        return {"x": x_eval[:stop], "y": y_eval[:stop]}
+
+    return sample, eval_batch
+
+
 def classification_task(
     name: str,
     splits: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
@@ -49,19 +68,7 @@ def classification_task(
     ys_train = jnp.asarray(y_train, jnp.int32)
     xs_test = jnp.asarray(x_test[..., None], jnp.float32)
     ys_test = jnp.asarray(y_test, jnp.int32)
-    n_train = xs_train.shape[0]
-
-    def sample(key: jax.Array, batch_size: int) -> Batch:
-        """batch_size train examples drawn uniformly with replacement; jit-able."""
-        idx = jax.random.randint(key, (batch_size,), 0, n_train)
-        return {"x": xs_train[idx], "y": ys_train[idx]}
-
-    def eval_batch(key: jax.Array, size: int | None = None) -> Batch:
-        """The test split (the key is unused): whole, or its first `size` examples."""
-        del key  # a fixed split needs no randomness
-        stop = None if size is None else int(size)
-        return {"x": xs_test[:stop], "y": ys_test[:stop]}
-
+    sample, eval_batch = fixed_split_batches(xs_train, ys_train, xs_test, ys_test)
     return Task(
         name=name,
         input_size=1,

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -57,7 +56,8 @@ from gru_jax.harness.tasks._checks import (
     check_int,
     check_str,
 )
-from gru_jax.harness.tasks.base import Batch, Task
+from gru_jax.harness.tasks._dataset import fixed_split_batches
+from gru_jax.harness.tasks.base import Task
 from gru_jax.harness.tasks.forecast import windows as cut_windows
 from gru_jax.harness.tasks.series_sources import PACKAGED, Series, packaged, read_csv
 
@@ -194,22 +194,10 @@ def make(**fields) -> Task:
     splits = prepare(**fields)
     x_train, y_train = (jnp.asarray(a) for a in splits.windows("train"))
     x_val, y_val = (jnp.asarray(a) for a in splits.windows("val"))
-    n_train = x_train.shape[0]
     # Persistence (y^[t+k] = y[t]) in the model's units: the last input, or a change of 0.
     persistence = splits.scale(0.0) if splits.difference else np.asarray(x_val)[:, -1, :]
     baseline = float(np.mean((persistence - np.asarray(y_val)) ** 2))
-
-    def sample(key: jax.Array, batch_size: int) -> Batch:
-        """batch_size train windows drawn uniformly with replacement; jit-able."""
-        idx = jax.random.randint(key, (batch_size,), 0, n_train)
-        return {"x": x_train[idx], "y": y_train[idx]}
-
-    def eval_batch(key: jax.Array, size: int | None = None) -> Batch:
-        """The validation windows in time order (the key is unused), or the first `size`."""
-        del key  # a fixed split needs no randomness
-        stop = None if size is None else int(size)
-        return {"x": x_val[:stop], "y": y_val[:stop]}
-
+    sample, eval_batch = fixed_split_batches(x_train, y_train, x_val, y_val)
     return Task(
         name="series",
         input_size=1,
