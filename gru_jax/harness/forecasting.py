@@ -21,8 +21,7 @@ from gru_jax.errors import ConfigError, WorkdirError
 from gru_jax.harness.checkpoint import Checkpointer, read_json
 from gru_jax.harness.tasks.series import SeriesSplits, prepare
 from gru_jax.harness.tasks.series_sources import Series, read_csv
-
-CONFIG_FILE = "config.json"  # as gru_jax.harness.train.CONFIG_FILE
+from gru_jax.harness.train import CONFIG_FILE
 
 
 @dataclasses.dataclass(frozen=True)

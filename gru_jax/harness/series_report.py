@@ -34,6 +34,7 @@ import numpy as np
 
 from gru_jax.errors import WorkdirError
 from gru_jax.harness.checkpoint import write_json_atomic
+from gru_jax.harness.sweep import SUMMARY, read_summary
 
 BEGIN, END = "<!-- series:begin -->", "<!-- series:end -->"
 CELL_LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "tanh RNN", "mingru": "minGRU"}
@@ -41,7 +42,6 @@ BASELINE_LABELS = {"persistence": "persistence", "seasonal_naive": "seasonal nai
                    "linear_ar": "linear AR", "arima": "ARIMA", "ets": "ETS"}
 NAIVE = ("persistence", "seasonal_naive")
 METRICS = ("mae", "rmse", "mase")
-SUMMARY = "summary.json"  # as gru_jax.harness.train.SUMMARY_FILE
 
 
 # ---------------------------------------------------------------- runs
@@ -51,9 +51,8 @@ def _series_runs(runs_dir: Path) -> list[tuple[str, dict]]:
     """(folder name, summary) of every finished `series` run under runs_dir."""
     out = []
     for path in sorted(runs_dir.glob(f"*/{SUMMARY}")):
-        s = json.loads(path.read_text())
-        if s.get("status") == "done" and s.get("config", {}).get("task", {}).get("name") \
-                == "series":
+        s = read_summary(path.parent)
+        if s and s.get("status") == "done" and s["config"]["task"]["name"] == "series":
             out.append((path.parent.name, s))
     if not out:
         raise WorkdirError(f"{runs_dir}: no finished series runs (*/summary.json)")
@@ -105,21 +104,25 @@ def score_runs(runs: list[tuple[str, dict]], runs_dir: Path) -> dict[str, list[d
     return out
 
 
-def _model_rows(runs: list[dict]) -> list[dict]:
+def _usual(runs: list[dict]) -> tuple:
+    """(window, lr, differenced) of the untuned models: the (window, lr) most runs share,
+    and the transform most of those use. Baselines and the series' header use this window."""
+    counts: dict[tuple, int] = defaultdict(int)
+    for r in runs:
+        counts[r["key"][2:4]] += 1
+    window_lr = max(counts, key=counts.get)
+    diffs = [r["key"][4] for r in runs if r["key"][2:4] == window_lr]
+    return (*window_lr, max(set(diffs), key=diffs.count))
+
+
+def _model_rows(runs: list[dict], usual: tuple) -> list[dict]:
     """One row per model (runs grouped by everything but the seed): mean and std of metrics."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in runs:
         groups[r["key"]].append(r)
-    keys = list(groups)
-    counts = defaultdict(int)
-    for k in keys:
-        counts[(k[2], k[3])] += len(groups[k])
-    usual = max(counts, key=counts.get)  # the (window, lr) most runs share
-    diffs = [k[4] for k in keys if (k[2], k[3]) == usual]
-    differenced_usual = max(set(diffs), key=diffs.count)
     rows = []
     for k, g in groups.items():
-        rows.append({"model": _label(k, usual, differenced_usual), "kind": "recurrent",
+        rows.append({"model": _label(k, usual[:2], usual[2]), "kind": "recurrent",
                      "cell": k[0], "params": g[0]["num_params"], "seeds": len(g),
                      **{m: _mean_std([r[m] for r in g]) for m in (*METRICS, "val_mse")},
                      "forecast": np.mean([r["forecast"] for r in g], axis=0)})
@@ -220,14 +223,11 @@ def _describe(splits) -> dict:
             "horizon": splits.horizon}
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{platform.system()} {cpu}, {os.cpu_count()} cores (CPU, shared)"
+def _machine(summary: dict) -> str:
+    """Where a run trained, from its summary's machine record (this machine if absent)."""
+    m = summary.get("machine") or {"cpu": platform.processor() or platform.machine(),
+                                   "cpu_count": os.cpu_count(), "backend": "cpu"}
+    return f"{m['cpu']}, {m['cpu_count']} cores, JAX backend {m['backend']} (shared machine)"
 
 
 def _commit() -> str | None:
@@ -248,9 +248,10 @@ def write_results(runs_dir: str | os.PathLike, out_dir: str | os.PathLike,
     out_dir.mkdir(parents=True, exist_ok=True)
     data: dict[str, Any] = {"datasets": {}}
     csv_rows = []
-    for dataset, dr in scored.items():
-        splits = dr[0]["splits"]
-        rows = _model_rows(dr) + _baseline_rows(splits)
+    for dataset, dr in sorted(scored.items()):
+        usual = _usual(dr)
+        splits = next(r["splits"] for r in dr if r["key"][2:] == usual)
+        rows = _model_rows(dr, usual) + _baseline_rows(splits)
         _plot(dataset, splits, rows, out_dir / f"series_{dataset.replace(':', '_')}.png")
         data["datasets"][dataset] = {
             **_describe(splits), "verdict": verdict(rows),
@@ -270,10 +271,13 @@ def write_results(runs_dir: str | os.PathLike, out_dir: str | os.PathLike,
         w.writerows(csv_rows)
     write_json_atomic(str(out_dir / "series.json"), data)
     (out_dir / "series.md").write_text(markdown(data))
+    trained_at = sorted({(s.get("machine") or {}).get("commit") or "unknown" for _, s in runs})
     write_json_atomic(str(out_dir / "manifest.json"), {
-        "commit": _commit(), "command": command, "machine": _machine(),
-        "runs": len(runs), "train_wall_time_sec": round(sum(
-            s["wall_time_sec"] for _, s in runs), 1),
+        "commit": _commit(), "trained_at_commits": trained_at, "command": command,
+        "machine": _machine(runs[0][1]), "runs": len(runs),
+        # A packed group's members each record the group's wall time: count it once.
+        "train_wall_time_sec": round(sum(
+            s["wall_time_sec"] / s.get("pack_size", 1) for _, s in runs), 1),
         "report_wall_time_sec": round(time.perf_counter() - t0, 1),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     return data
