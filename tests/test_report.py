@@ -12,6 +12,7 @@ import pytest
 
 from gru_jax.errors import WorkdirError
 from gru_jax.harness import report
+from gru_jax.harness.records import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = {("gru", 8): 264, ("gru", 16): 912, ("lstm", 8): 352, ("lstm", 16): 1216}
@@ -179,13 +180,14 @@ def test_figures_are_valid_pngs(sweep_dir):
 
 
 def test_heatmap_cells_average_over_seeds_and_count_failures():
-    rows = [report._row(f"r{i}", fake_summary("gru", 8, 10, seed=i, mse=m))
+    rows = [report._row(f"r{i}", RunSummary.from_dict(fake_summary("gru", 8, 10, seed=i, mse=m)))
             for i, m in enumerate([0.002, 0.004])]
     value, text = report._final_value(rows)
     assert value == pytest.approx(0.003) and text.startswith("0.003")
-    failed = report._row("f", fake_summary("gru", 8, 10, status="failed"))
+    failed = report._row("f", RunSummary.from_dict(fake_summary("gru", 8, 10, status="failed")))
     assert report._final_value([failed]) == (None, "1 failed")
-    value, text = report._steps_value(rows + [report._row("u", fake_summary("gru", 8, 10))])
+    unsolved = RunSummary.from_dict(fake_summary("gru", 8, 10))
+    value, text = report._steps_value(rows + [report._row("u", unsolved)])
     assert value == pytest.approx(110.5) and "2/3 solved" in text
 
 

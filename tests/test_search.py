@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from gru_jax.errors import ConfigError, WorkdirError
-from gru_jax.harness import search, sweep
+from gru_jax.harness import records, search, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -246,9 +246,10 @@ def test_search_log_and_best(tmp_path, config):
         run_dir = tmp_path / c["name"]
         assert c["name"] == sweep.point_name(c["overrides"])
         assert json.loads((run_dir / "summary.json").read_text())["final"]["mse"] == c["value"]
-    # sweep.json lists every candidate's run, so scripts/report.py reads the folder
-    points = json.loads((tmp_path / "sweep.json").read_text())["points"]
-    assert {p["name"] for p in points} == {c["name"] for c in log["candidates"]}
+    # search.json lists every candidate's run, so scripts/report.py reads the folder
+    # (and no sweep.json pretends the search was a sweep)
+    assert set(records.planned_runs(tmp_path)) == {c["name"] for c in log["candidates"]}
+    assert not (tmp_path / records.SWEEP_FILE).exists()
     table = search.format_table(log, top=3)
     assert table.count("\n") == 4 and "learning_rate" in table and "mse" in table
     other = run(config, tmp_path / "random", FakeTrainer(), method="random")

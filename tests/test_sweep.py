@@ -264,7 +264,7 @@ def test_trainers_own_failed_summary_is_kept(tmp_path):
         raise ValueError("ignored")
 
     (r,) = run(tmp_path, train, points=[{"model.cell": "gru"}])
-    assert r["status"] == "failed" and r["summary"]["error"] == "ConfigError: from the trainer"
+    assert r["status"] == "failed" and r["summary"].error == "ConfigError: from the trainer"
 
 
 def test_preempted_point_stops_the_shard_and_resumes_in_the_same_folder(tmp_path):
@@ -381,7 +381,7 @@ def test_end_to_end_with_the_real_trainer(tmp_path):
     config = sweep.apply_overrides(config, tiny)
     points = [{"model.cell": "rnn"}]
     (result,) = sweep.run_sweep(config, points, tmp_path, progress=False)
-    assert result["status"] == "done", result["summary"].get("error")
+    assert result["status"] == "done", result["summary"].error
     assert (tmp_path / "cell=rnn" / "summary.json").exists()
     (again,) = sweep.run_sweep(config, points, tmp_path, progress=False)
     assert again["action"] == "skipped"

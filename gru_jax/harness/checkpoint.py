@@ -21,41 +21,12 @@ step, with a warning.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import tempfile
 import time
-from typing import Any
 
 log = logging.getLogger(__name__)
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Write `obj` as JSON to `path` so that readers see the old file or the new one, whole."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def read_json(path: str):
-    """The JSON in `path`, or None if there is no such file."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
 
 
 class Checkpointer:

@@ -49,15 +49,14 @@ import ml_collections
 from ml_collections import config_dict
 
 from gru_jax.cells import CELLS
+from gru_jax.cells.gru import VARIANTS
 from gru_jax.errors import ConfigError
+from gru_jax.harness.records import CHRONO_CELLS, DTYPES, flatten
 
 CELL_NAMES = tuple(sorted(CELLS))
-VARIANTS = ("reset_after", "reset_before")
-DTYPES = ("float32", "bfloat16")
 IMPLS = ("auto", "reference", "fused")
 OPTIMIZERS = ("adamw",)
 SCHEDULES = ("cosine", "constant")
-CHRONO_CELLS = ("gru", "lstm")
 
 # Keys a resumed run may change (they do not change what is trained). Every
 # other key must equal the stored config.json; see `gru_jax.harness.train`.
@@ -110,18 +109,15 @@ def base_config(task: str = "adding") -> ml_collections.ConfigDict:
     return c
 
 
-def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; ConfigDicts are read through `to_dict()`."""
-    if hasattr(d, "to_dict"):
-        d = d.to_dict()
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping) or hasattr(v, "to_dict"):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
+def config_to_dict(config) -> dict:
+    """A ConfigDict as plain JSON values ({} if it cannot be shown: a config that
+    cannot be written should not hide the error being recorded)."""
+    import json
+
+    try:
+        return json.loads(config.to_json_best_effort())
+    except Exception:  # noqa: BLE001
+        return {}
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, Any]):

@@ -18,7 +18,6 @@ cell's annotation. Reads only summary.json and sweep.json: no JAX needed.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import statistics
 from collections import defaultdict
@@ -27,9 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from gru_jax.errors import WorkdirError
+from gru_jax.harness.records import (
+    SUMMARY_FILE,
+    RunSummary,
+    SummaryError,
+    TaskInfo,
+    find_summaries,
+    flatten,
+    higher_is_better,
+    planned_runs,
+    read_summary,
+)
 
-SUMMARY = "summary.json"
-SWEEP_FILE = "sweep.json"
 CELL_ORDER = ("gru", "lstm", "rnn", "mingru")  # the rest follow alphabetically
 REFERENCE_CELL = "gru"  # the comparison table's ratios are against this cell
 
@@ -45,23 +53,17 @@ COLUMNS = (
 # ---------------------------------------------------------------- reading
 
 
-def _summaries(workdir: Path) -> list[tuple[str, dict]]:
-    """(run folder name, summary) for DIR/summary.json (a single run's folder)
-    and every DIR/*/summary.json; unreadable files (half written) are reported
-    as status "unreadable"."""
-    paths = sorted(workdir.glob(f"*/{SUMMARY}"))
-    if (workdir / SUMMARY).is_file():
-        paths.insert(0, workdir / SUMMARY)
+def _summaries(workdir: Path) -> list[tuple[str, RunSummary | SummaryError]]:
+    """(run folder name, summary) for the run in `workdir` itself (a single
+    run's folder) and every run in a subfolder; a summary that cannot be read
+    comes as its SummaryError (reported as status "unreadable")."""
     out = []
-    for path in paths:
-        name = path.parent.name if path.parent != workdir else "."
+    for run_dir in find_summaries(workdir):
+        name = run_dir.name if run_dir != workdir else "."
         try:
-            summary = json.loads(path.read_text())
-            if not isinstance(summary, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as e:
-            summary = {"status": "unreadable", "error": f"{path}: {e}"}
-        out.append((name, summary))
+            out.append((name, read_summary(run_dir)))
+        except SummaryError as e:
+            out.append((name, e))
     return out
 
 
@@ -72,57 +74,28 @@ def _num(x: Any) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def _task_info(summary: Mapping[str, Any]) -> dict:
-    """The trainer's summary["task"]: metric, solved_at, baseline (may be absent)."""
-    info = summary.get("task")
-    return info if isinstance(info, dict) else {}
-
-
-def _metric_name(summary: Mapping[str, Any]) -> str | None:
-    final = summary.get("final") or {}
-    if _task_info(summary).get("metric"):
-        return _task_info(summary)["metric"]
-    for name in ("mse", "accuracy"):
-        if name in final:
-            return name
-    for h in summary.get("eval_history") or []:  # failed before the end
-        for name in ("mse", "accuracy"):
-            if name in h:
-                return name
-    return None
-
-
-def _row(name: str, summary: Mapping[str, Any]) -> dict[str, Any]:
-    config = summary.get("config") or {}
-    model, task, train = (config.get(k) or {} for k in ("model", "task", "train"))
-    final = summary.get("final") or {}
-    metric = _metric_name(summary)
-    error = summary.get("error")
+def _row(name: str, summary: RunSummary | SummaryError) -> dict[str, Any]:
+    row = dict.fromkeys(COLUMNS)
+    row["run"] = name
+    if isinstance(summary, SummaryError):
+        return {**row, "status": "unreadable", "error": str(summary).splitlines()[0][:300]}
+    config = flatten(summary.config)
     return {
-        "run": name,
-        "task": task.get("name"),
-        "cell": model.get("cell"),
-        "hidden_size": model.get("hidden_size"),
-        "seq_len": task.get("seq_len"),
+        **row,
+        "task": config.get("task.name"),  # a config of any experiment: keys may be absent
+        "cell": config.get("model.cell"),
+        "hidden_size": config.get("model.hidden_size"),
+        "seq_len": config.get("task.seq_len"),
         "seed": config.get("seed"),
-        "learning_rate": train.get("learning_rate"),
-        "status": summary.get("status", "unknown"),
-        "step": summary.get("step"),
-        "metric": metric,
-        "final": final.get(metric) if metric else None,
-        "loss": final.get("loss"),
-        "solved": summary.get("solved"),
-        "steps_to_solve": summary.get("steps_to_solve"),
-        "num_params": summary.get("num_params"),
-        "steps_per_sec": summary.get("steps_per_sec"),
-        "step_time_ms": summary.get("step_time_ms"),
-        "step_memory_bytes": summary.get("step_memory_bytes"),
-        "peak_memory_bytes": summary.get("peak_memory_bytes"),
-        "peak_memory_source": summary.get("peak_memory_source"),
-        "grad_horizon": summary.get("grad_horizon"),
-        "wall_time_sec": summary.get("wall_time_sec"),
-        "num_devices": summary.get("num_devices"),
-        "error": str(error).splitlines()[0][:300] if error else None,
+        "learning_rate": config.get("train.learning_rate"),
+        **{k: getattr(summary, k) for k in (
+            "status", "step", "solved", "steps_to_solve", "num_params", "steps_per_sec",
+            "step_time_ms", "step_memory_bytes", "peak_memory_bytes", "peak_memory_source",
+            "grad_horizon", "wall_time_sec", "num_devices")},
+        "metric": summary.metric,
+        "final": summary.final_value,
+        "loss": summary.final.get("loss"),
+        "error": summary.error.splitlines()[0][:300] if summary.error else None,
     }
 
 
@@ -143,14 +116,6 @@ def collect(workdir: str | Path) -> list[dict[str, Any]]:
     """One row dict (keys: COLUMNS) per run under `workdir`, sorted by task, cell
     (gru, lstm, rnn, mingru first), hidden size, sequence length, seed."""
     return sorted((_row(n, s) for n, s in _summaries(Path(workdir))), key=_sort_key)
-
-
-def load_grid(workdir: str | Path) -> list[dict[str, Any]] | None:
-    """The sweep's points from DIR/sweep.json (written by run_sweep), or None."""
-    try:
-        return json.loads((Path(workdir) / SWEEP_FILE).read_text())["points"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 # ---------------------------------------------------------------- tables
@@ -507,13 +472,14 @@ def _gradients_figure(task, task_runs, cells, path):
 
 
 def write_figures(workdir: str | Path, rows: Sequence[Mapping[str, Any]] | None = None,
-                  summaries: Sequence[tuple[str, dict]] | None = None) -> list[Path]:
+                  summaries: Sequence[tuple[str, RunSummary | SummaryError]] | None = None
+                  ) -> list[Path]:
     """The heatmaps and learning curves of every task in DIR; returns their paths."""
     workdir = Path(workdir)
     summaries = list(summaries) if summaries is not None else _summaries(workdir)
     rows = list(rows) if rows is not None else collect(workdir)
-    by_name = dict(summaries)
-    histories = {name: s.get("eval_history") or [] for name, s in summaries}
+    by_name = {name: s for name, s in summaries if isinstance(s, RunSummary)}
+    empty = RunSummary(status="failed")  # an unreadable run: no history, no gradients
     paths = []
     for task in sorted({r["task"] for r in rows}, key=str):
         task_rows = [r for r in rows if r["task"] == task and r["cell"] is not None]
@@ -525,27 +491,26 @@ def write_figures(workdir: str | Path, rows: Sequence[Mapping[str, Any]] | None 
         hiddens = _axis(r["hidden_size"] for r in task_rows)
         lens = _axis(r["seq_len"] for r in task_rows)
         if hiddens and lens:
-            is_mse = metric == "mse"
+            up = higher_is_better(metric)  # a fraction in [0, 1]; else an error, on a log scale
             paths.append(_heatmap_figure(
                 task_rows, hiddens, lens, cells, _final_value,
                 f"{task}: final eval {metric} (mean over seeds; blank: not run)",
-                log_scale=is_mse, cmap="viridis_r" if is_mse else "viridis",
+                log_scale=not up, cmap="viridis" if up else "viridis_r",
                 path=workdir / f"heatmap_{_safe(task)}_{_safe(metric)}.png",
-                vmin=None if is_mse else 0.0, vmax=None if is_mse else 1.0))
+                vmin=0.0 if up else None, vmax=1.0 if up else None))
             paths.append(_heatmap_figure(
                 task_rows, hiddens, lens, cells, _steps_value,
                 f"{task}: steps to solve (mean over solved seeds; blank: not solved or not run)",
                 log_scale=False, cmap="magma_r",
                 path=workdir / f"heatmap_{_safe(task)}_steps_to_solve.png"))
-        info = next((_task_info(by_name[r["run"]]) for r in task_rows
-                     if _task_info(by_name.get(r["run"], {}))), {})
-        task_runs = [(r, histories.get(r["run"], [])) for r in task_rows]
+        runs = [(r, by_name.get(r["run"], empty)) for r in task_rows]
+        info = next((s.task for _, s in runs if s.task.metric), TaskInfo())
+        task_runs = [(r, s.eval_history) for r, s in runs]
         if any(h for _, h in task_runs):
             paths.append(_curves_figure(task, task_runs, cells, metric,
                                         workdir / f"curves_{_safe(task)}.png",
-                                        info.get("solved_at"), info.get("baseline")))
-        grad_runs = [(r, by_name.get(r["run"], {}).get("grad_norms") or [])
-                     for r in task_rows]
+                                        info.solved_at, info.baseline))
+        grad_runs = [(r, s.grad_norms or []) for r, s in runs]
         if any(isinstance(g, list) and len(g) > 1 for _, g in grad_runs):
             paths.append(_gradients_figure(task, grad_runs, cells,
                                            workdir / f"gradients_{_safe(task)}.png"))
@@ -556,7 +521,7 @@ def write_figures(workdir: str | Path, rows: Sequence[Mapping[str, Any]] | None 
 
 
 def markdown(rows: Sequence[Mapping[str, Any]], workdir: str | Path,
-             grid: Sequence[Mapping[str, Any]] | None = None,
+             planned: Sequence[str] | None = None,
              figures: Sequence[Path] = ()) -> str:
     counts: dict[str, int] = defaultdict(int)
     for r in rows:
@@ -566,14 +531,14 @@ def markdown(rows: Sequence[Mapping[str, Any]], workdir: str | Path,
         f"# Results: {workdir}",
         "",
         f"Made by `python scripts/report.py --workdir={workdir}` from each run's "
-        "summary.json. TensorBoard: `tensorboard --logdir " + str(workdir) + "`.",
+        "summary. TensorBoard: `tensorboard --logdir " + str(workdir) + "`.",
         "",
         f"{len(rows)} runs: {tally}.",
     ]
-    if grid is not None:
+    if planned is not None:
         have = {r["run"] for r in rows}
-        missing = [p["name"] for p in grid if p.get("name") not in have]
-        parts.append(f"The sweep has {len(grid)} points; {len(missing)} not run yet"
+        missing = [name for name in planned if name not in have]
+        parts.append(f"The sweep has {len(planned)} points; {len(missing)} not run yet"
                      + (": " + ", ".join(f"`{m}`" for m in missing[:20]) if missing else "")
                      + (", ..." if len(missing) > 20 else "") + ".")
     parts += [
@@ -617,10 +582,10 @@ def write_report(workdir: str | Path) -> str:
         raise WorkdirError(f"{workdir}: no such folder")
     summaries = _summaries(workdir)
     if not summaries:
-        raise WorkdirError(f"{workdir}: no */summary.json yet (has the sweep run?)")
+        raise WorkdirError(f"{workdir}: no */{SUMMARY_FILE} yet (has the sweep run?)")
     rows = sorted((_row(n, s) for n, s in summaries), key=_sort_key)
     write_csv(rows, workdir / "results.csv")
     figures = write_figures(workdir, rows, summaries)
-    text = markdown(rows, workdir, load_grid(workdir), figures)
+    text = markdown(rows, workdir, planned_runs(workdir), figures)
     (workdir / "results.md").write_text(text)
     return text

@@ -51,7 +51,6 @@ explore around random members; late (a near 0) they close in on X*.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -65,11 +64,19 @@ import numpy as np
 
 from gru_jax.errors import ConfigError, WorkdirError
 from gru_jax.harness import sweep
+from gru_jax.harness.config import config_to_dict
+from gru_jax.harness.records import (
+    SEARCH_FILE,
+    RunSummary,
+    flatten,
+    higher_is_better,
+    minimised,
+    read_summary,
+    write_json_atomic,
+)
 
-SEARCH_FILE = "search.json"
 SEARCH_LOCK = ".search.lock"
 METHODS = ("woa", "random")
-MAXIMISE = frozenset({"accuracy"})  # other metrics (mse, loss) are minimised
 SIG_DIGITS = 3  # float values are rounded so folder names stay short and readable
 MAX_GENERATIONS_FACTOR = 4  # a search whose proposals keep repeating stops at 4x the generations
 
@@ -302,27 +309,16 @@ def make_proposer(method: str, dim: int, population: int, generations: int, seed
 # ---------------------------------------------------------------- objective, budget
 
 
-def metric_of(summary: Mapping[str, Any] | None) -> str | None:
-    """The run's eval metric name: summary["task"]["metric"], else mse or accuracy
-    when the final metrics hold one."""
-    if not summary:
-        return None
-    metric = (summary.get("task") or {}).get("metric")
-    if metric:
-        return metric
-    final = summary.get("final") or {}
-    return next((k for k in ("mse", "accuracy") if k in final), None)
-
-
-def score(summary: Mapping[str, Any] | None, metric: str) -> float:
-    """The minimised score of a run: final[metric] (negated for accuracy) when the
-    run is done with a finite value, else +inf (failed, diverged, missing)."""
-    if not summary or summary.get("status") != "done":
+def score(summary: RunSummary | None) -> float:
+    """The minimised score of a run: its final metric (negated for one that goes
+    up, `records.minimised`) when the run is done with a finite value, else +inf
+    (failed, diverged, missing)."""
+    if summary is None or summary.status != "done":
         return math.inf
-    value = (summary.get("final") or {}).get(metric)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    value = summary.final_value
+    if value is None or not math.isfinite(value):
         return math.inf
-    return -float(value) if metric in MAXIMISE else float(value)
+    return minimised(summary.metric, float(value))
 
 
 def budget_candidates(budget: int | None, budget_steps: int | None, steps: int) -> int:
@@ -350,12 +346,6 @@ def _settings(method, seed, population, budget, space, config) -> dict:
             "steps": int(config.train.steps)}
 
 
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, Mapping):
-        return {prefix[:-1]: d}
-    return {k: v for key, sub in d.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
-
-
 def _check_resume(workdir: Path, settings: dict, base_config: dict) -> None:
     """A search.json already in `workdir` must be this search's: same settings and
     base config (else its candidates would score a different question)."""
@@ -370,7 +360,7 @@ def _check_resume(workdir: Path, settings: dict, base_config: dict) -> None:
         if old.get(key) != value:
             raise WorkdirError(f"{workdir}: holds a different search ({key} "
                                f"{old.get(key)!r}, now {value!r}); {hint}")
-    was, now = _flat(old.get("base_config") or {}), _flat(base_config)
+    was, now = flatten(old.get("base_config") or {}), flatten(base_config)
     diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
     if old.get("base_config") is not None and diff:
         k = diff[0]
@@ -439,11 +429,11 @@ def run_search(
         raise WorkdirError(f"{workdir}: a search runs there (pid {holder.get('pid')} on "
                            f"{holder.get('host')}; remove {workdir / SEARCH_LOCK} if it is gone)")
     try:
-        base = sweep._config_dict(config)
+        base = config_to_dict(config)
         _check_resume(workdir, settings, base)
         log_ = {**settings, "generations": generations, "metric": None, "mode": None,
                 "status": "running", "candidates": [], "best": None, "base_config": base}
-        summaries: dict[str, dict | None] = {}  # name -> summary: the runs used so far
+        summaries: dict[str, RunSummary | None] = {}  # name -> summary: the runs used so far
         for g in range(generations * MAX_GENERATIONS_FACTOR):
             if len(summaries) >= budget:
                 break
@@ -461,15 +451,17 @@ def run_search(
                           if nm not in summaries}.values())
             say(f"generation {g}: {len(points)} candidates ({len(fresh)} new runs, "
                 f"{len(summaries) + len(fresh)}/{budget} of the budget; {method}, seed {seed})")
-            results = sweep.run_sweep(config, fresh, workdir, train_fn=train_fn,
-                                      validate=validate, progress=False,
-                                      log=say) if fresh else []
+            if fresh:  # each new candidate through the config's checks first
+                sweep.expand(fresh, config, validate)
+            results = sweep.run_points(
+                config, list(enumerate(zip(fresh, map(sweep.point_name, fresh), strict=True))),
+                workdir, train_fn, progress=False, log=say) if fresh else []
             locked = [r["name"] for r in results if r["status"] == "running"]
             if locked:
                 raise WorkdirError(f"{workdir}: candidates run by another process: {locked}")
             if len(results) < len(fresh) or any(r["status"] == "preempted" for r in results):
                 log_["status"] = "preempted"  # run_sweep stopped: the job is being taken away
-                _finish_generation(workdir, log_, config)
+                _finish_generation(workdir, log_)
                 say("preempted: run the same command again to resume the search")
                 return log_
             ran = {r["name"] for r in results if r["action"] == "ran"}
@@ -477,38 +469,34 @@ def run_search(
             scores = []
             for u, point, name in zip(x, points, names, strict=True):
                 summary = summaries[name]
-                if log_["metric"] is None and metric_of(summary):
-                    log_["metric"] = metric_of(summary)
-                    log_["mode"] = "max" if log_["metric"] in MAXIMISE else "min"
-                s = score(summary, log_["metric"] or "mse")
-                value = (summary.get("final") or {}).get(log_["metric"]) if summary else None
+                if log_["metric"] is None and summary is not None and summary.metric:
+                    log_["metric"] = summary.metric
+                    log_["mode"] = "max" if higher_is_better(summary.metric) else "min"
+                s = score(summary)
                 log_["candidates"].append({
                     "index": len(log_["candidates"]), "generation": g, "name": name,
                     "overrides": point, "unit": [float(v) for v in u],
-                    "status": summary.get("status") if summary else None,
-                    "value": value if math.isfinite(s) else None,
+                    "status": summary.status if summary is not None else None,
+                    "value": summary.final_value if math.isfinite(s) else None,
                     "score": s if math.isfinite(s) else None,
                     "trained": name in ran})
                 ran.discard(name)  # a duplicate within the generation was not trained again
                 scores.append(s)
             proposer.tell(x, scores)
-            _finish_generation(workdir, log_, config)
+            _finish_generation(workdir, log_)
         log_["status"] = "done"
-        _finish_generation(workdir, log_, config)
+        _finish_generation(workdir, log_)
         return log_
     finally:
         lock.release()
 
 
-def _finish_generation(workdir: Path, log_: dict, config) -> None:
-    """Best so far into the log; search.json and an all-candidates sweep.json
-    (so scripts/report.py reads the search folder like a sweep's)."""
+def _finish_generation(workdir: Path, log_: dict) -> None:
+    """Best so far into the log, the log into search.json (whose candidates are
+    also what scripts/report.py reads as the folder's planned runs)."""
     scored = [c for c in log_["candidates"] if c["score"] is not None]
     log_["best"] = min(scored, key=lambda c: c["score"]) if scored else None
-    sweep._write_json(workdir / SEARCH_FILE, log_)
-    unique = list({c["name"]: c["overrides"] for c in log_["candidates"]}.items())
-    with contextlib.suppress(OSError):
-        sweep.write_sweep_file(workdir, [p for _, p in unique], [n for n, _ in unique], config)
+    write_json_atomic(workdir / SEARCH_FILE, log_)
 
 
 # ---------------------------------------------------------------- tables
@@ -532,7 +520,7 @@ def format_table(log_: Mapping[str, Any], top: int | None = 5) -> str:
     if top is not None:
         rows_ = rows_[:top]
     keys = list(log_["space"])
-    short = sweep._short_keys(keys)
+    short = sweep.short_keys(keys)
     metric = log_.get("metric") or "score"
     head = ["#", "gen", *(short[k] for k in keys), "status", metric, "proposed"]
     rows = [[str(c["index"]), str(c["generation"]),
@@ -577,9 +565,9 @@ def compare(workdirs: Sequence[str | os.PathLike]) -> str:
         values = [c["value"] for c in cands if c["value"] is not None]
         solved, wall = 0, 0.0
         for name in {c["name"] for c in cands}:
-            s = sweep.read_summary(wd / name) or {}
-            solved += bool(s.get("solved"))
-            wall += float(s.get("wall_time_sec") or 0.0)
+            s = read_summary(wd / name)
+            solved += bool(s is not None and s.solved)
+            wall += s.wall_time_sec if s is not None and s.wall_time_sec else 0.0
         best = log_["best"]
         rows.append([log_["method"], str(log_["seed"]), str(len(cands)),
                      str(len({c["name"] for c in cands})),
@@ -599,7 +587,7 @@ def compare(workdirs: Sequence[str | os.PathLike]) -> str:
     lines += ["", f"| method | searches | median of best {metric} | best {metric} |",
               "|---|---|---|---|"]
     for method, bests in by_method.items():
-        pick = max if metric in MAXIMISE else min
+        pick = max if higher_is_better(metric) else min
         lines.append(f"| {method} | {len(bests)} | {_fmt_value(statistics.median(bests))} | "
                      f"{_fmt_value(pick(bests))} |")
     return "\n".join(lines)

@@ -23,7 +23,6 @@ import csv
 import json
 import os
 import platform
-import shutil
 import subprocess
 import time
 from collections import defaultdict
@@ -33,8 +32,14 @@ from typing import Any
 import numpy as np
 
 from gru_jax.errors import WorkdirError
-from gru_jax.harness.checkpoint import write_json_atomic
-from gru_jax.harness.sweep import SUMMARY, read_summary
+from gru_jax.harness.records import (
+    SUMMARY_FILE,
+    RunSummary,
+    find_summaries,
+    read_summary,
+    write_json_atomic,
+    write_summary,
+)
 
 BEGIN, END = "<!-- series:begin -->", "<!-- series:end -->"
 CELL_LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "tanh RNN", "mingru": "minGRU"}
@@ -47,15 +52,15 @@ METRICS = ("mae", "rmse", "mase")
 # ---------------------------------------------------------------- runs
 
 
-def _series_runs(runs_dir: Path) -> list[tuple[str, dict]]:
+def _series_runs(runs_dir: Path) -> list[tuple[str, RunSummary]]:
     """(folder name, summary) of every finished `series` run under runs_dir."""
     out = []
-    for path in sorted(runs_dir.glob(f"*/{SUMMARY}")):
-        s = read_summary(path.parent)
-        if s and s.get("status") == "done" and s["config"]["task"]["name"] == "series":
-            out.append((path.parent.name, s))
+    for run_dir in find_summaries(runs_dir):
+        s = read_summary(run_dir)
+        if s.status == "done" and s.config["task"]["name"] == "series":
+            out.append((run_dir.name, s))
     if not out:
-        raise WorkdirError(f"{runs_dir}: no finished series runs (*/summary.json)")
+        raise WorkdirError(f"{runs_dir}: no finished series runs (*/{SUMMARY_FILE})")
     return out
 
 
@@ -96,10 +101,10 @@ def score_runs(runs: list[tuple[str, dict]], runs_dir: Path) -> dict[str, list[d
     for name, summary in runs:
         run = forecasting.load_run(str(runs_dir / name))
         pred = forecasting.test_forecasts(run)
-        out[_dataset_of(summary["config"])].append({
-            "name": name, "key": _group_key(summary["config"]), "seed": summary["config"]["seed"],
-            "num_params": summary["num_params"], "val_mse": summary["final"].get("mse"),
-            "wall_time_sec": summary["wall_time_sec"], "splits": run.splits,
+        out[_dataset_of(summary.config)].append({
+            "name": name, "key": _group_key(summary.config), "seed": summary.config["seed"],
+            "num_params": summary.num_params, "val_mse": summary.final_value,
+            "wall_time_sec": summary.wall_time_sec, "splits": run.splits,
             "forecast": pred, **baselines.score(run.splits, "test", pred)})
     return out
 
@@ -223,9 +228,9 @@ def _describe(splits) -> dict:
             "horizon": splits.horizon}
 
 
-def _machine(summary: dict) -> str:
+def _machine(summary: RunSummary) -> str:
     """Where a run trained, from its summary's machine record (this machine if absent)."""
-    m = summary.get("machine") or {"cpu": platform.processor() or platform.machine(),
+    m = summary.machine or {"cpu": platform.processor() or platform.machine(),
                                    "cpu_count": os.cpu_count(), "backend": "cpu"}
     return f"{m['cpu']}, {m['cpu_count']} cores, JAX backend {m['backend']} (shared machine)"
 
@@ -261,23 +266,23 @@ def write_results(runs_dir: str | os.PathLike, out_dir: str | os.PathLike,
         csv_rows += [{"dataset": dataset, "run": r["model"], "seed": "",
                       **{m: r[m]["mean"] for m in METRICS}, "val_mse": ""}
                      for r in rows if r["kind"] != "recurrent"]
-    for name, _ in runs:
+    for name, summary in runs:
         dest = out_dir / "runs" / name
         dest.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(runs_dir / name / SUMMARY, dest / SUMMARY)
+        write_summary(dest, summary)
     with open(out_dir / "series.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(csv_rows[0]))
         w.writeheader()
         w.writerows(csv_rows)
     write_json_atomic(str(out_dir / "series.json"), data)
     (out_dir / "series.md").write_text(markdown(data))
-    trained_at = sorted({(s.get("machine") or {}).get("commit") or "unknown" for _, s in runs})
+    trained_at = sorted({s.machine.get("commit") or "unknown" for _, s in runs})
     write_json_atomic(str(out_dir / "manifest.json"), {
         "commit": _commit(), "trained_at_commits": trained_at, "command": command,
         "machine": _machine(runs[0][1]), "runs": len(runs),
         # A packed group's members each record the group's wall time: count it once.
         "train_wall_time_sec": round(sum(
-            s["wall_time_sec"] / s.get("pack_size", 1) for _, s in runs), 1),
+            s.wall_time_sec / s.pack_size for _, s in runs), 1),
         "report_wall_time_sec": round(time.perf_counter() - t0, 1),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     return data

@@ -27,6 +27,7 @@ It is safe to start again and to run as several shards at once:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -45,13 +46,20 @@ from typing import Any
 import ml_collections
 
 from gru_jax.errors import ConfigError, WorkdirError
-from gru_jax.harness.config import apply_overrides
+from gru_jax.harness.config import apply_overrides, config_to_dict
 from gru_jax.harness.config import validate as default_validate
+from gru_jax.harness.records import (
+    LOCK_FILE,
+    PACK_KEYS,
+    SWEEP_FILE,
+    RunSummary,
+    SummaryError,
+    read_summary,
+    summary_mtime,
+    write_json_atomic,
+    write_summary,
+)
 
-FINISHED = ("done", "diverged")  # a point in one of these states is never run again
-SUMMARY = "summary.json"
-SWEEP_FILE = "sweep.json"
-LOCK_FILE = ".lock"
 MAX_NAME = 96  # longer readable names get a hash (most filesystems allow 255 bytes)
 
 TrainFn = Callable[[ml_collections.ConfigDict, str], Any]
@@ -158,7 +166,7 @@ def _canonical(overrides: Mapping[str, Any]) -> str:
     )
 
 
-def _short_keys(keys: Sequence[str]) -> dict[str, str]:
+def short_keys(keys: Sequence[str]) -> dict[str, str]:
     """Last dotted component, or the full key where two keys share it."""
     leaf = [k.rsplit(".", 1)[-1] for k in keys]
     return {k: (s if leaf.count(s) == 1 else k) for k, s in zip(keys, leaf, strict=True)}
@@ -190,7 +198,7 @@ def point_name(overrides: Mapping[str, Any]) -> str:
     if not overrides:
         return "base"
     keys = sorted(overrides)
-    short = _short_keys(keys)
+    short = short_keys(keys)
     parts, lossy = [], False
     for k in keys:
         v = _fmt(overrides[k])
@@ -258,21 +266,13 @@ def shard(points: Sequence[Any], i: int, n: int) -> list[Any]:
 # ---------------------------------------------------------------- files, locks
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    """Atomic: readers (report, other shards) never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str, allow_nan=True) + "\n")
-    os.replace(tmp, path)
-
-
-def read_summary(run_dir: str | os.PathLike) -> dict | None:
-    """The run's summary.json, or None if absent or unreadable (half written)."""
+def _summary_or_none(run_dir: str | os.PathLike) -> RunSummary | None:
+    """The run's summary; None if it has none or one that cannot be read (a point
+    whose summary cannot be read is not finished: it is run again)."""
     try:
-        with open(Path(run_dir) / SUMMARY) as f:
-            summary = json.load(f)
-    except (OSError, ValueError):
+        return read_summary(run_dir)
+    except SummaryError:
         return None
-    return summary if isinstance(summary, dict) else None
 
 
 def _pid_alive(pid: Any) -> bool:
@@ -400,67 +400,52 @@ def _default_train_fn() -> TrainFn:
     return train_and_evaluate
 
 
-def _config_dict(config: ml_collections.ConfigDict) -> dict:
-    try:
-        return json.loads(config.to_json_best_effort())
-    except Exception:  # a config that cannot be shown should not hide the real error
-        return {}
-
-
-def _fresh_summary(run_dir: Path, started: float) -> dict | None:
-    """summary.json if written since `started` (by this attempt), else None."""
-    try:
-        if (run_dir / SUMMARY).stat().st_mtime < started - 1:  # 1 s: coarse mtimes
-            return None
-    except OSError:
+def _fresh_summary(run_dir: Path, started: float) -> RunSummary | None:
+    """The run's summary if written since `started` (by this attempt), else None."""
+    mtime = summary_mtime(run_dir)
+    if mtime is None or mtime < started - 1:  # 1 s: coarse mtimes
         return None
-    return read_summary(run_dir)
+    return _summary_or_none(run_dir)
 
 
-def _record_failure(run_dir: Path, config, exc: BaseException, started: float) -> dict:
+def _record_failure(run_dir: Path, config, exc: BaseException, started: float) -> RunSummary:
     """The failed run's summary: the trainer's own if it wrote one for this
     attempt, else ours, keeping what an earlier attempt recorded (step, history)."""
     fresh = _fresh_summary(run_dir, started)
-    if fresh and fresh.get("status") == "failed":
+    if fresh is not None and fresh.status == "failed":
         return fresh
-    summary = dict(read_summary(run_dir) or {})
-    summary.update(
-        status="failed",
-        error=f"{type(exc).__name__}: {exc}",
-        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:],
-        config=summary.get("config") or _config_dict(config),
-    )
-    for key, default in (("final", {}), ("solved", False), ("steps_to_solve", None),
-                         ("eval_history", []), ("step", None)):
-        summary.setdefault(key, default)
-    _write_json(run_dir / SUMMARY, summary)
+    failure = dict(
+        status="failed", stop_reason="failed", error=f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
+    earlier = _summary_or_none(run_dir)
+    summary = (dataclasses.replace(earlier, **failure) if earlier is not None
+               else RunSummary(**failure, config=config_to_dict(config)))
+    write_summary(run_dir, summary)
     return summary
 
 
-def format_summary(summary: Mapping[str, Any] | None) -> str:
-    """One line for a run: status, final metrics, solved, speed."""
-    if not summary:
+def format_summary(summary: RunSummary | None) -> str:
+    """One line for a run: status, step, final metric, solved, time."""
+    if summary is None:
         return "no summary"
-    parts = [str(summary.get("status", "?"))]
-    if summary.get("step") is not None:
-        parts.append(f"step {summary['step']}")
-    final = summary.get("final") or {}
-    for k in ("mse", "accuracy", "loss"):
-        if isinstance(final.get(k), (int, float)):
-            parts.append(f"{k} {final[k]:.4g}")
-    if summary.get("solved"):
-        parts.append(f"solved at step {summary.get('steps_to_solve')}")
-    if isinstance(summary.get("wall_time_sec"), (int, float)):
-        parts.append(f"{summary['wall_time_sec']:.1f}s")
-    if summary.get("error"):
-        parts.append(str(summary["error"]).splitlines()[0][:200])
+    parts = [summary.status]
+    if summary.step is not None:
+        parts.append(f"step {summary.step}")
+    if summary.final_value is not None:
+        parts.append(f"{summary.metric} {summary.final_value:.4g}")
+    if summary.solved:
+        parts.append(f"solved at step {summary.steps_to_solve}")
+    if summary.wall_time_sec is not None:
+        parts.append(f"{summary.wall_time_sec:.1f}s")
+    if summary.error:
+        parts.append(summary.error.splitlines()[0][:200])
     return ", ".join(parts)
 
 
 def write_sweep_file(workdir: Path, points: Sequence[Mapping[str, Any]],
                      names: Sequence[str], config=None) -> None:
     """DIR/sweep.json: the whole grid (not just this shard), for the report."""
-    _write_json(
+    write_json_atomic(
         workdir / SWEEP_FILE,
         {
             "num_points": len(points),
@@ -468,7 +453,7 @@ def write_sweep_file(workdir: Path, points: Sequence[Mapping[str, Any]],
                 {"index": i, "name": n, "dir": n, "overrides": dict(p)}
                 for i, (p, n) in enumerate(zip(points, names, strict=True))
             ],
-            "base_config": _config_dict(config) if config is not None else None,
+            "base_config": config_to_dict(config) if config is not None else None,
         },
     )
 
@@ -492,15 +477,12 @@ def prune_reason(k: int, points: Sequence[Mapping[str, Any]], names: Sequence[st
     below = [j for j, p in enumerate(points) if axis in p and p[axis] == prev
              and others(p) == mine]
     for j in below:
-        summary = read_summary(workdir / names[j])
-        finished_unsolved = (summary is not None and summary.get("status") in FINISHED
-                             and not summary.get("solved"))
+        summary = _summary_or_none(workdir / names[j])
+        finished_unsolved = summary is not None and summary.finished and not summary.solved
         if not finished_unsolved and prune_reason(j, points, names, workdir, axis) is None:
             return None
     return f"pruned: unsolved by all {len(below)} runs at {axis}={prev}"
 
-
-PACK_KEYS = ("seed", "train.learning_rate")  # as gru_jax.harness.train.PACK_KEYS (no jax here)
 
 PackFn = Callable[[list, list], Any]
 
@@ -529,7 +511,7 @@ def _default_pack_fn() -> PackFn:
 
 
 def _train_claimed(config, claimed: list[dict], train_fn: TrainFn,
-                   pack_fn: PackFn | None) -> list[dict]:
+                   pack_fn: PackFn | None) -> list[RunSummary]:
     """Train the claimed points (one alone, several through `pack_fn`); each
     point's summary, a failure recorded in its folder as for a point alone."""
     configs = [apply_overrides(config, c["point"]) for c in claimed]
@@ -549,17 +531,17 @@ def _train_claimed(config, claimed: list[dict], train_fn: TrainFn,
         err = error
         summary = None
         if err is None:
-            summary = read_summary(run_dir)
-            if summary is None and isinstance(ret, Mapping):
-                summary = dict(ret)  # the report reads the file: keep one
-                _write_json(run_dir / SUMMARY, summary)
+            summary = _summary_or_none(run_dir)
+            if summary is None and isinstance(ret, RunSummary):
+                write_summary(run_dir, ret)  # the report reads the file: keep one
+                summary = ret
             if summary is None:
-                err = RuntimeError("the trainer returned without writing summary.json")
+                err = RuntimeError("the trainer returned without writing its summary")
         if err is not None:
             summary = _fresh_summary(run_dir, started)
             # gru_jax.harness.train.Preempted (SIGTERM/SIGINT) comes after a "preempted"
             # summary and a checkpoint: not a failure, the next sweep resumes it
-            if not (summary and summary.get("status") == "preempted"):
+            if not (summary is not None and summary.status == "preempted"):
                 summary = _record_failure(run_dir, cfg, err, started)
         summaries.append(summary)
     return summaries
@@ -589,7 +571,7 @@ def run_sweep(
                    runs it),
          "status": the summary's status (done | diverged | failed | preempted) or
                    "running" for a locked point,
-         "summary": the run's summary dict or None}
+         "summary": the run's RunSummary or None}
 
     `train_fn(config, workdir)` defaults to gru_jax.harness.train.train_and_evaluate,
     `validate(config)` (run on every point first) to gru_jax.harness.config.validate. A
@@ -600,7 +582,7 @@ def run_sweep(
     `pack`: the shard's unfinished points that differ only in seed and
     train.learning_rate are trained `pack_size` at a time as one vmapped program
     by `pack_fn(configs, workdirs)` (default gru_jax.harness.train.train_packed); each
-    still has its own folder, lock, checkpoints, events and summary.json.
+    still has its own folder, lock, checkpoints, events and summary.
 
     `prune_along` (a dotted key, e.g. "task.seq_len"): a point is not run (action
     and status "pruned") when every run of its point at the next smaller value of
@@ -617,85 +599,123 @@ def run_sweep(
         write_sweep_file(workdir, points, names, config)
     except OSError as e:
         raise WorkdirError(f"{workdir}: cannot write the sweep folder ({e})") from e
-    if train_fn is None:
-        train_fn = _default_train_fn()
-    if pack and pack_fn is None:
-        pack_fn = _default_pack_fn()
+    mine = list(enumerate(zip(points, names, strict=True)))[i::n]  # == shard(...): same partition
+    prune = None if prune_along is None else (
+        lambda index: prune_reason(index, points, names, workdir, prune_along))
+    return run_points(config, mine, workdir, train_fn, desc=f"sweep {i}/{n}",
+                      progress=progress, log=log, pack=pack, pack_size=pack_size,
+                      pack_fn=pack_fn, prune=prune)
+
+
+def run_points(
+    config: ml_collections.ConfigDict,
+    points: Sequence[tuple[int, tuple[Mapping[str, Any], str]]],
+    workdir: Path,
+    train_fn: TrainFn | None = None,
+    *,
+    desc: str = "points",
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    pack: bool = False,
+    pack_size: int = 8,
+    pack_fn: PackFn | None = None,
+    prune: Callable[[int], str | None] | None = None,
+) -> list[dict[str, Any]]:
+    """`run_sweep` after its checks: trains `points` ((index, (overrides, name)),
+    already checked) each in ``workdir/<name>``, without writing sweep.json (a
+    search keeps its own record). `prune(index)`: why a point not run yet need not
+    run, or None. Results as `run_sweep`'s."""
     from tqdm.auto import tqdm
 
-    mine = list(enumerate(zip(points, names, strict=True)))[i::n]  # == shard(...): same partition
-    groups = (pack_groups([p for _, (p, _) in mine], pack_size) if pack
-              else [[k] for k in range(len(mine))])
+    train_fn = train_fn or _default_train_fn()
+    pack_fn = pack_fn or (_default_pack_fn() if pack else None)
+    groups = (pack_groups([p for _, (p, _) in points], pack_size) if pack
+              else [[k] for k in range(len(points))])
     # disable=None: no bar when stderr is not a terminal (SLURM logs stay readable)
-    bar = tqdm(total=len(mine), desc=f"sweep {i}/{n}", unit="point",
+    bar = tqdm(total=len(points), desc=desc, unit="point",
                disable=None if progress else True, file=sys.stderr, dynamic_ncols=True)
     say = log or (lambda msg: bar.write(msg, file=sys.stdout))
     results = []
-    for group in groups:
-        claimed = []  # the group's points this process runs now, each under its lock
-        for k in group:
-            index, (point, name) = mine[k]
-            run_dir = workdir / name
-            result = {"index": index, "name": name, "dir": str(run_dir), "overrides": point}
-            bar.set_postfix_str(name, refresh=True)
-            prefix = f"[{k + 1}/{len(mine)}] {name}:"
-            reason = prune_along and prune_reason(index, points, names, workdir, prune_along)
-            if reason and read_summary(run_dir) is None:
-                results.append({**result, "action": "pruned", "status": "pruned",
-                                "summary": None})
-                say(f"{prefix} {reason}")
-                bar.update(1)
+    try:
+        for group in groups:
+            claimed = []  # the group's points this process runs now, each under its lock
+            for k in group:
+                index, (point, name) = points[k]
+                result = {"index": index, "name": name, "dir": str(workdir / name),
+                          "overrides": point, "prefix": f"[{k + 1}/{len(points)}] {name}:"}
+                bar.set_postfix_str(name, refresh=True)
+                claim = _claim(result, say, prune)
+                if claim is None:
+                    results.append(result)
+                    bar.update(1)
+                else:
+                    claimed.append(claim)
+            if not claimed:
                 continue
+            ran = _run_claimed(config, claimed, train_fn, pack_fn, say)
+            results += ran
+            bar.update(len(ran))
+            if any(r["status"] == "preempted" for r in ran):
+                say("preempted: stopping this shard; run the same command again to resume")
+                break
+    finally:
+        bar.close()
+    for r in results:
+        del r["prefix"]
+    return sorted(results, key=lambda r: r["index"])
 
-            summary = read_summary(run_dir)
-            if summary and summary.get("status") in FINISHED:
-                results.append({**result, "action": "skipped", "status": summary["status"],
-                                "summary": summary})
-                say(f"{prefix} finished before ({format_summary(summary)})")
-                bar.update(1)
-                continue
-            run_dir.mkdir(exist_ok=True)
-            lock = PointLock(run_dir / LOCK_FILE)
-            if not lock.acquire():
-                holder = lock.holder() or {}
-                results.append({**result, "action": "locked", "status": "running",
-                                "summary": summary})
-                say(f"{prefix} skipped, run by pid {holder.get('pid')} on {holder.get('host')} "
-                    f"(remove {run_dir / LOCK_FILE} if that process is gone)")
-                bar.update(1)
-                continue
-            summary = read_summary(run_dir)  # it may have finished while we waited
-            if summary and summary.get("status") in FINISHED:
-                lock.release()
-                results.append({**result, "action": "skipped", "status": summary["status"],
-                                "summary": summary})
-                say(f"{prefix} finished before ({format_summary(summary)})")
-                bar.update(1)
-                continue
-            claimed.append({"point": point, "run_dir": run_dir, "result": result,
-                            "prefix": prefix, "lock": lock})
-        if not claimed:
-            continue
-        if len(claimed) > 1:
-            say(f"packing {len(claimed)} points into one program: "
-                f"{', '.join(c['result']['name'] for c in claimed)}")
-        try:
-            summaries = _train_claimed(config, claimed, train_fn, pack_fn)
-        finally:
-            for c in claimed:
-                c["lock"].release()
-        for c, summary in zip(claimed, summaries, strict=True):
-            status = summary.get("status", "unknown")
-            results.append({**c["result"], "action": "ran", "status": status,
-                            "summary": summary})
-            say(f"{c['prefix']} {format_summary(summary)}")
-            bar.update(1)
-        if any(s.get("status") == "preempted" for s in summaries):
-            say("preempted: stopping this shard; run the same command again to resume")
-            break
-    bar.close()
-    results.sort(key=lambda r: r["index"])
-    return results
+
+def _claim(result: dict, say: Callable[[str], None],
+           prune: Callable[[int], str | None] | None) -> dict | None:
+    """Lock the point's folder to run it (returns the claim: result and lock), or
+    fill in `result` as pruned, skipped (finished before) or locked (another process)."""
+    run_dir = Path(result["dir"])
+    prefix = result["prefix"]
+    summary = _summary_or_none(run_dir)
+    reason = prune(result["index"]) if prune is not None and summary is None else None
+    if reason:
+        result.update(action="pruned", status="pruned", summary=None)
+        say(f"{prefix} {reason}")
+        return None
+    if summary is not None and summary.finished:
+        result.update(action="skipped", status=summary.status, summary=summary)
+        say(f"{prefix} finished before ({format_summary(summary)})")
+        return None
+    run_dir.mkdir(exist_ok=True)
+    lock = PointLock(run_dir / LOCK_FILE)
+    if not lock.acquire():
+        holder = lock.holder() or {}
+        result.update(action="locked", status="running", summary=summary)
+        say(f"{prefix} skipped, run by pid {holder.get('pid')} on {holder.get('host')} "
+            f"(remove {run_dir / LOCK_FILE} if that process is gone)")
+        return None
+    summary = _summary_or_none(run_dir)  # it may have finished while we waited
+    if summary is not None and summary.finished:
+        lock.release()
+        result.update(action="skipped", status=summary.status, summary=summary)
+        say(f"{prefix} finished before ({format_summary(summary)})")
+        return None
+    return {"point": result["overrides"], "run_dir": run_dir, "result": result, "lock": lock}
+
+
+def _run_claimed(config, claimed: list[dict], train_fn: TrainFn, pack_fn: PackFn | None,
+                 say: Callable[[str], None]) -> list[dict]:
+    """Train the claimed points (releasing their locks after); their results,
+    each announced in one line."""
+    if len(claimed) > 1:
+        say(f"packing {len(claimed)} points into one program: "
+            f"{', '.join(c['result']['name'] for c in claimed)}")
+    try:
+        summaries = _train_claimed(config, claimed, train_fn, pack_fn)
+    finally:
+        for c in claimed:
+            c["lock"].release()
+    out = []
+    for c, summary in zip(claimed, summaries, strict=True):
+        out.append({**c["result"], "action": "ran", "status": summary.status,
+                    "summary": summary})
+        say(f"{c['result']['prefix']} {format_summary(summary)}")
+    return out
 
 
 def load_experiment(config_file: str | os.PathLike):

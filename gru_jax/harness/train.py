@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import resource
 import signal
@@ -50,8 +49,8 @@ from flax import struct
 
 from gru_jax.errors import ConfigError, WorkdirError
 from gru_jax.harness import diagnostics
-from gru_jax.harness.checkpoint import Checkpointer, read_json, write_json_atomic
-from gru_jax.harness.config import RESUMABLE_KEYS, flatten, resolved, validate
+from gru_jax.harness.checkpoint import Checkpointer
+from gru_jax.harness.config import RESUMABLE_KEYS, resolved, validate
 from gru_jax.harness.distributed import is_primary
 from gru_jax.harness.models import (
     ModelSpec,
@@ -61,15 +60,24 @@ from gru_jax.harness.models import (
     model_spec,
     run_layers,
 )
+from gru_jax.harness.records import (
+    CONFIG_FILE,
+    EXIT_PREEMPTED,  # noqa: F401 - scripts/train.py's exit code, re-exported
+    PACK_KEYS,
+    RunSummary,
+    TaskInfo,
+    flatten,
+    read_json,
+    unflatten,
+    write_json_atomic,
+    write_summary,
+)
 from gru_jax.harness.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
-EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
 EVAL_SEED = 2_147_483_647  # the held-out batch's key: fixed, shared by every run and seed
 DIAGNOSTIC_EXAMPLES = 256  # eval examples behind the dL/dh_t curve and gate statistics
-SUMMARY_FILE = "summary.json"
-CONFIG_FILE = "config.json"
 
 
 class Preempted(Exception):
@@ -338,33 +346,7 @@ def _prepare_workdir(workdir: str, config_flat: dict) -> None:
         if old_steps != new_steps and config_flat.get("train.schedule") == "cosine":
             log.warning("train.steps changed from %s to %s: the cosine schedule is stretched "
                         "to the new length from the resumed step on", old_steps, new_steps)
-    write_json_atomic(path, _unflatten(config_flat))
-
-
-def _unflatten(flat: dict) -> dict:
-    out: dict = {}
-    for k, v in flat.items():
-        node = out
-        *path, leaf = k.split(".")
-        for p in path:
-            node = node.setdefault(p, {})
-        node[leaf] = v
-    return out
-
-
-def _finite_or_none(x):
-    """JSON-safe numbers: NaN/inf -> None, numpy scalars -> Python."""
-    if isinstance(x, dict):
-        return {k: _finite_or_none(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite_or_none(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
+    write_json_atomic(path, unflatten(config_flat))
 
 
 def peak_memory() -> tuple[int, str]:
@@ -437,19 +419,17 @@ def _host(tree):
         jax.device_get(tree))
 
 
-def one_line(summary: dict, workdir: str) -> str:
+def one_line(summary: RunSummary, workdir: str) -> str:
     """The run in one line, for the end of a log."""
-    metric = summary.get("task", {}).get("metric")
-    final = summary.get("final") or {}
-    parts = [f"{summary['status']} at step {summary['step']}"]
-    if metric in final and final[metric] is not None:
-        parts.append(f"eval {metric} {final[metric]:.4g}")
-    parts.append(f"solved at step {summary['steps_to_solve']}" if summary.get("steps_to_solve")
+    parts = [f"{summary.status} at step {summary.step}"]
+    if summary.final_value is not None:
+        parts.append(f"eval {summary.metric} {summary.final_value:.4g}")
+    parts.append(f"solved at step {summary.steps_to_solve}" if summary.steps_to_solve
                  is not None else "not solved")
-    if summary.get("steps_per_sec"):
-        parts.append(f"{summary['steps_per_sec']:.1f} steps/s")
-    if summary.get("wall_time_sec") is not None:
-        parts.append(f"{summary['wall_time_sec']:.1f} s")
+    if summary.steps_per_sec:
+        parts.append(f"{summary.steps_per_sec:.1f} steps/s")
+    if summary.wall_time_sec is not None:
+        parts.append(f"{summary.wall_time_sec:.1f} s")
     return "gru_jax: " + " | ".join(parts) + f" | {workdir}"
 
 
@@ -466,9 +446,6 @@ def _stop_reason(m) -> str:
     return m.stop_reason or "budget"
 
 
-# Keys in which the members of a packed group may differ: the seed (a pytree leaf
-# of nothing static) and the learning rate (a per-member scale of one schedule).
-PACK_KEYS = frozenset({"seed", "train.learning_rate"})
 
 
 class _Unpackable(Exception):
@@ -805,7 +782,7 @@ class _Run:
         finally:
             bar.close()
 
-    def summary(self, m: _Member) -> dict:
+    def summary(self, m: _Member) -> RunSummary:
         meta = self._meta(m)
         train_time, timed = meta["train_time_sec"], meta["train_steps_timed"]
         final = {k: v for k, v in m.history[-1].items() if k != "step"} if m.history \
@@ -815,7 +792,6 @@ class _Run:
                       and self.task.solved(final))
         mem, mem_source = peak_memory()
         s = {
-            "schema_version": 1,
             "status": m.status,
             "step": int(self.step_of(m)),
             "num_devices": jax.device_count(),
@@ -843,17 +819,13 @@ class _Run:
             "step_memory_bytes": self.step_memory,  # of the whole (packed) program
             "pack_size": len(self.members),
             "eval_history": m.history,
-            "task": {"metric": metric, "solved_at": self.task.solved_at,
-                     "baseline": self.task.baseline, "input_len": self.task.seq_len,
-                     "target": self.task.target},
+            "task": TaskInfo(metric=metric, solved_at=self.task.solved_at,
+                             baseline=self.task.baseline, input_len=self.task.seq_len,
+                             target=self.task.target),
             "config": m.config.to_dict(),
             "machine": machine_info(),
         }
-        if m.diverged_at is not None:
-            s["diverged_at"] = int(m.diverged_at)
-        if m.error is not None:
-            s["error"] = m.error
-        return _finite_or_none(s)
+        return RunSummary(**s, diverged_at=m.diverged_at, error=m.error)
 
     def _finish_member(self, i: int, m: _Member) -> dict:
         """Final eval (unless preempted or already done at this step), summary.json, close."""
@@ -863,7 +835,7 @@ class _Run:
             self.evaluate(step, image=True, members=[(i, m)])
         m.summary = self.summary(m)
         if is_primary():
-            write_json_atomic(os.path.join(m.workdir, SUMMARY_FILE), m.summary)
+            write_summary(m.workdir, m.summary)
         m.writer.hparams_end(m.status, step)
         m.close()
         return m.summary
@@ -883,7 +855,7 @@ class _Run:
             m.status, m.error = "failed", f"{type(e).__name__}: {e}"
             try:
                 if is_primary():
-                    write_json_atomic(os.path.join(m.workdir, SUMMARY_FILE), self.summary(m))
+                    write_summary(m.workdir, self.summary(m))
                 m.writer.hparams_end("failed", self.step_of(m))
             except Exception:  # noqa: BLE001 - the original error matters more
                 log.exception("could not write the failed run's summary")
@@ -921,10 +893,10 @@ def _train(configs: list, workdirs: list[str]) -> list[dict]:
     summaries = run.finish()
     for s, w in zip(summaries, workdirs, strict=True):
         print(one_line(s, w), flush=True)
-    if any(s["status"] == "preempted" for s in summaries):
-        step = max(s["step"] for s in summaries)
+    if any(s.status == "preempted" for s in summaries):
+        step = max(s.step for s in summaries)
         raise Preempted(f"preempted at step {step}; run the same command to resume")
-    return summaries
+    return [s.to_dict() for s in summaries]
 
 
 def train_and_evaluate(config, workdir: str) -> dict:

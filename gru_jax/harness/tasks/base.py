@@ -25,6 +25,8 @@ from collections.abc import Callable
 
 import jax
 
+from gru_jax.harness.records import reached
+
 Batch = dict[str, jax.Array]
 
 
@@ -43,6 +45,5 @@ class Task:
     eval_batch: Callable[[jax.Array, int], Batch]
 
     def solved(self, metrics: dict) -> bool:
-        """Solved: mse <= threshold, or accuracy >= threshold."""
-        v = float(metrics[self.metric])
-        return v <= self.solved_at if self.metric == "mse" else v >= self.solved_at
+        """Solved: `metrics[self.metric]` reaches `solved_at` (mse <= it, accuracy >= it)."""
+        return reached(self.metric, float(metrics[self.metric]), self.solved_at)
