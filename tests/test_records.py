@@ -36,6 +36,18 @@ def test_reads_a_schema_1_summary_written_by_the_trainer_unchanged(tmp_path):
     assert s.to_dict() == raw
 
 
+def test_reads_every_committed_result_unchanged():
+    # The study results under results/ were written by the trainer; reading and writing
+    # them back through RunSummary must give the same JSON.
+    paths = sorted((ROOT / "results").glob(f"**/{records.SUMMARY_FILE}"))
+    assert len(paths) > 10
+    for path in paths:
+        raw = json.loads(path.read_text())
+        s = records.read_summary(path.parent)
+        assert s.to_dict() == {**raw, "schema_version": records.SCHEMA_VERSION}, path
+        assert s.status in records.STATUSES and s.metric in records.METRICS
+
+
 def test_version_0_is_migrated():
     old = {"status": "done", "final": {"loss": 0.2, "accuracy": 0.95},
            "eval_history": [{"step": 10, "loss": 0.2, "accuracy": 0.95}], "step": 10}

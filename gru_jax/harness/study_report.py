@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from gru_jax.harness.diagnostics import HORIZON_FRACTION
-from gru_jax.harness.sweep import SWEEP_FILE, point_names, prune_reason, read_summary
+from gru_jax.harness.records import SWEEP_FILE, RunSummary, read_summary
+from gru_jax.harness.sweep import point_names, prune_reason
 
 ARMS = ("gru", "chrono-gru", "lstm", "rnn", "mingru")
 ARM_COLORS = {"gru": "C0", "chrono-gru": "C9", "lstm": "C1", "rnn": "C3", "mingru": "C2"}
@@ -51,7 +52,7 @@ class Point:
     hidden: int
     seq_len: int
     seeds: int  # runs the grid asks for
-    runs: list[dict] = field(default_factory=list)  # finished summaries
+    runs: list[RunSummary] = field(default_factory=list)  # finished summaries
     pruned: bool = False
 
     @property
@@ -62,15 +63,15 @@ class Point:
     def frac_solved(self) -> float | None:
         if self.pruned:
             return 0.0
-        return sum(r["solved"] for r in self.runs) / len(self.runs) if self.runs else None
+        return sum(r.solved for r in self.runs) / len(self.runs) if self.runs else None
 
     @property
     def solved(self) -> bool:
-        return bool(self.runs) and 2 * sum(r["solved"] for r in self.runs) >= len(self.runs)
+        return bool(self.runs) and 2 * sum(r.solved for r in self.runs) >= len(self.runs)
 
     @property
     def median_steps(self) -> float | None:
-        steps = [r["steps_to_solve"] for r in self.runs if r["solved"]]
+        steps = [r.steps_to_solve for r in self.runs if r.solved]
         return float(np.median(steps)) if steps else None
 
 
@@ -99,7 +100,7 @@ class TaskResults:
         present = {a for a, _, _ in self.points}
         return [a for a in ARMS if a in present]
 
-    def runs(self) -> list[dict]:
+    def runs(self) -> list[RunSummary]:
         return [r for p in self.points.values() for r in p.runs]
 
     def boundary(self, arm: str, hidden: int) -> tuple[int | None, bool]:
@@ -127,17 +128,16 @@ def load_task(folder: str | os.PathLike) -> TaskResults:
         p = points.setdefault(key, Point(*key, seeds=0))
         p.seeds += 1
         s = read_summary(folder / name)
-        if s is not None and s["status"] in ("done", "diverged"):
+        if s is not None and s.finished:
             p.runs.append(s)
             info = info or s
         elif s is None and prune_reason(i, overrides, names, folder, "task.seq_len"):
             p.pruned = True
     if info is None:
         raise ValueError(f"{folder}: no finished run yet")
-    task = info["task"]
-    return TaskResults(name=info["config"]["task"]["name"], folder=folder, points=points,
-                       metric=task["metric"], solved_at=task["solved_at"],
-                       baseline=task.get("baseline"), config=grid.get("base_config") or {})
+    return TaskResults(name=info.config["task"]["name"], folder=folder, points=points,
+                       metric=info.metric, solved_at=info.task.solved_at,
+                       baseline=info.task.baseline, config=grid.get("base_config") or {})
 
 
 def load_study(study: str | os.PathLike) -> list[TaskResults]:
@@ -291,9 +291,9 @@ def gradient_figure(tr: TaskResults, path: Path, title: str, seq_len: int,
         runs = tr.points[(arm, hidden, seq_len)].runs
         n = max(n, len(runs))
         color = ARM_COLORS.get(arm, f"C{k}")
-        init = _median_curve([r["grad_norms_init"] for r in runs])
+        init = _median_curve([r.grad_norms_init for r in runs])
         ax.plot(init, "--", color=color, lw=1)
-        ax.plot(_median_curve([r["grad_norms"] for r in runs]), "-", color=color, lw=1.2,
+        ax.plot(_median_curve([r.grad_norms for r in runs]), "-", color=color, lw=1.2,
                 label=arm)
     ax.axhline(HORIZON_FRACTION, color="k", lw=0.6, ls=":")
     ax.set_yscale("log")
@@ -315,7 +315,7 @@ def curves_figure(tr: TaskResults, path: Path, title: str, seq_len: int,
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     for k, arm in enumerate(tr.arms):
         runs = tr.points[(arm, hidden, seq_len)].runs
-        steps = sorted({e["step"] for r in runs for e in r["eval_history"]})
+        steps = sorted({e["step"] for r in runs for e in r.eval_history})
         if not steps:
             continue
         grid = np.array([[_value_at(r, s, tr.metric) for s in steps] for r in runs])
@@ -335,10 +335,10 @@ def curves_figure(tr: TaskResults, path: Path, title: str, seq_len: int,
     plt.close(fig)
 
 
-def _value_at(run: dict, step: int, metric: str) -> float:
+def _value_at(run: RunSummary, step: int, metric: str) -> float:
     """The run's eval metric at `step`, or its last one before (NaN before its first)."""
     v = math.nan
-    for e in run["eval_history"]:
+    for e in run.eval_history:
         if e["step"] > step:
             break
         v = e[metric] if e[metric] is not None else math.nan
@@ -378,8 +378,8 @@ def best_boundary(tr: TaskResults, arm: str) -> tuple[int | None, bool, int | No
     return t, any(c for _, _, c in rows), h
 
 
-def _horizons(runs: list[dict], key: str) -> str:
-    hs = [r[key] for r in runs if r.get(key) is not None]
+def _horizons(runs: list[RunSummary], key: str) -> str:
+    hs = [getattr(r, key) for r in runs if getattr(r, key) is not None]
     return f"{np.median(hs):.0f}" if hs else "-"
 
 
@@ -397,7 +397,7 @@ def comparison_rows(tr: TaskResults, others: Sequence[TaskResults], costs: Mappi
         at_t = tr.points[(arm, h, t_grad)].runs if t_grad and (arm, h, t_grad) in \
             tr.points else []
         rows.append([
-            arm, h, runs[0]["num_params"] if runs else "-",
+            arm, h, runs[0].num_params if runs else "-",
             f"{c['step_ms']:.2f}" if c else "-",
             f"{c['memory_bytes'] / 2**20:.2f}" if c else "-",
             *(_bound_text(*x.boundary(arm, h)) for x in (tr, *others)),
@@ -413,7 +413,7 @@ def equal_params_hidden(tr: TaskResults, ref: tuple[str, int] = ("gru", CURVE_HI
     params = {}
     for (arm, h, _), p in tr.points.items():
         if p.runs:
-            params[(arm, h)] = p.runs[0]["num_params"]
+            params[(arm, h)] = p.runs[0].num_params
     target = params.get(ref)
     out = {}
     for arm in tr.arms:
@@ -601,18 +601,18 @@ def run_rows(tasks: Sequence[TaskResults]) -> list[dict]:
     rows = []
     for tr in tasks:
         for (arm, h, t), p in sorted(tr.points.items()):
-            for r in sorted(p.runs, key=lambda r: r["config"]["seed"]):
+            for r in sorted(p.runs, key=lambda r: r.config["seed"]):
                 rows.append({
                     "task": tr.name, "arm": arm, "hidden": h, "seq_len": t,
-                    "seed": r["config"]["seed"], "status": r["status"],
-                    "stop_reason": r["stop_reason"], "solved": r["solved"],
-                    "steps_to_solve": r["steps_to_solve"], "step": r["step"],
-                    "metric": tr.metric, "final": r["final"].get(tr.metric),
-                    "num_params": r["num_params"], "step_time_ms": r["step_time_ms"],
-                    "step_memory_bytes": r["step_memory_bytes"],
-                    "grad_horizon_init": r["grad_horizon_init"],
-                    "grad_horizon_median": r["grad_horizon_median"],
-                    "wall_time_sec": r["wall_time_sec"], "cpu": r["machine"]["cpu"],
+                    "seed": r.config["seed"], "status": r.status,
+                    "stop_reason": r.stop_reason, "solved": r.solved,
+                    "steps_to_solve": r.steps_to_solve, "step": r.step,
+                    "metric": tr.metric, "final": r.final.get(tr.metric),
+                    "num_params": r.num_params, "step_time_ms": r.step_time_ms,
+                    "step_memory_bytes": r.step_memory_bytes,
+                    "grad_horizon_init": r.grad_horizon_init,
+                    "grad_horizon_median": r.grad_horizon_median,
+                    "wall_time_sec": r.wall_time_sec, "cpu": r.machine["cpu"],
                 })
     return rows
 
@@ -622,17 +622,17 @@ def manifest(tasks: Sequence[TaskResults], reduced: bool) -> dict:
     runs = [r for tr in tasks for r in tr.runs()]
     machines: dict[str, dict] = {}
     for r in runs:
-        m = {k: v for k, v in r["machine"].items() if k != "commit"}
+        m = {k: v for k, v in r.machine.items() if k != "commit"}
         machines.setdefault(json.dumps(m, sort_keys=True), {**m, "runs": 0})["runs"] += 1
     suffix = ":reduced" if reduced else ""
     return {
         "study": "long_range" + (" (reduced grid)" if reduced else ""),
         "commands": [f"python scripts/sweep.py --config=experiments/long_range_{tr.name}.py"
                      f"{suffix} --workdir={tr.folder}" for tr in tasks],
-        "commits": sorted({r["machine"]["commit"] or "unknown" for r in runs}),
+        "commits": sorted({r.machine["commit"] or "unknown" for r in runs}),
         "machines": list(machines.values()),
         "runs": len(runs),
-        "run_wall_time_hours": round(sum(r["wall_time_sec"] for r in runs) / 3600, 2),
+        "run_wall_time_hours": round(sum(r.wall_time_sec for r in runs) / 3600, 2),
         "points": {tr.name: {s: sum(p.state == s for p in tr.points.values())
                              for s in ("run", "pruned", "pending")} for tr in tasks},
     }
