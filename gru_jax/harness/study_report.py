@@ -242,7 +242,7 @@ def boundary_figure(tr: TaskResults, path: Path, title: str) -> dict[str, Any]:
             a, b = fits[arm]
             hh = np.array([h for h, t, cens in rows if t is not None and not cens])
             ax.plot(hh, 2 ** a * hh ** b, ":", color=color)
-            label += f" (T* ~ H^{b:.2f})"
+            label += f" (T* ~ H^{round(b, 2) + 0.0:.2f})"
         ax.plot([], [], "o-", color=color, label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -365,7 +365,7 @@ def boundary_table(tr: TaskResults, fits: Mapping[str, Any]) -> str:
     for arm, bs in boundaries(tr).items():
         fit = fits.get(arm)
         rows.append([arm, *(_bound_text(t, c) for _, t, c in bs),
-                     f"H^{fit[1]:.2f}" if fit else "-"])
+                     f"H^{round(fit[1], 2) + 0.0:.2f}" if fit else "-"])
     return _table(["arm", *(f"H={h}" for h in tr.hiddens), "fit T* ~"], rows)
 
 
