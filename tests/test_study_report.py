@@ -107,3 +107,17 @@ def test_readme_section_is_rendered_from_the_committed_results(monkeypatch):
     assert study_report.replace_readme_section(readme, expected) == readme, (
         "README's long-range section differs from the committed results: run "
         "python scripts/report.py --study=results/long_range --study_readme=README.md")
+
+
+def test_measure_costs_times_every_pair_side_by_side():
+    from conftest import make_tiny_config
+
+    costs = study_report.measure_costs(make_tiny_config(), [("gru", 8), ("chrono-gru", 8),
+                                                            ("rnn", 8)], repeats=2, steps=2)
+    assert [(r["arm"], r["hidden"]) for r in costs["rows"]] == [
+        ("gru", 8), ("chrono-gru", 8), ("rnn", 8)]
+    for r in costs["rows"]:
+        assert len(r["step_ms_all"]) == 2 and r["step_ms"] > 0 and r["memory_bytes"] > 0
+    # Chrono changes the initial biases only: the same program, the same memory.
+    assert costs["rows"][0]["memory_bytes"] == costs["rows"][1]["memory_bytes"]
+    assert costs["rows"][2]["memory_bytes"] < costs["rows"][0]["memory_bytes"]
