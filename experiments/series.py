@@ -20,7 +20,8 @@ One run (the GRU on sunspots; `--config.task.dataset=...`, or your own
     python scripts/predict.py --workdir=runs/series_one
 
 The study (`get_sweep`: 4 series x 3 cells x 3 seeds, the levels GRU on CO2,
-and the WOA-tuned GRU per series; seeds packed into one program), then its
+the 3 cells forecasting CO2 12 months ahead, and the WOA-tuned GRU per series;
+seeds packed into one program), then its
 report with the baselines (persistence, seasonal naive, linear AR, ARIMA, ETS)
 into results/series and the README section::
 
@@ -49,6 +50,7 @@ DATASETS = ("co2", "elnino", "sunspots", "nile")
 DIFFERENCED = ("co2",)  # trending: modelled in first differences
 CELLS = ("gru", "lstm", "rnn")
 SEEDS = (0, 1, 2)
+MULTI_STEP = 12  # CO2 a year ahead: all 12 months at once (direct), one head output each
 
 # The best candidate (lowest validation MSE) of each series' WOA search (command above),
 # trained again with SEEDS. Searched: hidden 8..64, learning rate 3e-4..1e-2, window 4..24.
@@ -97,6 +99,8 @@ def get_sweep():
     ]
     points += [{"task.dataset": "co2", "task.difference": False, "model.cell": "gru", "seed": s}
                for s in SEEDS]
+    points += [{"task.dataset": "co2", "task.difference": True, "task.horizon": MULTI_STEP,
+                "model.cell": cell, "seed": s} for cell in CELLS for s in SEEDS]
     points += [{"task.dataset": d, "task.difference": d in DIFFERENCED, "model.cell": "gru",
                 **WOA_BEST[d], "seed": s} for d in WOA_BEST for s in SEEDS]
     return points

@@ -75,7 +75,9 @@ def main(argv: list[str]) -> None:
         _die("--workdir: required")
     try:
         if workdir and _SERIES.value:
-            from gru_jax.harness import series_report
+            from gru_jax.harness import cli, series_report
+
+            cli.setup(argv)  # quiet Orbax: every reloaded checkpoint logs at INFO
 
             command = "python scripts/report.py " + " ".join(sys.argv[1:])
             series_report.write_results(workdir, _SERIES.value, command=command)

@@ -347,14 +347,14 @@ def test_series_report_tables_plots_and_readme(tiny_run, tmp_path):
     (runs / "a").symlink_to(workdir)
     out = tmp_path / "results"
     data = series_report.write_results(runs, out, command="test")
-    d = data["datasets"]["toy:value"]
+    d = data["datasets"]["toy:value, horizon 2"]
     names = [r["model"] for r in d["rows"]]
     assert names[0] == "GRU(4)" and {"persistence", "seasonal naive", "linear AR", "ARIMA",
                                      "ETS"} <= set(names)
     gru = d["rows"][0]
     assert gru["params"] == 3 * (4 * 1 + 4 * 4 + 2 * 4) + 4 * 2 + 2  # reset_after GRU + Dense(2)
-    for f in ("series.json", "series.csv", "series.md", "series_toy_value.png", "manifest.json",
-              "runs/a/summary.json"):
+    for f in ("series.json", "series.csv", "series.md", "series_toy_value_horizon_2.png",
+              "manifest.json", "runs/a/summary.json"):
         assert (out / f).is_file(), f
     assert json.loads((out / "manifest.json").read_text())["runs"] == 1
     readme = tmp_path / "README.md"
@@ -375,6 +375,6 @@ def test_readme_series_section_is_rendered_from_the_committed_results():
                                " --series_readme=README.md --series_results=results/series")
     data = json.loads((ROOT / "results" / "series" / "series.json").read_text())
     for name, d in data["datasets"].items():
-        assert (ROOT / "results" / "series" / f"series_{name}.png").is_file()
+        assert (ROOT / "results" / "series" / series_report._figure_name(name)).is_file()
         models = {r["model"] for r in d["rows"]}
         assert {"GRU(50)", "LSTM(50)", "tanh RNN(50)", "persistence", "ARIMA", "ETS"} <= models

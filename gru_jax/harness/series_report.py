@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 from collections import defaultdict
@@ -88,8 +89,14 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 
 def _dataset_of(config: dict) -> str:
+    """The table a run belongs in: its series, and its horizon when that is over 1."""
     task = config["task"]
-    return f"{Path(task['csv']).stem}:{task['column']}" if task["csv"] else task["dataset"]
+    name = f"{Path(task['csv']).stem}:{task['column']}" if task["csv"] else task["dataset"]
+    return name if task["horizon"] == 1 else f"{name}, horizon {task['horizon']}"
+
+
+def _figure_name(dataset: str) -> str:
+    return "series_" + re.sub(r"[^A-Za-z0-9]+", "_", dataset).strip("_") + ".png"
 
 
 def score_runs(runs: list[tuple[str, dict]], runs_dir: Path) -> dict[str, list[dict]]:
@@ -176,14 +183,15 @@ def verdict(rows: list[dict]) -> list[str]:
 
 
 def _plot(dataset: str, splits, rows: list[dict], path: Path) -> None:
-    """Truth over the end of the series and each model's mean test forecast (step 1)."""
+    """Truth over the end of the series and each model's mean test forecast of the last
+    step ahead (H = horizon: the forecast made H steps before each point)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    origins = splits.origins("test")
-    x = origins + 1
+    origins, h = splits.origins("test"), splits.horizon
+    x = origins + h
     start = max(0, origins[0] + 1 - 2 * len(origins))
     y = splits.series.values
     fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
@@ -192,9 +200,10 @@ def _plot(dataset: str, splits, rows: list[dict], path: Path) -> None:
     best = min((r for r in rows if r["kind"] != "recurrent"), key=lambda r: r["rmse"]["mean"])
     shown = [r for r in rows if r["kind"] == "recurrent"] + [best]
     for r in shown:
-        ax.plot(x, r["forecast"][:, 0], lw=1, ls="--" if r is best else "-",
+        ax.plot(x, r["forecast"][:, -1], lw=1, ls="--" if r is best else "-",
                 label=f"{r['model']} (RMSE {r['rmse']['mean']:.3g})")
-    ax.set_title(f"{dataset}: test split, one-step forecasts (models: mean over seeds)",
+    ahead = "one-step" if h == 1 else f"{h}-steps-ahead"
+    ax.set_title(f"{dataset}: test split, {ahead} forecasts (models: mean over seeds)",
                  fontsize=10)
     ax.set_xlabel(f"time step (test from {x[0]}); {splits.series.unit}", fontsize=9)
     ax.legend(fontsize=7, loc="best")
@@ -257,7 +266,7 @@ def write_results(runs_dir: str | os.PathLike, out_dir: str | os.PathLike,
         usual = _usual(dr)
         splits = next(r["splits"] for r in dr if r["key"][2:] == usual)
         rows = _model_rows(dr, usual) + _baseline_rows(splits)
-        _plot(dataset, splits, rows, out_dir / f"series_{dataset.replace(':', '_')}.png")
+        _plot(dataset, splits, rows, out_dir / _figure_name(dataset))
         data["datasets"][dataset] = {
             **_describe(splits), "verdict": verdict(rows),
             "rows": [{k: v for k, v in r.items() if k != "forecast"} for r in rows]}
@@ -302,7 +311,7 @@ def markdown(data: dict, image_dir: str = "") -> str:
                   f"{d['train']} / {d['val']} / {d['test']}; window {d['window']}, horizon "
                   f"{d['horizon']}; recurrent models on {how}.", "",
                   table(d["rows"]), "", *(f"- {v}" for v in d["verdict"]), "",
-                  f"![{dataset}]({image_dir}series_{dataset.replace(':', '_')}.png)", ""]
+                  f"![{dataset}]({image_dir}{_figure_name(dataset)})", ""]
     return "\n".join(parts)
 
 
