@@ -25,12 +25,13 @@ from gru_jax.cells import (
 )
 from gru_jax.modules import GRU, GRUCell, Recurrent
 from gru_jax.scan import (
-    SCANS,
+    Impl,
     gru_scan,
     lstm_scan,
     mingru_scan,
+    resolve_impl,
     rnn_scan,
-    scan_cell,
+    scan,
 )
 from gru_jax.stacked import bidirectional, init_stacked, merge, stacked_scan
 
@@ -47,8 +48,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'gru_jax' has no attribute {name!r}")
 
 __all__ = [
-    "CELLS", "Cell", "GRU", "GRUCell", "Recurrent", "SCANS", "bidirectional", "count_params",
+    "CELLS", "Cell", "GRU", "GRUCell", "Impl", "Recurrent", "bidirectional", "count_params",
     "get_cell", "gru_scan", "gru_step", "gru_variant", "init_gru", "init_lstm", "init_mingru",
     "init_rnn", "init_stacked", "lstm_scan", "lstm_step", "merge", "mingru_scan", "mingru_step",
-    "rnn_scan", "rnn_step", "scan_cell", "stacked_scan",
+    "resolve_impl", "rnn_scan", "rnn_step", "scan", "stacked_scan",
 ]

@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from gru_jax.cells.gru import gru_variant
+
 _FLAX_GRU = {"ir": True, "iz": True, "in": True, "hr": False, "hz": False, "hn": True}
 
 
@@ -181,7 +183,7 @@ def _gru_from_torch(w_ih, w_hh, b_ih, b_hh) -> dict:
 
 
 def _gru_to_torch(params: Mapping):
-    if "w_ir" in params and "b_hn" not in params:
+    if "w_ir" in params and gru_variant(params) == "reset_before":
         raise ValueError("torch.nn.GRU is reset_after; these params are reset_before")
     keys = [f"{k}{g}" for k in ("w_i", "w_h", "b_i", "b_h") for g in "rzn"]
     p = _our_params(params, keys, "GRU")
@@ -285,7 +287,7 @@ def from_keras(weights: Sequence, reset_after: bool = True) -> dict:
 def to_keras(params: Mapping) -> list[np.ndarray]:
     """[kernel, recurrent_kernel, bias] for `keras.layers.GRU(H, reset_after=...)`
     .set_weights(), reset_after as the params' variant."""
-    reset_after = "b_hn" in params
+    reset_after = gru_variant(params) == "reset_after"
     keys = [f"{k}{g}" for k in ("w_i", "w_h", "b_i") + (("b_h",) if reset_after else ())
             for g in "rzn"]
     p = _our_params(params, keys, "GRU")
@@ -327,7 +329,7 @@ def from_flax_gru_cell(variables_or_params: Mapping) -> dict:
 def to_flax_gru_cell(params: Mapping) -> dict:
     """`flax.linen.GRUCell(features=H)` params (use as ``{"params": ...}``) from our
     reset_after params; b_hr and b_hz fold into the ir and iz biases."""
-    if "w_ir" in params and "b_hn" not in params:
+    if "w_ir" in params and gru_variant(params) == "reset_before":
         raise ValueError("flax GRUCell is reset_after; these params are reset_before")
     keys = [f"{k}{g}" for k in ("w_i", "w_h", "b_i", "b_h") for g in "rzn"]
     p = {k: jnp.asarray(v) for k, v in _our_params(params, keys, "GRU").items()}

@@ -1,4 +1,20 @@
-"""The time loop: every cell under `jax.lax.scan`, with masks, reverse and remat.
+"""The time loop: `scan(cell, params, xs, carry0)` runs any cell over a sequence,
+with masks, reverse and remat, by one of several implementations (`Impl`).
+
+Implementations (`impl=`; `resolve_impl` turns "auto" into one per backend,
+as recurrentgemma's `resolve_scan_type` does):
+
+    reference    the cell's step under `lax.scan`, reverse mode by JAX autodiff;
+                 every cell, every option
+    fused        the GRU with a hand-written backward (`gru_jax.fused`; a plan
+                 per backend); reset_after params only
+    associative  minGRU's linear recurrence by `lax.associative_scan`
+                 (O(log T) depth); minGRU only
+    auto         fused where it applies, else reference
+
+`gru_scan`, `lstm_scan`, `rnn_scan`, `mingru_scan` are `scan` with the cell
+fixed. (`gru_jax.scan` is the function; import this module's helpers with
+``from gru_jax.scan import ...``.)
 
 Shapes: ``xs`` is [batch, time, features] (or [time, batch, features] with
 ``time_major=True``); outputs ``hs`` have the same layout with ``hidden``
@@ -17,13 +33,14 @@ tensor is ever materialised.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
-from gru_jax.cells import GRU, LSTM, MINGRU, RNN, Cell, get_cell
+from gru_jax.cells import GRU, LSTM, MINGRU, RNN, Cell, get_cell, gru_variant
 
 # run(carry, xs [T, B, I], mask [T, B] bool or None) -> (carry, ys [T, B, H])
 Run = Callable
@@ -143,103 +160,14 @@ def drive(run: Run, xs, carry0, *, time_major=False, reverse=False, seq_lengths=
     return carry, ys
 
 
-def _batch_of(xs, time_major):
-    return jnp.shape(xs)[1 if time_major else 0]
-
-
-def scan_cell(
-    cell: Cell | str,
-    params,
-    xs,
-    carry0=None,
-    *,
-    time_major=False,
-    reverse=False,
-    seq_lengths=None,
-    unroll=1,
-    remat=False,
-    dtype=None,
-):
-    """Any cell over a sequence with the reference formulation.
-
-    Returns (carry, hs): carry as the cell defines it, hs [batch, time, hidden].
-    """
-    cell = get_cell(cell) if isinstance(cell, str) else cell
-    if carry0 is None:
-        carry0 = cell.zero_carry(params, (_batch_of(xs, time_major),))
-    run = reference_run(cell, params, dtype=dtype, unroll=unroll)
-    return drive(run, xs, carry0, time_major=time_major, reverse=reverse,
-                 seq_lengths=seq_lengths, remat=remat)
-
-
-def gru_scan(params, xs, h0=None, *, time_major=False, reverse=False, seq_lengths=None,
-             unroll=1, remat=False, dtype=None, impl="auto"):
-    """Run a GRU over a sequence.
-
-    Args:
-      params: from `init_gru` (either variant).
-      xs: [batch, time, input] ([time, batch, input] if `time_major`).
-      h0: [batch, hidden] initial state (default zeros).
-      reverse: run back to front (over each valid prefix with `seq_lengths`).
-      seq_lengths: [batch] int, valid length of each sequence.
-      unroll: time steps per loop iteration (`lax.scan`'s unroll).
-      remat: False, True (chunks of ~sqrt(T) under `jax.checkpoint`) or a chunk length.
-      dtype: compute dtype of the matrix products (e.g. jnp.bfloat16); the
-        state and gate math stay float32.
-      impl: "reference" (plain scan, JAX autodiff), "fused" (hand-written
-        backward, `gru_jax.fused_gru`, formulation picked per backend by
-        `fused_gru.default_plan`; reset_after only), or "auto" (fused where
-        it applies, else reference).
-
-    Returns:
-      (h_last [batch, hidden], hs [batch, time, hidden]).
-    """
-    if h0 is None:
-        h0 = GRU.zero_carry(params, (_batch_of(xs, time_major),))
-    if impl == "auto":
-        impl = "fused" if "b_hn" in params else "reference"
-    if impl == "fused" and "b_hn" not in params:
-        raise ValueError("impl='fused' supports reset_after params only; use impl='reference'")
-    if impl == "reference":
-        run = reference_run(GRU, params, dtype=dtype, unroll=unroll)
-    elif impl == "fused":
-        from gru_jax.fused_gru import fused_run
-
-        run = fused_run(params, dtype=dtype, unroll=unroll)
-    else:
-        raise ValueError(f"impl must be 'auto', 'reference' or 'fused', got {impl!r}")
-    return drive(run, xs, h0, time_major=time_major, reverse=reverse,
-                 seq_lengths=seq_lengths, remat=remat)
-
-
-def lstm_scan(params, xs, carry0=None, **kw):
-    """Run an LSTM: xs [batch, time, input] -> ((c, h) each [batch, hidden], hs).
-    Keyword arguments as `gru_scan` (but `impl`)."""
-    return scan_cell(LSTM, params, xs, carry0, **kw)
-
-
-def rnn_scan(params, xs, h0=None, **kw):
-    """Run a tanh RNN: xs [batch, time, input] -> (h_last [batch, hidden], hs).
-    Keyword arguments as `gru_scan` (but `impl`)."""
-    return scan_cell(RNN, params, xs, h0, **kw)
-
-
-def mingru_scan(params, xs, h0=None, *, parallel=False, time_major=False, reverse=False,
-                seq_lengths=None, unroll=1, remat=False, dtype=None):
-    """Run a minGRU: xs [batch, time, input] -> (h_last [batch, hidden], hs).
-
-    `parallel=True` solves the linear recurrence h_t = a_t h_{t-1} + b_t with
-    `jax.lax.associative_scan` (O(log T) depth) instead of a sequential scan.
-    """
-    if h0 is None:
-        h0 = MINGRU.zero_carry(params, (_batch_of(xs, time_major),))
-    if not parallel:
-        return scan_cell(MINGRU, params, xs, h0, time_major=time_major, reverse=reverse,
-                         seq_lengths=seq_lengths, unroll=unroll, remat=remat, dtype=dtype)
+def associative_run(cell: Cell, params, *, dtype=None, unroll: int = 1) -> Run:
+    """minGRU's h_t = a_t h_{t-1} + b_t by `jax.lax.associative_scan` over time
+    (`cell.project` gives (a, b)); masked steps get a = 1, b = 0 (hold)."""
+    del unroll  # no sequential loop to unroll
 
     def run(h0, xs, mask):
-        a, b = MINGRU.project(params, xs, dtype)
-        if mask is not None:  # padded steps: a = 1, b = 0 hold the state
+        a, b = cell.project(params, xs, dtype)
+        if mask is not None:
             a = jnp.where(mask[..., None], a, 1.0)
             b = jnp.where(mask[..., None], b, 0.0)
         b = b.at[0].add(a[0] * h0)
@@ -252,9 +180,138 @@ def mingru_scan(params, xs, h0=None, *, parallel=False, time_major=False, revers
         ys = hs if mask is None else jnp.where(mask[..., None], hs, 0.0)
         return hs[-1], ys
 
-    return drive(run, xs, h0, time_major=time_major, reverse=reverse,
+    return run
+
+
+def _fused_run(cell: Cell, params, *, dtype=None, unroll: int = 1) -> Run:
+    from gru_jax.fused import fused_run  # the kernels load only when used
+
+    del cell
+    return fused_run(params, dtype=dtype, unroll=unroll)
+
+
+class Impl(enum.Enum):
+    """How `scan` runs the time loop (see the module docstring)."""
+
+    AUTO = "auto"
+    REFERENCE = "reference"
+    FUSED = "fused"
+    ASSOCIATIVE = "associative"
+
+
+# Impl -> (make_run(cell, params, *, dtype, unroll) -> Run, why_not(cell, params) -> str | None)
+_IMPLS = {
+    Impl.REFERENCE: (reference_run, lambda cell, params: None),
+    Impl.FUSED: (_fused_run, lambda cell, params: (
+        None if cell is GRU and gru_variant(params) == "reset_after"
+        else "impl='fused' runs the GRU with reset_after params only; use impl='reference'")),
+    Impl.ASSOCIATIVE: (associative_run, lambda cell, params: (
+        None if cell is MINGRU
+        else "impl='associative' runs minGRU only (a recurrence linear in h)")),
+}
+
+# What "auto" tries, in order, per backend. minGRU's associative scan is not
+# among them: on CPU it is slower than the sequential loop, and on GPU/TPU it
+# has not been measured here yet.
+AUTO_ORDER = {"cpu": (Impl.FUSED, Impl.REFERENCE)}
+_AUTO_DEFAULT = (Impl.FUSED, Impl.REFERENCE)
+
+
+def resolve_impl(impl: Impl | str, cell: Cell, params, backend: str | None = None) -> Impl:
+    """`impl` as a concrete Impl for `cell` and `params` on `backend`
+    (default: jax.default_backend()); "auto" picks the first of AUTO_ORDER that
+    supports them. An explicit impl that does not apply raises one line."""
+    try:
+        impl = Impl(impl)
+    except ValueError:
+        names = ", ".join(repr(i.value) for i in Impl)
+        raise ValueError(f"impl must be one of {names}, got {impl!r}") from None
+    if impl is Impl.AUTO:
+        order = AUTO_ORDER.get(backend or jax.default_backend(), _AUTO_DEFAULT)
+        return next(i for i in order if _IMPLS[i][1](cell, params) is None)
+    why_not = _IMPLS[impl][1](cell, params)
+    if why_not is not None:
+        raise ValueError(why_not)
+    return impl
+
+
+def _batch_of(xs, time_major):
+    return jnp.shape(xs)[1 if time_major else 0]
+
+
+def scan(
+    cell: Cell | str,
+    params,
+    xs,
+    carry0=None,
+    *,
+    time_major=False,
+    reverse=False,
+    seq_lengths=None,
+    unroll=1,
+    remat=False,
+    dtype=None,
+    impl: Impl | str = "auto",
+):
+    """Run `cell` (a Cell or its name: gru | lstm | rnn | mingru) over a sequence.
+
+    Args:
+      params: from the cell's init (e.g. `init_gru`).
+      xs: [batch, time, input] ([time, batch, input] if `time_major`).
+      carry0: the initial carry (default zeros): [batch, hidden], or the
+        pair (c, h) for the LSTM.
+      reverse: run back to front (over each valid prefix with `seq_lengths`).
+      seq_lengths: [batch] int, valid length of each sequence: the carry
+        returned is the state after the last valid step, hs is zero past it.
+      unroll: time steps per loop iteration (`lax.scan`'s unroll).
+      remat: False, True (chunks of ~sqrt(T) under `jax.checkpoint`) or a chunk length.
+      dtype: compute dtype of the matrix products (e.g. jnp.bfloat16,
+        float32 accumulation); the state and gate math stay float32.
+      impl: an `Impl` or its name (module docstring); "auto" resolves per
+        backend (`resolve_impl`): the fused GRU for reset_after params, else
+        the reference scan.
+
+    Returns:
+      (carry, hs [batch, time, hidden]) in xs's layout.
+    """
+    cell = get_cell(cell) if isinstance(cell, str) else cell
+    make_run = _IMPLS[resolve_impl(impl, cell, params)][0]
+    if carry0 is None:
+        carry0 = cell.zero_carry(params, (_batch_of(xs, time_major),))
+    run = make_run(cell, params, dtype=dtype, unroll=unroll)
+    return drive(run, xs, carry0, time_major=time_major, reverse=reverse,
                  seq_lengths=seq_lengths, remat=remat)
 
 
-SCANS = {"gru": gru_scan, "lstm": lstm_scan, "rnn": rnn_scan, "mingru": mingru_scan}
+def gru_scan(params, xs, h0=None, **options):
+    """Run a GRU (params from `init_gru`, either variant):
+    xs [batch, time, input] -> (h_last [batch, hidden], hs [batch, time, hidden]).
+
+    `options` as `scan`'s: time_major, reverse, seq_lengths, unroll, remat,
+    dtype, impl ("auto": the fused GRU with its hand-written backward for
+    reset_after params, the reference scan for reset_before).
+    """
+    return scan(GRU, params, xs, h0, **options)
+
+
+def lstm_scan(params, xs, carry0=None, **options):
+    """Run an LSTM: xs [batch, time, input] -> ((c, h) each [batch, hidden], hs).
+    `options` as `scan`'s."""
+    return scan(LSTM, params, xs, carry0, **options)
+
+
+def rnn_scan(params, xs, h0=None, **options):
+    """Run a tanh RNN: xs [batch, time, input] -> (h_last [batch, hidden], hs).
+    `options` as `scan`'s."""
+    return scan(RNN, params, xs, h0, **options)
+
+
+def mingru_scan(params, xs, h0=None, **options):
+    """Run a minGRU: xs [batch, time, input] -> (h_last [batch, hidden], hs).
+
+    `options` as `scan`'s; impl="associative" solves the linear recurrence
+    h_t = a_t h_{t-1} + b_t with `jax.lax.associative_scan` (O(log T) depth)
+    instead of the sequential loop.
+    """
+    return scan(MINGRU, params, xs, h0, **options)
 

@@ -26,8 +26,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from gru_jax.cells import CELLS, Cell, get_cell
-from gru_jax.scan import SCANS, scan_cell
+from gru_jax.cells import Cell, get_cell
+from gru_jax.scan import scan
 
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 DIRECTIONS = ("fwd", "bwd")
@@ -81,14 +81,9 @@ def _cell(cell: Cell | str) -> Cell:
 
 
 def scan_fn_of(cell: Cell | str) -> Callable:
-    """The scan for `cell` with `gru_scan`'s signature: the cell's own (the fused
-    GRU, the parallel minGRU) for a built-in cell, else `scan_cell` with it."""
-    if isinstance(cell, str):
-        get_cell(cell)  # one clear line for an unknown name
-        return SCANS[cell]
-    if CELLS.get(cell.name) is cell:
-        return SCANS[cell.name]
-    return functools.partial(scan_cell, cell)
+    """`gru_jax.scan` with `cell` fixed (`gru_scan`'s signature); its impl="auto"
+    picks the fused GRU where it applies."""
+    return functools.partial(scan, _cell(cell))
 
 
 def _kind(cell: Cell, name: str) -> str:

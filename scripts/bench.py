@@ -10,7 +10,7 @@ What runs (one process; every implementation warmed up, then timed in turn,
 round after round, so load on a shared machine hits all alike; medians):
 
   gru_jax          gru_jax.gru_scan, impl="auto" (the fused GRU, hand-written
-                   backward, plan picked by backend: gru_jax.fused_gru.default_plan)
+                   backward, plan picked by backend: gru_jax.fused.default_plan)
   gru_jax[ref]     gru_jax.gru_scan, impl="reference" (plain scan, JAX autodiff)
   flax.linen       flax.linen.RNN(GRUCell)            (the ratio baseline)
   flax.nnx         flax.nnx.RNN(GRUCell)
@@ -171,13 +171,13 @@ def case_gru_jax(B, T, IN, H, *, impl="auto", remat=False, name="gru_jax", plan=
     params = gru_jax.init_gru(jax.random.key(1), IN, H)
     dtype = _dtype()
     if plan is not None:
-        from gru_jax import scan as scan_mod
-        from gru_jax.fused_gru import fused_run
+        from gru_jax.fused import fused_run
+        from gru_jax.scan import drive
 
         def last_hidden(p, xs):
             h0 = jnp.zeros((B, H), jnp.float32)
-            return scan_mod.drive(fused_run(p, dtype=dtype, plan=plan), xs, h0,
-                                  time_major=time_major, remat=remat)[0]
+            return drive(fused_run(p, dtype=dtype, plan=plan), xs, h0,
+                         time_major=time_major, remat=remat)[0]
     else:
         def last_hidden(p, xs):
             return gru_jax.gru_scan(p, xs, impl=impl, remat=remat, dtype=dtype,
@@ -274,7 +274,7 @@ def case_floor(B, T, IN, H):
     import jax
     import jax.numpy as jnp
 
-    from gru_jax.fused_gru import default_plan
+    from gru_jax.fused import default_plan
 
     unroll = default_plan().unroll  # the loop unroll gru_jax uses on this backend
     w = jax.random.normal(jax.random.key(2), (H, 3 * H), jnp.float32) / math.sqrt(H)
@@ -496,7 +496,7 @@ def ablation_forward(B, T, IN, H, repeats):
     import jax.numpy as jnp
 
     import gru_jax
-    from gru_jax.fused_gru import fuse_params
+    from gru_jax.fused import fuse_params
 
     xs = jnp.swapaxes(_data(B, T, IN, H)[0], 0, 1)
     p = gru_jax.init_gru(jax.random.key(1), IN, H)
@@ -566,7 +566,7 @@ def ablation_forward(B, T, IN, H, repeats):
 
 def ablation_train(B, T, IN, H, repeats):
     """Train-step plans of the fused GRU (and layout, precision), ratio to flax.linen."""
-    from gru_jax.fused_gru import default_plan
+    from gru_jax.fused import default_plan
 
     plan0 = default_plan()
     variants = {

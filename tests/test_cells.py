@@ -49,7 +49,7 @@ def np_gru(params, xs, h0):
     """xs [T, I], h0 [H] -> hs [T, H]; reset_after iff the params have b_hn."""
     p, h, out = f64(params), np.asarray(h0, np.float64), []
     for x in np.asarray(xs, np.float64):
-        if "b_hn" in p:
+        if gru_jax.gru_variant(p) == "reset_after":
             r = sigmoid(x @ p["w_ir"] + p["b_ir"] + h @ p["w_hr"] + p["b_hr"])
             z = sigmoid(x @ p["w_iz"] + p["b_iz"] + h @ p["w_hz"] + p["b_hz"])
             n = np.tanh(x @ p["w_in"] + p["b_in"] + r * (h @ p["w_hn"] + p["b_hn"]))
@@ -246,7 +246,7 @@ def test_rnn_scan_matches_numpy():
 def test_mingru_scan_matches_numpy(parallel):
     params = randomize(init_mingru(jax.random.key(4), IN, H), 4)
     xs, h0 = data(4)
-    h_last, hs = mingru_scan(params, xs, h0, parallel=parallel)
+    h_last, hs = mingru_scan(params, xs, h0, impl="associative" if parallel else "auto")
     want = np.stack([np_mingru(params, xs[b], h0[b]) for b in range(B)])
     close(hs, want)
     close(h_last, want[:, -1])
@@ -305,7 +305,8 @@ def test_mingru_parallel_with_seq_lengths_and_h0(reverse):
     params = randomize(init_mingru(jax.random.key(7), IN, H), 7)
     xs, h0 = data(7)
     seq = mingru_scan(params, xs, h0, seq_lengths=LENGTHS, reverse=reverse)
-    par = mingru_scan(params, xs, h0, seq_lengths=LENGTHS, reverse=reverse, parallel=True)
+    par = mingru_scan(params, xs, h0, seq_lengths=LENGTHS, reverse=reverse,
+                      impl="associative")
     want_last, want_hs = prefix_refs(np_mingru, params, xs, h0, LENGTHS, reverse)
     for h_last, hs in (seq, par):
         close(h_last, want_last)

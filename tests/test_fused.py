@@ -1,4 +1,4 @@
-"""The fused GRU (gru_jax.fused_gru: hand-written backward) against the
+"""The fused GRU (gru_jax.fused: hand-written backward) against the
 reference scan (JAX autodiff of the plain step): values and gradients of
 every parameter, of xs and of h0, with masks, reverse, remat, bf16, for each
 formulation (`Plan`) a backend may pick. Tiny shapes, float64 where exact.
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from gru_jax import gru_scan, init_gru
-from gru_jax import scan as scan_mod
-from gru_jax.fused_gru import Plan, default_plan, fused_run
+from gru_jax.fused import Plan, default_plan, fused_run
+from gru_jax.scan import drive
 
 B, IN, H = 3, 2, 5
 LENGTHS = [7, 3, 1]
@@ -56,7 +56,7 @@ def _runs(plan, seq_lengths, reverse, remat, dtype=None):
                         dtype=dtype, impl="reference")
 
     def fused(p, xs, h0):
-        return scan_mod.drive(fused_run(p, dtype=dtype, plan=plan), xs, h0,
+        return drive(fused_run(p, dtype=dtype, plan=plan), xs, h0,
                               seq_lengths=seq_lengths, reverse=reverse, remat=remat)
 
     return ref, fused
@@ -114,7 +114,7 @@ def test_primal_only_forward_matches_reference():
     p, xs, h0 = _params(9)
     for plan in PLANS.values():
         h_r, hs_r = gru_scan(p, xs, h0, impl="reference")
-        h_f, hs_f = scan_mod.drive(fused_run(p, plan=plan), xs, h0)
+        h_f, hs_f = drive(fused_run(p, plan=plan), xs, h0)
         _assert_close((h_r, hs_r), (h_f, hs_f), rtol=1e-12, atol=1e-12)
 
 

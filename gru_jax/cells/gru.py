@@ -87,21 +87,64 @@ def gru_project(params: Params, x: jax.Array, dtype=None):
     """
     d = lambda g: _init.dot(x, params[f"w_i{g}"], dtype) + params[f"b_i{g}"]  # noqa: E731
     xr, xz, xn = d("r"), d("z"), d("n")
-    if "b_hn" in params:
+    if gru_variant(params) == "reset_after":
         xr, xz = xr + params["b_hr"], xz + params["b_hz"]
     return xr, xz, xn
 
 
+# The reset_after gate math, written once: the reference step below, the fused
+# forward and the fused backward (gru_jax.fused.gru) all call these three.
+
+
+def reset_after_gates(xp, hp, b_hn):
+    """Gates from their pre-activation terms (reset_after).
+
+    xp = (xr, xz, xn): input terms, biases in (`gru_project`); hp = (hr, hz, hn):
+    h W_hr, h W_hz, h W_hn, no bias; all [..., hidden]. Returns (r, z, n, a)
+    with a = h W_hn + b_hn, the term the reset gate scales.
+    """
+    (xr, xz, xn), (hr, hz, hn) = xp, hp
+    r = jax.nn.sigmoid(xr + hr)
+    z = jax.nn.sigmoid(xz + hz)
+    a = hn + b_hn
+    n = jnp.tanh(xn + r * a)
+    return r, z, n, a
+
+
+def gru_update(h, z, n):
+    """h' = (1 - z) n + z h, as n + z (h - n) (one product fewer)."""
+    return n + z * (h - n)
+
+
+def reset_after_factors(h, r, z, n, a):
+    """The local derivatives of one reset_after step, for a hand-written backward.
+
+    With G = dL/dh' and A = (1 - z)(1 - n^2), returns the five [..., hidden]
+    factors (K_r, K_z, K_n, A, z) such that
+
+        dL/d(xr + hr) = G K_r,   K_r = A a r (1 - r)
+        dL/d(xz + hz) = G K_z,   K_z = (h - n) z (1 - z)
+        dL/d(h W_hn)  = G K_n,   K_n = A r
+        dL/d(xn)      = G A
+        dL/dh         = G z + [G K_r, G K_z, G K_n] [W_hr | W_hz | W_hn]^T
+    """
+    A = (1.0 - z) * (1.0 - n * n)
+    return A * a * r * (1.0 - r), (h - n) * z * (1.0 - z), A * r, A, z
+
+
 def gru_recur(params: Params, h: jax.Array, xp, dtype=None) -> jax.Array:
     """One recurrent step from projected inputs: h [batch, hidden] -> h' [batch, hidden]."""
-    xr, xz, xn = xp
-    r = jax.nn.sigmoid(xr + _init.dot(h, params["w_hr"], dtype))
-    z = jax.nn.sigmoid(xz + _init.dot(h, params["w_hz"], dtype))
-    if "b_hn" in params:
-        n = jnp.tanh(xn + r * (_init.dot(h, params["w_hn"], dtype) + params["b_hn"]))
-    else:
+    hr = _init.dot(h, params["w_hr"], dtype)
+    hz = _init.dot(h, params["w_hz"], dtype)
+    if gru_variant(params) == "reset_after":
+        hn = _init.dot(h, params["w_hn"], dtype)
+        _, z, n, _ = reset_after_gates(xp, (hr, hz, hn), params["b_hn"])
+    else:  # reset_before: the reset gate scales h before its product
+        xr, xz, xn = xp
+        r = jax.nn.sigmoid(xr + hr)
+        z = jax.nn.sigmoid(xz + hz)
         n = jnp.tanh(xn + _init.dot(r * h, params["w_hn"], dtype))
-    return ((1.0 - z) * n + z * h).astype(h.dtype)
+    return gru_update(h, z, n).astype(h.dtype)
 
 
 def gru_step(params: Params, h: jax.Array, x: jax.Array, *, dtype=None) -> jax.Array:

@@ -7,7 +7,7 @@ r"""minGRU (Feng et al. 2024, "Were RNNs all we needed?") as pure functions::
 The gates read only the input, so the recurrence is linear in h:
 h_t = a_t * h_{t-1} + b_t with a_t = 1 - z_t, b_t = z_t * h~_t, and it can
 run in parallel over time with `jax.lax.associative_scan` (see
-`gru_jax.scan.mingru_scan(..., parallel=True)`).
+`gru_jax.mingru_scan(..., impl="associative")`).
 
 Params: ``w_z, w_h`` [input, hidden], ``b_z, b_h`` [hidden].
 """

@@ -5,7 +5,7 @@
       target "sequence": hs @ w + b         -> [batch, time, out]
 
 Each layer is a cell from `gru_jax.cells` run by its scan from
-`gru_jax.scan.SCANS`. Params are a plain pytree::
+`gru_jax.scan`. Params are a plain pytree::
 
     {"layers": [cell params of layer 1, ..., layer L], "head": {"w": [hidden, out], "b": [out]}}
 
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from gru_jax.cells import get_cell
 from gru_jax.cells.base import Cell
-from gru_jax.scan import SCANS, scan_cell
+from gru_jax.scan import scan
 
 _DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 
@@ -84,21 +84,17 @@ def init_model(key: jax.Array, model_cfg, input_size: int, output_size: int, *,
 
 
 def _scan_kwargs(spec: ModelSpec) -> dict:
-    kw = dict(unroll=spec.unroll, remat=spec.remat, dtype=_DTYPES[spec.dtype])
-    if spec.cell == "gru":
-        kw["impl"] = spec.impl
-    return kw
+    return dict(unroll=spec.unroll, remat=spec.remat, dtype=_DTYPES[spec.dtype], impl=spec.impl)
 
 
 def run_layers(params, x: jax.Array, model_cfg) -> list[jax.Array]:
     """Every layer's outputs: x [batch, time, input] -> [hs_1, ..., hs_L],
     each [batch, time, hidden]."""
     spec = model_spec(model_cfg)
-    scan = SCANS[spec.cell]
     kw = _scan_kwargs(spec)
     outs, h = [], x
     for layer in params["layers"]:
-        _, h = scan(layer, h, **kw)
+        _, h = scan(spec.cell, layer, h, **kw)
         outs.append(h)
     return outs
 
@@ -157,8 +153,8 @@ def apply_with_delta(params, x: jax.Array, delta: jax.Array, model_cfg, target: 
         h = run_layers({"layers": params["layers"][:-1]}, x, spec)[-1]
     cell = perturbed_cell(get_cell(spec.cell), h.shape[-1])
     xs = jnp.concatenate([h, delta.astype(h.dtype)], axis=-1)
-    _, hs = scan_cell(cell, params["layers"][-1], xs, unroll=spec.unroll, remat=spec.remat,
-                      dtype=_DTYPES[spec.dtype])
+    _, hs = scan(cell, params["layers"][-1], xs, unroll=spec.unroll, remat=spec.remat,
+                 dtype=_DTYPES[spec.dtype], impl="reference")
     return head(params, hs, target)
 
 

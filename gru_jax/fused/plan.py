@@ -1,0 +1,63 @@
+"""How the fused GRU runs: a `Plan` per backend (`default_plan`).
+
+Measured with the ablation mode of the bench (input products inside the
+step or hoisted per block, block length, unroll, what the forward saves);
+the reasons are in `gru_jax.fused.gru`'s docstring.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How the fused GRU runs.
+
+    proj: "step" computes the input terms x_t W_i inside each step (three
+      small products); "block" hoists them, one large product per block.
+    block: time steps per block (backward; and forward when proj="block");
+      None picks it from block_elems (block * batch * hidden): the backward's
+      block scratch is ~5 x block_elems floats, and on CPU it is fastest
+      when it stays cache-sized (2^18: 64 steps at B=32, H=128).
+    unroll: `lax.scan` unroll of the per-step loops.
+    save: what the forward stores for the backward: "h" the states only
+      (the backward recomputes h_{t-1} W_h per block, one large product);
+      "gh" also h_{t-1} W_h of every step ([T, B, 3H] more memory, no recompute).
+    """
+
+    proj: str = "step"
+    block: int | None = None
+    unroll: int = 1
+    save: str = "h"
+    block_elems: int = 1 << 18
+
+    def __post_init__(self):
+        if self.proj not in ("step", "block"):
+            raise ValueError(f"proj must be 'step' or 'block', got {self.proj!r}")
+        if self.block is not None and not (isinstance(self.block, int) and self.block > 0):
+            raise ValueError(f"block must be None or a positive int, got {self.block!r}")
+        if self.save not in ("h", "gh"):
+            raise ValueError(f"save must be 'h' or 'gh', got {self.save!r}")
+
+    def block_len(self, T: int, B: int, H: int) -> int:
+        """Steps per block: `block`, or (None) the most steps with
+        block * batch * hidden <= block_elems, between 4 and 1024; at most T."""
+        C = self.block or max(4, min(1024, self.block_elems // max(1, B * H)))
+        return max(1, min(C, T))
+
+
+def default_plan(backend: str | None = None) -> Plan:
+    """The plan measured fastest on `backend` (default: jax.default_backend()).
+
+    CPU: input products inside the step, backward blocks of ~2^18 elements.
+    GPU/TPU: input products hoisted per block (fewer kernel launches per
+    step), blocks of ~2^24 elements, loops unrolled 4x (kernel-launch bound at
+    small batch).
+    """
+    backend = backend or jax.default_backend()
+    if backend == "cpu":
+        return Plan(proj="step")
+    return Plan(proj="block", block_elems=1 << 24, unroll=4)
