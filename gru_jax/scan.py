@@ -1,5 +1,5 @@
-"""The time loop: `scan(cell, params, xs, carry0)` runs any cell over a sequence,
-with masks, reverse and remat, by one of several implementations (`Impl`).
+"""`scan(cell, params, xs, carry0)`: any cell over a sequence, by one of several
+implementations (`Impl`), with masks, reverse, remat, dropout and any batch shape.
 
 Implementations (`impl=`; `resolve_impl` turns "auto" into one per backend,
 as recurrentgemma's `resolve_scan_type` does):
@@ -7,186 +7,36 @@ as recurrentgemma's `resolve_scan_type` does):
     reference    the cell's step under `lax.scan`, reverse mode by JAX autodiff;
                  every cell, every option
     fused        the GRU with a hand-written backward (`gru_jax.fused`; a plan
-                 per backend); reset_after params only
+                 per backend); reset_after params, real inputs, no
+                 recurrent_dropout, reverse mode only
     associative  minGRU's linear recurrence by `lax.associative_scan`
                  (O(log T) depth); minGRU only
-    auto         fused where it applies, else reference
+    auto         fused where it applies, else reference; also reference under
+                 forward-mode autodiff (jax.jvp, jax.jacfwd), which the fused
+                 GRU's custom_vjp cannot take
 
 `gru_scan`, `lstm_scan`, `rnn_scan`, `mingru_scan` are `scan` with the cell
-fixed. (`gru_jax.scan` is the function; import this module's helpers with
-``from gru_jax.scan import ...``.)
-
-Shapes: ``xs`` is [batch, time, features] (or [time, batch, features] with
-``time_major=True``); outputs ``hs`` have the same layout with ``hidden``
-features. ``seq_lengths`` [batch] marks each sequence's valid prefix: the
-returned carry is the state after the last valid step, ``hs`` is zero past
-it, and ``reverse=True`` runs over the valid part only, back to front (as
-``torch.nn.utils.rnn.pack_padded_sequence`` and flax ``RNN`` do).
-
-``remat`` trades compute for memory on long sequences: the time axis is cut
-into chunks (``remat=True``: about sqrt(T) steps; an int: that many), each
-chunk runs under ``jax.checkpoint``, so the backward pass stores only the
-carries at chunk boundaries plus one chunk's activations at a time. The
-input projection then happens per chunk too, so no [time, batch, 3*hidden]
-tensor is ever materialised.
+fixed. The loops themselves are in `gru_jax.loop`. (`gru_jax.scan` is the
+function; import this module's other names with ``from gru_jax.scan import ...``.)
 """
 
 from __future__ import annotations
 
 import enum
-import math
-from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from gru_jax.cells import GRU, LSTM, MINGRU, RNN, Cell, get_cell, gru_variant
-
-# run(carry, xs [T, B, I], mask [T, B] bool or None) -> (carry, ys [T, B, H])
-Run = Callable
-
-
-def time_reverse(xs, seq_lengths=None):
-    """Reverse the time axis (axis 0) of every leaf; with `seq_lengths` [batch],
-    reverse only each sequence's valid prefix and leave the padding in place.
-    Its own inverse."""
-    if seq_lengths is None:
-        return jax.tree_util.tree_map(lambda x: x[::-1], xs)
-
-    def rev(x):
-        t = jnp.arange(x.shape[0])[:, None]
-        idx = jnp.where(t < seq_lengths[None, :], seq_lengths[None, :] - 1 - t, t)
-        idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
-        return jnp.take_along_axis(x, jnp.broadcast_to(idx, idx.shape[:2] + x.shape[2:]), axis=0)
-
-    return jax.tree_util.tree_map(rev, xs)
+from gru_jax.cells.base import carry_dtype as default_carry_dtype
+from gru_jax.loop import Layout, Run, associative_run, drive, dropout_masks, reference_run
 
 
-def masked_body(step):
-    """Wrap step(carry, xp_t) -> (carry, y) so that where mask_t is False the
-    carry is held and the output is zero."""
-
-    def body(carry, inp):
-        xp_t, m_t = inp
-        new, y = step(carry, xp_t)
-        if m_t is None:
-            return new, y
-        new = jax.tree_util.tree_map(lambda n, o: jnp.where(m_t[:, None], n, o), new, carry)
-        return new, jnp.where(m_t[:, None], y, jnp.zeros_like(y))
-
-    return body
-
-
-def reference_run(cell: Cell, params, *, dtype=None, unroll: int = 1) -> Run:
-    """The plain formulation: input projection hoisted out of the loop, the
-    cell's step under `lax.scan`, reverse-mode by JAX autodiff."""
-
-    def step(carry, xp_t):
-        return cell.step(params, carry, xp_t, dtype)
-
-    body = masked_body(step)
-
-    def run(carry, xs, mask):
-        xp = cell.project(params, xs, dtype)
-        return jax.lax.scan(body, carry, (xp, mask), unroll=unroll)
-
-    return run
-
-
-def chunked(run: Run, chunk: int) -> Run:
-    """`run` over chunks of `chunk` steps, each under `jax.checkpoint`."""
-
-    def run_chunked(carry, xs, mask):
-        T, B = xs.shape[:2]
-        n = -(-T // chunk)
-        pad = n * chunk - T
-        if mask is None:
-            mask = jnp.ones((T, B), bool)
-        xs = jnp.pad(xs, ((0, pad), (0, 0), (0, 0)))
-        mask = jnp.pad(mask, ((0, pad), (0, 0)))  # padded steps hold the carry
-        xs = xs.reshape(n, chunk, *xs.shape[1:])
-        mask = mask.reshape(n, chunk, B)
-
-        @jax.checkpoint
-        def one_chunk(carry, inp):
-            return run(carry, *inp)
-
-        carry, ys = jax.lax.scan(one_chunk, carry, (xs, mask))
-        ys = ys.reshape(n * chunk, *ys.shape[2:])[:T]
-        return carry, ys
-
-    return run_chunked
-
-
-def remat_chunk(remat, T: int) -> int | None:
-    """Chunk length for `remat` (False/None: no remat; True: ceil(sqrt(T)); int: itself)."""
-    if remat is None or remat is False:
-        return None
-    if remat is True:
-        return max(1, math.isqrt(T - 1) + 1 if T > 1 else 1)
-    if isinstance(remat, int) and remat > 0:
-        return remat
-    raise ValueError(f"remat must be a bool or a positive int, got {remat!r}")
-
-
-def drive(run: Run, xs, carry0, *, time_major=False, reverse=False, seq_lengths=None, remat=False):
-    """Layout, masks, reverse and remat around a time-major `run`.
-
-    xs [batch, time, features] (or time-major) -> (carry, hs) in xs's layout.
-    """
-    xs = jnp.asarray(xs)
-    if xs.ndim != 3:
-        layout = "[time, batch, features]" if time_major else "[batch, time, features]"
-        raise ValueError(f"xs must be {layout}, got shape {xs.shape}")
-    if not time_major:
-        xs = jnp.swapaxes(xs, 0, 1)
-    T, B = xs.shape[:2]
-    mask = None
-    if seq_lengths is not None:
-        seq_lengths = jnp.asarray(seq_lengths)
-        if seq_lengths.shape != (B,):
-            raise ValueError(f"seq_lengths must be [batch]=({B},), got shape {seq_lengths.shape}")
-        mask = jnp.arange(T)[:, None] < seq_lengths[None, :]
-    if reverse:
-        xs = time_reverse(xs, seq_lengths)
-    chunk = remat_chunk(remat, T)
-    if chunk is not None:
-        run = chunked(run, chunk)
-    carry, ys = run(carry0, xs, mask)
-    if reverse:
-        ys = time_reverse(ys, seq_lengths)
-    if not time_major:
-        ys = jnp.swapaxes(ys, 0, 1)
-    return carry, ys
-
-
-def associative_run(cell: Cell, params, *, dtype=None, unroll: int = 1) -> Run:
-    """minGRU's h_t = a_t h_{t-1} + b_t by `jax.lax.associative_scan` over time
-    (`cell.project` gives (a, b)); masked steps get a = 1, b = 0 (hold)."""
-    del unroll  # no sequential loop to unroll
-
-    def run(h0, xs, mask):
-        a, b = cell.project(params, xs, dtype)
-        if mask is not None:
-            a = jnp.where(mask[..., None], a, 1.0)
-            b = jnp.where(mask[..., None], b, 0.0)
-        b = b.at[0].add(a[0] * h0)
-
-        def combine(earlier, later):  # compose h -> a h + b maps
-            return earlier[0] * later[0], later[0] * earlier[1] + later[1]
-
-        _, hs = jax.lax.associative_scan(combine, (a, b), axis=0)
-        hs = hs.astype(h0.dtype)
-        ys = hs if mask is None else jnp.where(mask[..., None], hs, 0.0)
-        return hs[-1], ys
-
-    return run
-
-
-def _fused_run(cell: Cell, params, *, dtype=None, unroll: int = 1) -> Run:
+def _fused_run(cell: Cell, params, *, dtype=None, unroll: int = 1, rec_mask=None) -> Run:
     from gru_jax.fused import fused_run  # the kernels load only when used
 
-    del cell
+    del cell, rec_mask  # resolve_impl has checked both
     return fused_run(params, dtype=dtype, unroll=unroll)
 
 
@@ -199,13 +49,30 @@ class Impl(enum.Enum):
     ASSOCIATIVE = "associative"
 
 
-# Impl -> (make_run(cell, params, *, dtype, unroll) -> Run, why_not(cell, params) -> str | None)
+class Needs(NamedTuple):
+    """What a call asks of an implementation beyond the cell and its params."""
+
+    complex: bool = False  # complex inputs or carry
+    recurrent_dropout: bool = False
+
+
+def _fused_why_not(cell: Cell, params, needs: Needs) -> str | None:
+    if cell is not GRU or gru_variant(params) != "reset_after":
+        return "impl='fused' runs the GRU with reset_after params only; use impl='reference'"
+    if needs.complex:
+        return "impl='fused' takes real inputs only (its backward is not holomorphic); " \
+               "use impl='reference'"
+    if needs.recurrent_dropout:
+        return "impl='fused' has no recurrent_dropout; use impl='reference'"
+    return None
+
+
+# Impl -> (make_run(cell, params, *, dtype, unroll, rec_mask) -> Run,
+#          why_not(cell, params, needs) -> None if it applies, else one line saying why not)
 _IMPLS = {
-    Impl.REFERENCE: (reference_run, lambda cell, params: None),
-    Impl.FUSED: (_fused_run, lambda cell, params: (
-        None if cell is GRU and gru_variant(params) == "reset_after"
-        else "impl='fused' runs the GRU with reset_after params only; use impl='reference'")),
-    Impl.ASSOCIATIVE: (associative_run, lambda cell, params: (
+    Impl.REFERENCE: (reference_run, lambda cell, params, needs: None),
+    Impl.FUSED: (_fused_run, _fused_why_not),
+    Impl.ASSOCIATIVE: (associative_run, lambda cell, params, needs: (
         None if cell is MINGRU
         else "impl='associative' runs minGRU only (a recurrence linear in h)")),
 }
@@ -217,79 +84,180 @@ AUTO_ORDER = {"cpu": (Impl.FUSED, Impl.REFERENCE)}
 _AUTO_DEFAULT = (Impl.FUSED, Impl.REFERENCE)
 
 
-def resolve_impl(impl: Impl | str, cell: Cell, params, backend: str | None = None) -> Impl:
-    """`impl` as a concrete Impl for `cell` and `params` on `backend`
+def resolve_impl(impl: Impl | str, cell: Cell, params, backend: str | None = None,
+                 needs: Needs | None = None) -> Impl:
+    """`impl` as a concrete Impl for `cell`, `params` and `needs` on `backend`
     (default: jax.default_backend()); "auto" picks the first of AUTO_ORDER that
-    supports them. An explicit impl that does not apply raises one line."""
+    applies. An explicit impl that does not apply raises one line."""
     try:
         impl = Impl(impl)
     except ValueError:
         names = ", ".join(repr(i.value) for i in Impl)
         raise ValueError(f"impl must be one of {names}, got {impl!r}") from None
+    needs = needs or Needs()
     if impl is Impl.AUTO:
         order = AUTO_ORDER.get(backend or jax.default_backend(), _AUTO_DEFAULT)
-        return next(i for i in order if _IMPLS[i][1](cell, params) is None)
-    why_not = _IMPLS[impl][1](cell, params)
+        return next(i for i in order if _IMPLS[i][1](cell, params, needs) is None)
+    why_not = _IMPLS[impl][1](cell, params, needs)
     if why_not is not None:
         raise ValueError(why_not)
     return impl
 
 
-def _batch_of(xs, time_major):
-    return jnp.shape(xs)[1 if time_major else 0]
+def _check_xs(cell: Cell, params, xs):
+    xs = jnp.asarray(xs)
+    want = cell.input_size(params) if cell.input_size is not None else xs.shape[-1]
+    if xs.ndim >= 1 and xs.shape[-1] != want:
+        raise ValueError(f"xs has {xs.shape[-1]} features (last axis of shape "
+                         f"{list(xs.shape)}); these {cell.name} params take {want}")
+    return xs
 
 
-def scan(
-    cell: Cell | str,
-    params,
-    xs,
-    carry0=None,
-    *,
-    time_major=False,
-    reverse=False,
-    seq_lengths=None,
-    unroll=1,
-    remat=False,
-    dtype=None,
-    impl: Impl | str = "auto",
-):
+def _initial_carry(cell: Cell, params, carry0, layout: Layout, xs, carry_dtype):
+    """carry0 (or zeros) flattened to [B, ...], in carry_dtype; the default dtype
+    is float32 (float64 for float64 params), complex for complex inputs."""
+    zeros = cell.zero_carry(params, (1,))
+    if carry_dtype is None and carry0 is None:
+        carry_dtype = jnp.result_type(default_carry_dtype(params),
+                                      *(xs.dtype,) * jnp.iscomplexobj(xs))
+    if carry0 is None:
+        carry = jax.tree_util.tree_map(
+            lambda z: jnp.zeros((layout.batch, *z.shape[1:]), carry_dtype), zeros)
+    else:
+        trailing = [z.shape[1:] for z in jax.tree_util.tree_leaves(zeros)]
+        leaves, tree = jax.tree_util.tree_flatten(carry0)
+        carry = tree.unflatten([layout.flat(c, "carry0", t) for c, t in zip(
+            leaves, trailing, strict=True)])
+    if carry_dtype is not None:
+        carry = jax.tree_util.tree_map(lambda c: c.astype(carry_dtype), carry)
+    return carry
+
+
+def _per_sequence(layout: Layout, T: int, seq_lengths, mask):
+    """seq_lengths [*batch] -> [B]; mask [*batch, T] ([T, *batch] if time_major) -> [B, T]
+    ([T, B]); each checked, one line if it does not fit."""
+    if seq_lengths is not None:
+        seq_lengths = layout.flat(seq_lengths, "seq_lengths")
+    if mask is not None:
+        mask = jnp.asarray(mask)
+        want = (T, *layout.batch_shape) if layout.time_major else (*layout.batch_shape, T)
+        if mask.shape != want:
+            raise ValueError(f"mask must have shape {list(want)} (as xs without features), "
+                             f"got {list(mask.shape)}")
+        mask = layout.flat_seq(mask)
+    return seq_lengths, mask
+
+
+def _dropout(cell, params, xs_flat, layout, carry, *, dropout, recurrent_dropout,
+             deterministic, rng):
+    """-> (xs with the input mask applied, recurrent mask [B, H] or None)."""
+    for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {rate!r}")
+    if deterministic or not (dropout or recurrent_dropout):
+        return xs_flat, None
+    if rng is None:
+        raise ValueError("dropout needs rng=a jax.random key (or deterministic=True)")
+    hidden = cell.hidden_of(carry).shape[-1]
+    in_mask, rec_mask = dropout_masks(rng, layout.batch, xs_flat.shape[-1], hidden,
+                                      dropout, recurrent_dropout)
+    if in_mask is not None:  # the same mask at every step: [B, I] on [B, T, I] or [T, B, I]
+        m = in_mask[None] if layout.time_major else in_mask[:, None]
+        xs_flat = (xs_flat * m).astype(xs_flat.dtype)
+    return xs_flat, rec_mask
+
+
+def scan(cell: Cell | str, params, xs, carry0=None, *, time_major=False, reverse=False,
+         seq_lengths=None, mask=None, zero_output_for_mask=True, unroll=1, remat=False,
+         dtype=None, carry_dtype=None, dropout=0.0, recurrent_dropout=0.0,
+         deterministic=False, rng=None, impl: Impl | str = "auto"):
     """Run `cell` (a Cell or its name: gru | lstm | rnn | mingru) over a sequence.
 
     Args:
       params: from the cell's init (e.g. `init_gru`).
-      xs: [batch, time, input] ([time, batch, input] if `time_major`).
-      carry0: the initial carry (default zeros): [batch, hidden], or the
+      xs: [*batch, time, input] (any number of batch axes, none for one
+        sequence [time, input]); [time, *batch, input] if `time_major`.
+      carry0: the initial carry (default zeros): [*batch, hidden], or the
         pair (c, h) for the LSTM.
-      reverse: run back to front (over each valid prefix with `seq_lengths`).
-      seq_lengths: [batch] int, valid length of each sequence: the carry
+      reverse: run back to front (over each valid prefix with `seq_lengths`);
+        the outputs stay aligned with xs.
+      seq_lengths: [*batch] int, valid length of each sequence: the carry
         returned is the state after the last valid step, hs is zero past it.
+      mask: [*batch, time] bool ([time, *batch] if time_major), Keras's mask:
+        where False the step is skipped (the carry is held); holes allowed.
+      zero_output_for_mask: outputs at masked steps are zero (True), or the
+        last output before them (False: Keras's RNN default; the initial
+        carry's hidden part before any valid step).
       unroll: time steps per loop iteration (`lax.scan`'s unroll).
       remat: False, True (chunks of ~sqrt(T) under `jax.checkpoint`) or a chunk length.
       dtype: compute dtype of the matrix products (e.g. jnp.bfloat16,
-        float32 accumulation); the state and gate math stay float32.
-      impl: an `Impl` or its name (module docstring); "auto" resolves per
-        backend (`resolve_impl`): the fused GRU for reset_after params, else
-        the reference scan.
+        float32 accumulation).
+      carry_dtype: dtype of the state (default float32, float64 for float64
+        params, complex64 for complex inputs; jnp.float16 / bfloat16 keep a
+        low-precision state, as flax does for float16 params and inputs).
+      dropout: rate of input dropout; recurrent_dropout: rate of dropout on
+        the state where it enters the recurrent products (not the carry).
+        One mask per sequence, the same at every step (variational dropout,
+        Gal & Ghahramani 2016; Keras's semantics, one mask for all gates),
+        scaled by 1 / (1 - rate). Need `rng` unless `deterministic`.
+      deterministic: no dropout (evaluation).
+      rng: a `jax.random` key for the dropout masks.
+      impl: an `Impl` or its name (module docstring). "auto" resolves per
+        backend (`resolve_impl`): the fused GRU for reset_after params, real
+        inputs and no recurrent_dropout (masks, dropout and carry_dtype it
+        runs itself), else the reference scan; under jax.jvp / jax.jacfwd
+        the reference scan as well.
 
     Returns:
-      (carry, hs [batch, time, hidden]) in xs's layout.
+      (carry, hs [*batch, time, hidden]) in xs's layout. A sequence of
+      length 0 returns carry0 (zeros by default) and an empty hs.
     """
     cell = get_cell(cell) if isinstance(cell, str) else cell
-    make_run = _IMPLS[resolve_impl(impl, cell, params)][0]
-    if carry0 is None:
-        carry0 = cell.zero_carry(params, (_batch_of(xs, time_major),))
-    run = make_run(cell, params, dtype=dtype, unroll=unroll)
-    return drive(run, xs, carry0, time_major=time_major, reverse=reverse,
-                 seq_lengths=seq_lengths, remat=remat)
+    xs = _check_xs(cell, params, xs)
+    layout = Layout.of(xs, time_major)
+    T = xs.shape[0 if time_major else -2]
+    carry = _initial_carry(cell, params, carry0, layout, xs, carry_dtype)
+    seq_lengths, mask = _per_sequence(layout, T, seq_lengths, mask)
+    xs_flat, rec_mask = _dropout(cell, params, layout.flat_seq(xs), layout, carry,
+                                 dropout=dropout, recurrent_dropout=recurrent_dropout,
+                                 deterministic=deterministic, rng=rng)
+    needs = Needs(jnp.iscomplexobj(xs) or any(
+        jnp.iscomplexobj(c) for c in jax.tree_util.tree_leaves(carry)), rec_mask is not None)
+    chosen = resolve_impl(impl, cell, params, needs=needs)
+    if T == 0:
+        hidden = cell.hidden_of(carry)
+        hs = jnp.zeros((0, *hidden.shape) if time_major else (hidden.shape[0], 0, hidden.shape[1]),
+                       hidden.dtype)
+        return layout.unflat(carry), layout.unflat_seq(hs)
+
+    def go(which):
+        run = _IMPLS[which][0](cell, params, dtype=dtype, unroll=unroll, rec_mask=rec_mask)
+        return drive(run, xs_flat, carry, time_major=time_major, reverse=reverse,
+                     seq_lengths=seq_lengths, mask=mask, remat=remat,
+                     zero_output_for_mask=zero_output_for_mask, y0=cell.hidden_of(carry))
+
+    try:
+        carry, hs = go(chosen)
+    except TypeError as e:  # forward-mode autodiff reached the fused custom_vjp
+        if chosen is not Impl.FUSED or "forward-mode" not in str(e):
+            raise
+        if Impl(impl) is not Impl.AUTO:
+            raise ValueError("impl='fused' has a reverse-mode derivative only; for jax.jvp, "
+                             "jax.jacfwd or jax.linearize pass impl='auto' or 'reference'"
+                             ) from None
+        carry, hs = go(Impl.REFERENCE)
+    return layout.unflat(carry), layout.unflat_seq(hs)
 
 
 def gru_scan(params, xs, h0=None, **options):
     """Run a GRU (params from `init_gru`, either variant):
     xs [batch, time, input] -> (h_last [batch, hidden], hs [batch, time, hidden]).
 
-    `options` as `scan`'s: time_major, reverse, seq_lengths, unroll, remat,
-    dtype, impl ("auto": the fused GRU with its hand-written backward for
-    reset_after params, the reference scan for reset_before).
+    `options` as `scan`'s (time_major, reverse, seq_lengths, mask,
+    zero_output_for_mask, unroll, remat, dtype, carry_dtype, dropout,
+    recurrent_dropout, deterministic, rng, impl). impl="auto" runs the fused
+    GRU (hand-written backward) for reset_after params and the reference scan
+    for reset_before, complex inputs, recurrent_dropout and forward-mode autodiff.
     """
     return scan(GRU, params, xs, h0, **options)
 
@@ -311,7 +279,8 @@ def mingru_scan(params, xs, h0=None, **options):
 
     `options` as `scan`'s; impl="associative" solves the linear recurrence
     h_t = a_t h_{t-1} + b_t with `jax.lax.associative_scan` (O(log T) depth)
-    instead of the sequential loop.
+    instead of the sequential loop. minGRU has no recurrent product, so no
+    recurrent_dropout.
     """
     return scan(MINGRU, params, xs, h0, **options)
 

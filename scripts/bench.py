@@ -172,7 +172,7 @@ def case_gru_jax(B, T, IN, H, *, impl="auto", remat=False, name="gru_jax", plan=
     dtype = _dtype()
     if plan is not None:
         from gru_jax.fused import fused_run
-        from gru_jax.scan import drive
+        from gru_jax.loop import drive
 
         def last_hidden(p, xs):
             h0 = jnp.zeros((B, H), jnp.float32)

@@ -188,7 +188,8 @@ def test_chrono_init_range():
     lambda: gru_scan(init_gru(jax.random.key(0), IN, H, variant="reset_before"),
                      jnp.ones((B, T, IN)), impl="fused"),
     lambda: gru_scan(init_gru(jax.random.key(0), IN, H), jnp.ones((B, T, IN)), impl="nope"),
-    lambda: gru_scan(init_gru(jax.random.key(0), IN, H), jnp.ones((T, IN))),
+    lambda: gru_scan(init_gru(jax.random.key(0), IN, H), jnp.ones((IN,))),  # no time axis
+    lambda: gru_scan(init_gru(jax.random.key(0), IN, H), jnp.ones((B, T, IN + 1))),
     lambda: gru_scan(init_gru(jax.random.key(0), IN, H), jnp.ones((B, T, IN)),
                      seq_lengths=jnp.ones((B + 1,), int)),
     lambda: gru_scan(init_gru(jax.random.key(0), IN, H), jnp.ones((B, T, IN)), remat=0),

@@ -16,7 +16,7 @@ import pytest
 
 from gru_jax import gru_scan, init_gru
 from gru_jax.fused import Plan, default_plan, fused_run
-from gru_jax.scan import drive
+from gru_jax.loop import drive
 
 B, IN, H = 3, 2, 5
 LENGTHS = [7, 3, 1]

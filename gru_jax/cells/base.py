@@ -4,14 +4,19 @@ A cell is four pure functions over a params pytree (a flat dict of arrays):
 
     init(key, input_size, hidden_size, **options) -> params
     project(params, x, dtype) -> xp          # x [..., input] -> pytree of [..., *]
-    step(params, carry, xp_t, dtype) -> (carry, y_t)
+    step(params, carry, xp_t, dtype, rec_mask=None) -> (carry, y_t)
     zero_carry(params, batch_shape) -> carry
 
 `project` holds every term that depends on the input alone (input kernels
 and input biases), so a time loop can hoist it out and run one large matrix
 product over all time steps; `step` holds the recurrence. `dtype` is the
 compute dtype of the matrix products (None: the params' dtype); gate
-nonlinearities and the carry stay in float32 or wider.
+nonlinearities and the carry stay in float32 or wider. `rec_mask`
+[batch, hidden] (recurrent dropout) multiplies the state where it enters the
+recurrent products, not where it carries over (Keras's semantics).
+Beside the functions, a cell names the part of its carry a head reads
+(`hidden_of`; y_t = hidden_of(carry_t) for every cell here) and the input
+size its params expect (`input_size`; None: not checked).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class Cell(NamedTuple):
     step: Callable[..., tuple[Carry, jax.Array]]
     zero_carry: Callable[[Params, tuple[int, ...]], Carry]
     hidden_of: Callable[[Carry], jax.Array]  # the part of the carry a head reads
+    input_size: Callable[[Params], int] | None = None  # features xs must have
 
 
 def carry_dtype(params: Params):

@@ -132,18 +132,20 @@ def reset_after_factors(h, r, z, n, a):
     return A * a * r * (1.0 - r), (h - n) * z * (1.0 - z), A * r, A, z
 
 
-def gru_recur(params: Params, h: jax.Array, xp, dtype=None) -> jax.Array:
-    """One recurrent step from projected inputs: h [batch, hidden] -> h' [batch, hidden]."""
-    hr = _init.dot(h, params["w_hr"], dtype)
-    hz = _init.dot(h, params["w_hz"], dtype)
+def gru_recur(params: Params, h: jax.Array, xp, dtype=None, rec_mask=None) -> jax.Array:
+    """One recurrent step from projected inputs: h [batch, hidden] -> h' [batch, hidden].
+    `rec_mask` [batch, hidden] scales h in the recurrent products (dropout)."""
+    hd = h if rec_mask is None else h * rec_mask
+    hr = _init.dot(hd, params["w_hr"], dtype)
+    hz = _init.dot(hd, params["w_hz"], dtype)
     if gru_variant(params) == "reset_after":
-        hn = _init.dot(h, params["w_hn"], dtype)
+        hn = _init.dot(hd, params["w_hn"], dtype)
         _, z, n, _ = reset_after_gates(xp, (hr, hz, hn), params["b_hn"])
     else:  # reset_before: the reset gate scales h before its product
         xr, xz, xn = xp
         r = jax.nn.sigmoid(xr + hr)
         z = jax.nn.sigmoid(xz + hz)
-        n = jnp.tanh(xn + _init.dot(r * h, params["w_hn"], dtype))
+        n = jnp.tanh(xn + _init.dot(r * hd, params["w_hn"], dtype))
     return gru_update(h, z, n).astype(h.dtype)
 
 
@@ -156,8 +158,8 @@ def gru_step(params: Params, h: jax.Array, x: jax.Array, *, dtype=None) -> jax.A
     return gru_recur(params, h, gru_project(params, x, dtype), dtype)
 
 
-def _step(params, h, xp, dtype=None):
-    h = gru_recur(params, h, xp, dtype)
+def _step(params, h, xp, dtype=None, rec_mask=None):
+    h = gru_recur(params, h, xp, dtype, rec_mask)
     return h, h
 
 
@@ -165,4 +167,5 @@ def _zero_carry(params, batch_shape):
     return jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
 
 
-GRU = Cell("gru", init_gru, gru_project, _step, _zero_carry, lambda h: h)
+GRU = Cell("gru", init_gru, gru_project, _step, _zero_carry, lambda h: h,
+           lambda params: params["w_ir"].shape[0])

@@ -54,14 +54,16 @@ def lstm_project(params: Params, x: jax.Array, dtype=None):
     return tuple(_init.dot(x, params[f"w_i{g}"], dtype) + params[f"b_{g}"] for g in GATES)
 
 
-def lstm_recur(params: Params, carry, xp, dtype=None):
-    """(c, h) [batch, hidden] each -> (c', h')."""
+def lstm_recur(params: Params, carry, xp, dtype=None, rec_mask=None):
+    """(c, h) [batch, hidden] each -> (c', h'); `rec_mask` [batch, hidden]
+    scales h in the recurrent products (dropout)."""
     c, h = carry
+    hd = h if rec_mask is None else h * rec_mask
     xi, xf, xg, xo = xp
-    i = jax.nn.sigmoid(xi + _init.dot(h, params["w_hi"], dtype))
-    f = jax.nn.sigmoid(xf + _init.dot(h, params["w_hf"], dtype))
-    g = jnp.tanh(xg + _init.dot(h, params["w_hg"], dtype))
-    o = jax.nn.sigmoid(xo + _init.dot(h, params["w_ho"], dtype))
+    i = jax.nn.sigmoid(xi + _init.dot(hd, params["w_hi"], dtype))
+    f = jax.nn.sigmoid(xf + _init.dot(hd, params["w_hf"], dtype))
+    g = jnp.tanh(xg + _init.dot(hd, params["w_hg"], dtype))
+    o = jax.nn.sigmoid(xo + _init.dot(hd, params["w_ho"], dtype))
     c = (f * c + i * g).astype(c.dtype)
     return c, (o * jnp.tanh(c)).astype(h.dtype)
 
@@ -71,8 +73,8 @@ def lstm_step(params: Params, carry, x: jax.Array, *, dtype=None):
     return lstm_recur(params, carry, lstm_project(params, x, dtype), dtype)
 
 
-def _step(params, carry, xp, dtype=None):
-    carry = lstm_recur(params, carry, xp, dtype)
+def _step(params, carry, xp, dtype=None, rec_mask=None):
+    carry = lstm_recur(params, carry, xp, dtype, rec_mask)
     return carry, carry[1]
 
 
@@ -81,4 +83,5 @@ def _zero_carry(params, batch_shape):
     return z, z
 
 
-LSTM = Cell("lstm", init_lstm, lstm_project, _step, _zero_carry, lambda c: c[1])
+LSTM = Cell("lstm", init_lstm, lstm_project, _step, _zero_carry, lambda c: c[1],
+            lambda params: params["w_ii"].shape[0])

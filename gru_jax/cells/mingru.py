@@ -54,7 +54,9 @@ def mingru_step(params: Params, h: jax.Array, x: jax.Array, *, dtype=None) -> ja
     return (a * h + b).astype(h.dtype)
 
 
-def _step(params, h, xp, dtype=None):
+def _step(params, h, xp, dtype=None, rec_mask=None):
+    if rec_mask is not None:
+        raise ValueError("recurrent_dropout: minGRU has no recurrent product; use dropout")
     a, b = xp
     h = (a * h + b).astype(h.dtype)
     return h, h
@@ -64,4 +66,5 @@ def _zero_carry(params, batch_shape):
     return jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
 
 
-MINGRU = Cell("mingru", init_mingru, mingru_project, _step, _zero_carry, lambda h: h)
+MINGRU = Cell("mingru", init_mingru, mingru_project, _step, _zero_carry, lambda h: h,
+              lambda params: params["w_z"].shape[0])

@@ -38,9 +38,11 @@ def rnn_project(params: Params, x: jax.Array, dtype=None) -> jax.Array:
     return _init.dot(x, params["w_i"], dtype) + params["b"]
 
 
-def rnn_recur(params: Params, h: jax.Array, xp: jax.Array, dtype=None) -> jax.Array:
-    """h [batch, hidden] -> h' [batch, hidden]."""
-    return jnp.tanh(xp + _init.dot(h, params["w_h"], dtype)).astype(h.dtype)
+def rnn_recur(params: Params, h: jax.Array, xp: jax.Array, dtype=None,
+              rec_mask=None) -> jax.Array:
+    """h [batch, hidden] -> h' [batch, hidden]; `rec_mask` scales h in the product."""
+    hd = h if rec_mask is None else h * rec_mask
+    return jnp.tanh(xp + _init.dot(hd, params["w_h"], dtype)).astype(h.dtype)
 
 
 def rnn_step(params: Params, h: jax.Array, x: jax.Array, *, dtype=None) -> jax.Array:
@@ -48,8 +50,8 @@ def rnn_step(params: Params, h: jax.Array, x: jax.Array, *, dtype=None) -> jax.A
     return rnn_recur(params, h, rnn_project(params, x, dtype), dtype)
 
 
-def _step(params, h, xp, dtype=None):
-    h = rnn_recur(params, h, xp, dtype)
+def _step(params, h, xp, dtype=None, rec_mask=None):
+    h = rnn_recur(params, h, xp, dtype, rec_mask)
     return h, h
 
 
@@ -57,4 +59,5 @@ def _zero_carry(params, batch_shape):
     return jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
 
 
-RNN = Cell("rnn", init_rnn, rnn_project, _step, _zero_carry, lambda h: h)
+RNN = Cell("rnn", init_rnn, rnn_project, _step, _zero_carry, lambda h: h,
+           lambda params: params["w_i"].shape[0])
