@@ -159,7 +159,7 @@ def _dtype():
 
 
 def case_gru_jax(B, T, IN, H, *, impl="auto", remat=False, name="gru_jax", plan=None,
-                 time_major=False):
+                 time_major=False, options=None):
     import jax
     import jax.numpy as jnp
 
@@ -181,7 +181,7 @@ def case_gru_jax(B, T, IN, H, *, impl="auto", remat=False, name="gru_jax", plan=
     else:
         def last_hidden(p, xs):
             return gru_jax.gru_scan(p, xs, impl=impl, remat=remat, dtype=dtype,
-                                    time_major=time_major)[0]
+                                    time_major=time_major, **(options or {}))[0]
 
     return _jax_case(name, last_hidden, params, xs, y, head)
 
@@ -293,9 +293,30 @@ def case_floor(B, T, IN, H):
     return Case("floor", lambda: c(w), None, None, None, "forward only")
 
 
+def jax_key(seed):
+    import jax
+
+    return jax.random.key(seed)
+
+
+def jax_random_mask(B, T, keep=0.8):
+    """[B, T] bool, each step kept with probability `keep` (a mask with holes)."""
+    import jax
+
+    return jax.random.bernoulli(jax.random.key(7), keep, (B, T))
+
+
 BUILDERS = {
     "gru_jax": case_gru_jax,
     "gru_jax[ref]": lambda *s: case_gru_jax(*s, impl="reference", name="gru_jax[ref]"),
+    # the cost of scan options (impl="auto"): masks with holes and input dropout
+    # run in the fused GRU; recurrent dropout falls back to the reference scan
+    "gru_jax[mask]": lambda B, T, *s: case_gru_jax(B, T, *s, name="gru_jax[mask]", options=dict(
+        mask=jax_random_mask(B, T), zero_output_for_mask=False)),
+    "gru_jax[dropout]": lambda *s: case_gru_jax(*s, name="gru_jax[dropout]", options=dict(
+        dropout=0.1, rng=jax_key(0))),
+    "gru_jax[rec_dropout]": lambda *s: case_gru_jax(*s, name="gru_jax[rec_dropout]", options=dict(
+        recurrent_dropout=0.1, rng=jax_key(0))),
     "flax.linen": case_flax_linen,
     "flax.nnx": case_flax_nnx,
     "keras": case_keras,
@@ -496,6 +517,7 @@ def ablation_forward(B, T, IN, H, repeats):
     import jax.numpy as jnp
 
     import gru_jax
+    from gru_jax.cells.gru import gru_update, reset_after_gates
     from gru_jax.fused import fuse_params
 
     xs = jnp.swapaxes(_data(B, T, IN, H)[0], 0, 1)
@@ -504,11 +526,9 @@ def ablation_forward(B, T, IN, H, repeats):
     h0 = jnp.zeros((B, H))
     S3 = lambda a: (a[..., :H], a[..., H:2 * H], a[..., 2 * H:])  # noqa: E731
 
-    def cell(h, ir, iz, in_, hr, hz, hn):
-        r = jax.nn.sigmoid(ir + hr)
-        z = jax.nn.sigmoid(iz + hz)
-        n = jnp.tanh(in_ + r * (hn + b_hn))
-        return n + z * (h - n)
+    def cell(h, ir, iz, in_, hr, hz, hn):  # the library's gate math, one formulation per form
+        _, z, n, _ = reset_after_gates((ir, iz, in_), (hr, hz, hn), b_hn)
+        return gru_update(h, z, n)
 
     def scan(step, xs, unroll=1):
         return jax.lax.scan(lambda h, x: (step(h, x),) * 2, h0, xs, unroll=unroll)[1]
@@ -540,12 +560,11 @@ def ablation_forward(B, T, IN, H, repeats):
         jnp.concatenate([w_h[:, :2 * H], jnp.zeros((H, H)), w_h[:, 2 * H:]], 1)], 0)
     b4 = jnp.concatenate([bi3, b_hn])
 
-    def cat_step(h, x):
+    def cat_step(h, x):  # columns r, z, n_x, n_h (b_hn in): h terms r, z already summed in
         g = jnp.concatenate([x, h], 1) @ W4 + b4
-        r = jax.nn.sigmoid(g[:, :H])
-        z = jax.nn.sigmoid(g[:, H:2 * H])
-        n = jnp.tanh(g[:, 2 * H:3 * H] + r * g[:, 3 * H:])
-        return n + z * (h - n)
+        xp = (g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H])
+        _, z, n, _ = reset_after_gates(xp, (0.0, 0.0, g[:, 3 * H:]), 0.0)
+        return gru_update(h, z, n)
 
     forms["[x, h] [I+H, 4H] in one product (b_hn folded in)"] = lambda xs: scan(cat_step, xs)
 
