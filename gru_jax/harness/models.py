@@ -140,7 +140,8 @@ def perturbed_cell(cell: Cell, input_size: int) -> Cell:
         carry = _add_to_hidden(cell, carry, d_t.astype(cell.hidden_of(carry).dtype))
         return carry, cell.hidden_of(carry)
 
-    return cell._replace(project=project, step=step)
+    # its xs has input_size + hidden features: not the params' input size
+    return cell._replace(project=project, step=step, input_size=None)
 
 
 def apply_with_delta(params, x: jax.Array, delta: jax.Array, model_cfg, target: str):
