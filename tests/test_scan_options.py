@@ -12,7 +12,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gru_jax import gru_scan, init_gru, init_lstm, init_mingru, lstm_scan, mingru_scan, scan
+from gru_jax import (
+    gru_scan,
+    init_gru,
+    init_lstm,
+    init_mingru,
+    init_rnn,
+    lstm_scan,
+    mingru_scan,
+    scan,
+)
 from gru_jax.interop import to_flax_gru_cell
 from gru_jax.loop import dropout_masks
 
@@ -203,6 +212,33 @@ def test_dropout_uses_one_mask_per_sequence_at_every_step():
     close(a, gru_scan(p, xs, h0, dropout=0.3, rng=rng, impl="reference")[1])
     with pytest.raises(ValueError, match="no recurrent_dropout"):
         gru_scan(p, xs, h0, recurrent_dropout=0.4, rng=rng, impl="fused")
+
+
+def test_lstm_and_rnn_recurrent_dropout_follow_the_same_protocol():
+    """The tanh RNN and the LSTM drop the state where it enters the recurrent
+    product, with one mask per sequence, as the GRU does (numpy loops)."""
+    B, T = 2, 5
+    xs = jax.random.normal(jax.random.key(20), (B, T, IN))
+    rng = jax.random.key(21)
+    m_in, m_rec = (np.asarray(m, np.float64) for m in dropout_masks(rng, B, IN, H, 0.25, 0.5))
+    pr = {k: np.asarray(v, np.float64) for k, v in init_rnn(jax.random.key(1), IN, H).items()}
+    _, hs = scan("rnn", init_rnn(jax.random.key(1), IN, H), xs, dropout=0.25,
+                 recurrent_dropout=0.5, rng=rng)
+    pl = {k: np.asarray(v, np.float64) for k, v in init_lstm(jax.random.key(2), IN, H).items()}
+    _, hs_l = lstm_scan(init_lstm(jax.random.key(2), IN, H), xs, dropout=0.25,
+                        recurrent_dropout=0.5, rng=rng)
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    for b in range(B):
+        h, c, hl = np.zeros(H), np.zeros(H), np.zeros(H)
+        for t in range(T):
+            x = np.asarray(xs[b, t], np.float64) * m_in[b]
+            h = np.tanh(x @ pr["w_i"] + (h * m_rec[b]) @ pr["w_h"] + pr["b"])
+            close(hs[b, t], h)
+            pre = {g: x @ pl[f"w_i{g}"] + (hl * m_rec[b]) @ pl[f"w_h{g}"] + pl[f"b_{g}"]
+                   for g in "ifgo"}
+            c = sig(pre["f"]) * c + sig(pre["i"]) * np.tanh(pre["g"])
+            hl = sig(pre["o"]) * np.tanh(c)
+            close(hs_l[b, t], hl)
 
 
 def test_deterministic_is_identity_and_rng_is_required():
