@@ -36,13 +36,15 @@ def main(argv):
     cli.setup(argv)
     cli.enable_compilation_cache()
     maybe_initialize()  # a multi-host job (SLURM, JAX_COORDINATOR_ADDRESS): before any JAX call
-    from gru_jax.harness.train import EXIT_PREEMPTED, Preempted, train_and_evaluate
+    from gru_jax.harness.records import RunSummary
+    from gru_jax.harness.train import EXIT_PREEMPTED, Preempted, one_line, train_and_evaluate
 
     try:
         config = config_from_flag(_CONFIG)
         if not _WORKDIR.value:
             raise WorkdirError("--workdir: required")
-        train_and_evaluate(config, _WORKDIR.value)
+        summary = train_and_evaluate(config, _WORKDIR.value)
+        print(one_line(RunSummary.from_dict(summary), _WORKDIR.value), flush=True)
     except (ConfigError, WorkdirError) as e:
         cli.die(str(e))
     except Preempted as e:

@@ -77,7 +77,7 @@ def test_forecast_models_match_the_keras_parameter_counts(study):
 
 def test_forecast_parameter_count_is_what_the_trainer_builds():
     """create_train_state (what train_and_evaluate counts as num_params) agrees."""
-    from gru_jax.harness.train import create_train_state
+    from gru_jax.harness.steps import create_train_state
 
     config = sweep.load_experiment(ROOT / "experiments" / "forecast.py").get_config()
     task = validate(config)

@@ -20,7 +20,7 @@ from conftest import experiment_config, make_tiny_config, run_train, start_train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gru_jax.errors import WorkdirError
-from gru_jax.harness import train as train_mod
+from gru_jax.harness.steps import train_step
 from gru_jax.harness.train import EXIT_PREEMPTED, train_and_evaluate
 
 # 60 steps with a checkpoint every 5: long enough to interrupt, short enough to run often.
@@ -163,17 +163,14 @@ def test_half_written_checkpoint_is_ignored(tmp_path, reference):
     assert not partial.exists() and ckpt_steps(workdir) == [55, 60]
 
 
-def test_nan_at_step_k_stops_as_diverged(tmp_path, monkeypatch):
+def test_nan_at_step_k_stops_as_diverged(tmp_path):
     k = 7
-    real_step = train_mod.train_step
-
-    def poisoned(state, batch):  # NaN inputs at (1-based) step k only
+    def poisoned(state, batch, lr_scale):  # NaN inputs at (1-based) step k only
         x = jnp.where(state.step == k - 1, jnp.nan, batch["x"])
-        return real_step(state, {**batch, "x": x})
+        return train_step(state, {**batch, "x": x}, lr_scale)
 
-    monkeypatch.setattr(train_mod, "train_step", poisoned)
     config = make_tiny_config(**{"train.steps": 20, "train.log_every": 5})
-    summary = train_and_evaluate(config, str(tmp_path))
+    summary = train_and_evaluate(config, str(tmp_path), train_step=poisoned)
     assert summary["status"] == "diverged"
     assert summary["diverged_at"] == k and summary["step"] == k - 1
     assert [e["step"] for e in summary["eval_history"]] == [3, 6]
@@ -215,13 +212,12 @@ def test_unwritable_workdir(tmp_path):
         train_and_evaluate(make_tiny_config(), str(blocker / "run"))
 
 
-def test_unexpected_error_writes_failed_summary(tmp_path, monkeypatch):
-    def broken(self, step, image=False):
+def test_unexpected_error_writes_failed_summary(tmp_path):
+    def broken(state, batch):  # the first evaluation (step 3) fails
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(train_mod._Run, "evaluate", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        train_and_evaluate(make_tiny_config(), str(tmp_path))
+        train_and_evaluate(make_tiny_config(), str(tmp_path), eval_step=broken)
     summary = summary_of(tmp_path)
     assert summary["status"] == "failed" and summary["step"] == 3
     assert summary["error"] == "RuntimeError: disk on fire"

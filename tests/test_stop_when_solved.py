@@ -16,13 +16,8 @@ from gru_jax.errors import ConfigError
 from gru_jax.harness import diagnostics, sweep
 from gru_jax.harness.config import validate
 from gru_jax.harness.models import hidden_grads, model_spec
-from gru_jax.harness.train import (
-    DIAGNOSTIC_EXAMPLES,
-    EVAL_SEED,
-    create_train_state,
-    task_loss,
-    train_and_evaluate,
-)
+from gru_jax.harness.steps import create_train_state, task_loss
+from gru_jax.harness.train import DIAGNOSTIC_EXAMPLES, EVAL_SEED, train_and_evaluate
 
 # Solvable in a few hundred steps: GRU hidden 8, adding problem at T = 8.
 EASY = {"train.steps": 400, "train.eval_every": 20, "train.checkpoint_every": 1000,

@@ -14,7 +14,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from gru_jax.harness.train import make_schedule, train_and_evaluate
+from gru_jax.harness.steps import make_schedule
+from gru_jax.harness.train import train_and_evaluate
 
 RUN = {"train.steps": 4, "train.eval_every": 2, "train.checkpoint_every": 2, "train.log_every": 1}
 
@@ -86,8 +87,12 @@ def test_hparams_session(sweep_dir):
     start = _hparams_data(acc, "_hparams_/session_start_info").session_start_info
     assert start.hparams["model.cell"].string_value == "gru"
     assert start.hparams["model.hidden_size"].number_value == 6
-    assert start.hparams["model.remat"].string_value == "False"
-    assert start.hparams["train.progress"].bool_value is False
+    # typed values (remat is a bool here), and only what changes the training
+    assert start.hparams["model.remat"].HasField("bool_value")
+    assert start.hparams["model.remat"].bool_value is False
+    assert start.hparams["train.learning_rate"].number_value == pytest.approx(1e-2)
+    for watching in ("train.progress", "train.log_every", "train.keep_checkpoints"):
+        assert watching not in start.hparams
     end = _hparams_data(acc, "_hparams_/session_end_info").session_end_info
     assert end.status == 1  # STATUS_SUCCESS
 

@@ -17,14 +17,14 @@ from gru_jax.harness import diagnostics
 from gru_jax.harness.checkpoint import Checkpointer
 from gru_jax.harness.config import validate
 from gru_jax.harness.models import apply_model, hidden_grads, init_model
-from gru_jax.harness.train import (
+from gru_jax.harness.steps import (
     create_train_state,
     make_schedule,
     task_loss,
     task_metric,
-    train_and_evaluate,
     train_step,
 )
+from gru_jax.harness.train import train_and_evaluate
 
 SUMMARY_FIELDS = {
     "status", "step", "num_devices", "final", "num_params", "solved", "steps_to_solve",

@@ -32,17 +32,17 @@ log = logging.getLogger(__name__)
 class Checkpointer:
     """An Orbax CheckpointManager over ``<workdir>/checkpoints``, saving
     synchronously (a finished `save` is a complete checkpoint; the states here
-    are small), keeping the `keep` newest steps."""
+    are small), every `every` steps (`due`), keeping the `keep` newest."""
 
     def __init__(self, workdir: str, *, keep: int, every: int):
         import orbax.checkpoint as ocp
 
         self._ocp = ocp
         self.workdir = workdir
+        self.every = every
         self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
         self._options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
-            save_interval_steps=every,
             enable_async_checkpointing=False,
             create=True,
             cleanup_tmp_directories=True,
@@ -57,17 +57,21 @@ class Checkpointer:
         """The complete checkpoints' steps, oldest first."""
         return sorted(self.manager.all_steps())
 
+    def due(self, step: int) -> bool:
+        """`step` is a save step (a multiple of `every`)."""
+        return step % self.every == 0
+
     def save(self, step: int, state, meta: dict, *, force: bool = False) -> bool:
-        """Save `state` (a pytree) and `meta` (JSON-able) at `step` if it is a
-        save step (every `every` steps) or `force`; True if it saved."""
+        """Save `state` (a pytree) and `meta` (JSON-able) at `step` if it is `due` or
+        `force` (the last step, a stop); True if it saved."""
         ocp = self._ocp
-        if step in self.manager.all_steps():
-            return False  # already there (e.g. a resumed run's first step)
+        if not (force or self.due(step)) or step in self.manager.all_steps():
+            return False  # not a save step, or already there (a resumed run's first step)
         saved = self.manager.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                     meta=ocp.args.JsonSave(meta)),
-            force=force,
+            force=True,  # the cadence is decided above
         )
         self.manager.wait_until_finished()
         return bool(saved)

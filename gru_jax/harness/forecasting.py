@@ -45,7 +45,7 @@ def load_run(workdir: str) -> Run:
     import ml_collections
 
     from gru_jax.harness.config import validate
-    from gru_jax.harness.train import create_train_state
+    from gru_jax.harness.steps import create_train_state
 
     stored = read_json(os.path.join(workdir, CONFIG_FILE))
     if stored is None:

@@ -537,12 +537,8 @@ def measure_costs(config, pairs: Sequence[tuple[str, int]], *, repeats: int = 5,
     import jax
 
     from gru_jax.harness.config import apply_overrides, validate
-    from gru_jax.harness.train import (
-        compiled_memory_bytes,
-        create_train_state,
-        machine_info,
-        train_step,
-    )
+    from gru_jax.harness.machine import machine_info
+    from gru_jax.harness.steps import compiled_memory_bytes, create_train_state, train_step
 
     progs = []
     for arm, hidden in pairs:

@@ -34,11 +34,7 @@ _STATUS = {"done": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE", "failed": "ST
 
 
 def hparam_value(v):
-    """A config value as a TensorBoard hparam: str, bool or float (anything else -> str).
-
-    The HParams plugin needs one type per name across the runs of a sweep, so a
-    value that can be a bool or an int (model.remat) should come in as a string.
-    """
+    """A config value as a TensorBoard hparam: str, bool or float (anything else -> str)."""
     if isinstance(v, (bool, str)):
         return v
     if isinstance(v, numbers.Real):
