@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax.cells import gru_step
-from gru_jax.stacked import carry_dtype_of, init_cell, init_layer, layer_scan
+from gru_jax.stacked import carry_dtype_of, gru_cell_with, init_cell, init_layer, layer_scan
 
 _CHRONO_CELLS = ("gru", "lstm")
 Initializer = Callable[..., jax.Array]
@@ -71,64 +71,85 @@ class _Layer(nn.Module):
     bidirectional: bool = False
     merge_mode: str = "concat"
     dropout: float = 0.0
+    input_dropout: float = 0.0
+    recurrent_dropout: float = 0.0
     deterministic: bool | None = None
     time_major: bool = False
+    zero_output_for_mask: bool = True
     dtype: Any = None
     param_dtype: Any = jnp.float32
+    carry_dtype: Any = None
     remat: bool | int = False
     unroll: int = 1
+    impl: str = "auto"
     features: int | None = None
 
-    def _run(self, cell: str, xs, carry0, seq_lengths, reverse, deterministic, **scan_kw):
-        params = self.param(cell, lambda key: init_layer(
+    def _run(self, name: str, cell, xs, carry0, seq_lengths, mask, reverse, deterministic):
+        params = self.param(name, lambda key: init_layer(
             cell, key, xs.shape[-1], hidden_of(self), num_layers=self.num_layers,
             bidirectional=self.bidirectional, merge_mode=self.merge_mode,
-            **init_options(self, cell)))
-        drop = self.dropout > 0 and self.num_layers > 1
+            **init_options(self, name)))
+        drop = (self.dropout > 0 and self.num_layers > 1) or self.input_dropout > 0 \
+            or self.recurrent_dropout > 0
         deterministic = nn.merge_param("deterministic", self.deterministic,
                                        deterministic) if drop else True
         rng = None if deterministic else self.make_rng("dropout")
         return layer_scan(cell, params, xs, carry0, reverse=reverse, merge_mode=self.merge_mode,
-                          dropout=self.dropout, deterministic=deterministic, rng=rng,
-                          seq_lengths=seq_lengths, time_major=self.time_major,
-                          unroll=self.unroll, remat=self.remat, dtype=self.dtype, **scan_kw)
+                          dropout=self.dropout, input_dropout=self.input_dropout,
+                          recurrent_dropout=self.recurrent_dropout, deterministic=deterministic,
+                          rng=rng, seq_lengths=seq_lengths, mask=mask,
+                          zero_output_for_mask=self.zero_output_for_mask,
+                          time_major=self.time_major, carry_dtype=self.carry_dtype,
+                          unroll=self.unroll, remat=self.remat, dtype=self.dtype,
+                          impl=self.impl)
 
 
 class GRU(_Layer):
-    """GRU layer(s) over `gru_scan` / `stacked_scan`: xs [batch, time, input]
-    ([time, batch, input] if `time_major`) -> (carry, outputs).
+    """GRU layer(s) over `gru_jax.scan` / `stacked_scan`: xs [*batch, time, input]
+    ([time, *batch, input] if `time_major`) -> (carry, outputs).
 
     Attributes mirror `init_gru` (variant, chrono_t_max, input_init,
     param_dtype; flax's kernel_init, recurrent_kernel_init, bias_init), the
-    stack (num_layers, bidirectional, merge_mode, dropout between layers with
-    the ``"dropout"`` rng unless deterministic) and the scan (time_major;
-    dtype: compute dtype of the matrix products, remat, unroll, impl).
+    stack (num_layers, bidirectional, merge_mode; torch's `dropout` between
+    layers), Keras's per-layer `input_dropout` (its ``dropout``) and
+    `recurrent_dropout` (all drawing the ``"dropout"`` rng unless
+    deterministic), and the scan (time_major, zero_output_for_mask for
+    `mask`, carry_dtype, dtype: compute dtype of the matrix products, remat,
+    unroll, impl). flax's `gate_fn` / `activation_fn` replace sigmoid / tanh;
+    any other than those runs the reference scan (the fused backward is
+    written for sigmoid and tanh).
     """
 
     variant: str = "reset_after"
-    impl: str = "auto"
+    gate_fn: Callable = jax.nn.sigmoid
+    activation_fn: Callable = jnp.tanh
 
     @nn.compact
-    def __call__(self, xs, h0=None, seq_lengths=None, reverse=False, deterministic=None):
-        """xs [batch, time, input], h0 [batch, hidden] ([layers * directions, batch,
-        hidden] when stacked) or None, seq_lengths [batch] -> (carry, outputs)."""
-        return self._run("gru", xs, h0, seq_lengths, reverse, deterministic, impl=self.impl)
+    def __call__(self, xs, h0=None, seq_lengths=None, reverse=False, deterministic=None,
+                 mask=None):
+        """xs [*batch, time, input], h0 [*batch, hidden] ([layers * directions,
+        *batch, hidden] when stacked) or None, seq_lengths [*batch], mask
+        [*batch, time] bool (Keras's: False steps hold the carry) -> (carry, outputs)."""
+        cell = gru_cell_with(self.gate_fn, self.activation_fn)
+        return self._run("gru", cell, xs, h0, seq_lengths, mask, reverse, deterministic)
 
 
 class Recurrent(_Layer):
-    """Any cell by name over its scan: xs [batch, time, input] -> (carry, hs).
+    """Any cell by name over its scan: xs [*batch, time, input] -> (carry, hs).
 
-    The carry is [batch, hidden], or the pair (c, h) for the LSTM (each
-    [layers * directions, batch, hidden] when stacked). Options as `GRU`'s;
-    the GRU's variant takes its default here (use `GRU` for it).
+    The carry is [*batch, hidden], or the pair (c, h) for the LSTM (each
+    [layers * directions, *batch, hidden] when stacked). Options as `GRU`'s;
+    the GRU's variant and activations take their defaults here (use `GRU`).
     """
 
     cell: str = "gru"
 
     @nn.compact
-    def __call__(self, xs, carry0=None, seq_lengths=None, reverse=False, deterministic=None):
-        """xs [batch, time, input] -> (carry, hs [batch, time, hidden])."""
-        return self._run(self.cell, xs, carry0, seq_lengths, reverse, deterministic)
+    def __call__(self, xs, carry0=None, seq_lengths=None, reverse=False, deterministic=None,
+                 mask=None):
+        """xs [*batch, time, input] -> (carry, hs [*batch, time, hidden])."""
+        return self._run(self.cell, self.cell, xs, carry0, seq_lengths, mask, reverse,
+                         deterministic)
 
 
 class GRUCell(nn.RNNCellBase):
@@ -137,7 +158,8 @@ class GRUCell(nn.RNNCellBase):
 
     A drop-in for ``flax.linen.GRUCell(features=...)``: flax's `features`,
     `kernel_init`, `recurrent_kernel_init`, `bias_init` and `carry_init` are
-    accepted (`gru_jax.interop.from_flax_gru_cell` maps flax's params to ours).
+    accepted, and `gate_fn` / `activation_fn` (default sigmoid / tanh);
+    `gru_jax.interop.from_flax_gru_cell` maps flax's params to ours.
     Same params as `GRU` (one entry ``gru``), so either module's params run in
     the other. Under `nn.RNN` the input products run inside each step; `GRU`
     hoists them out of the loop and is the faster choice for whole sequences.
@@ -151,6 +173,8 @@ class GRUCell(nn.RNNCellBase):
     recurrent_kernel_init: Initializer | None = None
     bias_init: Initializer | None = None
     carry_init: Initializer = nn.initializers.zeros_init()
+    gate_fn: Callable = jax.nn.sigmoid
+    activation_fn: Callable = jnp.tanh
     dtype: Any = None
     param_dtype: Any = jnp.float32
     carry_dtype: Any = None
@@ -160,7 +184,8 @@ class GRUCell(nn.RNNCellBase):
     def __call__(self, carry, x):
         params = self.param("gru", lambda key: init_cell(
             "gru", key, x.shape[-1], hidden_of(self), **init_options(self, "gru")))
-        h = gru_step(params, carry, x, dtype=self.dtype)
+        h = gru_step(params, carry, x, dtype=self.dtype, gate_fn=self.gate_fn,
+                     activation_fn=self.activation_fn)
         return h, h
 
     @nn.nowrap

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gru_jax.cells import gru_step
-from gru_jax.stacked import carry_dtype_of, init_cell, init_layer, layer_scan
+from gru_jax.stacked import carry_dtype_of, gru_cell_with, init_cell, init_layer, layer_scan
 
 Initializer = Callable[..., jax.Array]
 _is_var = lambda x: isinstance(x, nnx.Variable)  # noqa: E731
@@ -64,61 +64,74 @@ def _init_kw(cell: str, variant, chrono_t_max, input_init, param_dtype, kernel_i
 
 
 class Recurrent(_HasParams):
-    """Any cell by name (gru | lstm | rnn | mingru) over its scan, optionally
-    stacked and bidirectional: xs [batch, time, input] ([time, batch, input]
+    """Any cell by name (gru | lstm | rnn | mingru) over `gru_jax.scan`, optionally
+    stacked and bidirectional: xs [*batch, time, input] ([time, *batch, input]
     if `time_major`) -> (carry, outputs).
 
-    One layer: carry [batch, hidden] (the LSTM: (c, h)), outputs [batch, time,
-    hidden]. Stacked (num_layers > 1 or bidirectional): every carry leaf
-    [layers * directions, batch, hidden] (torch's h_n), outputs [batch, time,
-    D * hidden] for merge_mode concat, else [batch, time, hidden]. `dropout`
-    applies between layers unless `deterministic` (set it, or use
-    ``module.eval()`` / ``module.train()``), drawing from ``rngs.dropout``.
+    One layer: carry [*batch, hidden] (the LSTM: (c, h)), outputs [*batch,
+    time, hidden]. Stacked (num_layers > 1 or bidirectional): every carry leaf
+    [layers * directions, *batch, hidden] (torch's h_n), outputs [*batch,
+    time, D * hidden] for merge_mode concat, else [*batch, time, hidden].
+    torch's `dropout` between layers and Keras's `input_dropout` (its
+    ``dropout``) and `recurrent_dropout` apply unless `deterministic` (set it,
+    or ``module.eval()`` / ``module.train()``), drawing from ``rngs.dropout``.
+    Scan options as `gru_jax.scan`'s (zero_output_for_mask, carry_dtype,
+    dtype, remat, unroll, impl). The GRU's gate_fn / activation_fn replace
+    sigmoid / tanh (others than those run the reference scan).
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, rngs: nnx.Rngs, cell: str = "gru",
                  variant: str = "reset_after", chrono_t_max: float | None = None,
                  input_init: str = "lecun_normal", kernel_init: Initializer | None = None,
                  recurrent_kernel_init: Initializer | None = None,
-                 bias_init: Initializer | None = None, num_layers: int = 1,
+                 bias_init: Initializer | None = None, gate_fn: Callable = jax.nn.sigmoid,
+                 activation_fn: Callable = jnp.tanh, num_layers: int = 1,
                  bidirectional: bool = False, merge_mode: str = "concat", dropout: float = 0.0,
-                 deterministic: bool = False, time_major: bool = False, dtype: Any = None,
-                 param_dtype: Any = jnp.float32, remat: bool | int = False, unroll: int = 1,
-                 impl: str | None = None):
+                 input_dropout: float = 0.0, recurrent_dropout: float = 0.0,
+                 deterministic: bool = False, time_major: bool = False,
+                 zero_output_for_mask: bool = True, dtype: Any = None,
+                 param_dtype: Any = jnp.float32, carry_dtype: Any = None,
+                 remat: bool | int = False, unroll: int = 1, impl: str = "auto"):
         kw = _init_kw(cell, variant, chrono_t_max, input_init, param_dtype, kernel_init,
                       recurrent_kernel_init, bias_init)
         self._hold(init_layer(cell, rngs.params(), input_size, hidden_size,
                               num_layers=num_layers, bidirectional=bidirectional,
                               merge_mode=merge_mode, **kw))
-        self.cell, self.merge_mode, self.dropout = cell, merge_mode, dropout
-        self.deterministic, self.time_major = deterministic, time_major
-        self.dtype, self.remat, self.unroll, self.impl = dtype, remat, unroll, impl
-        uses_dropout = dropout > 0 and num_layers > 1
+        custom = (gate_fn, activation_fn) != (jax.nn.sigmoid, jnp.tanh)
+        if custom and cell != "gru":
+            raise ValueError(f"gate_fn / activation_fn apply to the GRU, not cell={cell!r}")
+        self.cell = gru_cell_with(gate_fn, activation_fn) if cell == "gru" else cell
+        self.scan_options = dict(
+            merge_mode=merge_mode, dropout=dropout, input_dropout=input_dropout,
+            recurrent_dropout=recurrent_dropout, time_major=time_major,
+            zero_output_for_mask=zero_output_for_mask, carry_dtype=carry_dtype, dtype=dtype,
+            remat=remat, unroll=unroll, impl=impl)
+        self.deterministic = deterministic
+        uses_dropout = (dropout > 0 and num_layers > 1) or input_dropout > 0 \
+            or recurrent_dropout > 0
         self.rngs = rngs["dropout"].fork() if uses_dropout else nnx.data(None)
 
-    def __call__(self, xs, carry0=None, *, seq_lengths=None, reverse=False, deterministic=None):
-        """xs [batch, time, input], carry0 as the carry, seq_lengths [batch] -> (carry, outputs)."""
+    def __call__(self, xs, carry0=None, *, seq_lengths=None, mask=None, reverse=False,
+                 deterministic=None):
+        """xs [*batch, time, input], carry0 as the carry, seq_lengths [*batch],
+        mask [*batch, time] bool (Keras's: False steps hold the carry) -> (carry, outputs)."""
         deterministic = self.deterministic if deterministic is None else deterministic
         rng = None if deterministic or self.rngs is None else self.rngs()
-        kw = {} if self.impl is None else {"impl": self.impl}
         return layer_scan(self.cell, self.get_params(), xs, carry0, reverse=reverse,
-                          merge_mode=self.merge_mode, dropout=self.dropout,
                           deterministic=deterministic, rng=rng, seq_lengths=seq_lengths,
-                          time_major=self.time_major, unroll=self.unroll, remat=self.remat,
-                          dtype=self.dtype, **kw)
+                          mask=mask, **self.scan_options)
 
 
 class GRU(Recurrent):
-    """GRU layer(s) over `gru_scan` / `stacked_scan`: xs [batch, time, input] ->
-    (h_last [batch, hidden], hs [batch, time, hidden]) for one layer; stacked
-    as `Recurrent`. Arguments mirror `init_gru` (variant, chrono_t_max,
-    input_init, param_dtype; flax's kernel_init, recurrent_kernel_init,
-    bias_init), the stack and `gru_scan` (time_major, dtype, remat, unroll, impl).
+    """GRU layer(s): xs [*batch, time, input] -> (h_last [*batch, hidden], hs
+    [*batch, time, hidden]) for one layer; stacked as `Recurrent`. Arguments
+    mirror `init_gru` (variant, chrono_t_max, input_init, param_dtype; flax's
+    kernel_init, recurrent_kernel_init, bias_init, gate_fn, activation_fn), the
+    stack and the scan (as `Recurrent`).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, *, rngs: nnx.Rngs,
-                 impl: str = "auto", **kw):
-        super().__init__(input_size, hidden_size, rngs=rngs, cell="gru", impl=impl, **kw)
+    def __init__(self, input_size: int, hidden_size: int, *, rngs: nnx.Rngs, **kw):
+        super().__init__(input_size, hidden_size, rngs=rngs, cell="gru", **kw)
 
 
 class GRUCell(_HasParams):
@@ -126,10 +139,11 @@ class GRUCell(_HasParams):
     (h [..., hidden], x [..., input]) -> (h', h'), both [..., hidden].
 
     Arguments as ``flax.nnx.GRUCell(in_features, hidden_features, rngs=...)``
-    (kernel_init, recurrent_kernel_init, bias_init, carry_init, dtype,
-    param_dtype) plus ours (variant, chrono_t_max, input_init); params as
-    `GRU`'s, one `nnx.Param` per array. Under `nnx.RNN` the input products run
-    inside each step; `GRU` hoists them out of the loop for whole sequences.
+    (kernel_init, recurrent_kernel_init, bias_init, carry_init, gate_fn,
+    activation_fn, dtype, param_dtype) plus ours (carry_dtype, variant,
+    chrono_t_max, input_init); params as `GRU`'s, one `nnx.Param` per array.
+    Under `nnx.RNN` the input products run inside each step; `GRU` hoists them
+    out of the loop for whole sequences.
     """
 
     def __init__(self, in_features: int, hidden_features: int, *, rngs: nnx.Rngs,
@@ -137,6 +151,7 @@ class GRUCell(_HasParams):
                  input_init: str = "lecun_normal", kernel_init: Initializer | None = None,
                  recurrent_kernel_init: Initializer | None = None,
                  bias_init: Initializer | None = None, carry_init: Initializer | None = None,
+                 gate_fn: Callable = jax.nn.sigmoid, activation_fn: Callable = jnp.tanh,
                  dtype: Any = None, param_dtype: Any = jnp.float32, carry_dtype: Any = None):
         kw = _init_kw("gru", variant, chrono_t_max, input_init, param_dtype, kernel_init,
                       recurrent_kernel_init, bias_init)
@@ -144,9 +159,11 @@ class GRUCell(_HasParams):
         self.in_features, self.hidden_features = in_features, hidden_features
         self.dtype, self.param_dtype, self.carry_dtype = dtype, param_dtype, carry_dtype
         self.carry_init = carry_init
+        self.gate_fn, self.activation_fn = gate_fn, activation_fn
 
     def __call__(self, carry, x):
-        h = gru_step(self.get_params(), carry, x, dtype=self.dtype)
+        h = gru_step(self.get_params(), carry, x, dtype=self.dtype, gate_fn=self.gate_fn,
+                     activation_fn=self.activation_fn)
         return h, h
 
     def initialize_carry(self, input_shape: tuple[int, ...], rngs=None,

@@ -26,7 +26,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from gru_jax.cells import Cell, get_cell
+from gru_jax.cells import GRU, Cell, get_cell
+from gru_jax.cells.gru import gru_recur
 from gru_jax.scan import scan
 
 MERGE_MODES = ("concat", "sum", "mul", "ave")
@@ -59,7 +60,8 @@ def bidirectional(scan_fn: Callable, params_fwd, params_bwd, xs, carry0=None, *,
       carry0: None (each direction's zeros) or the pair (carry_fwd, carry_bwd),
         one initial state per direction (Keras's ``initial_state`` halves).
       merge_mode: how the two output sequences combine (see `merge`).
-      kw: passed to both scans (seq_lengths, unroll, remat, dtype, impl, ...).
+      kw: passed to both scans (seq_lengths, mask, dropout, ..., impl); an
+        ``rng`` is split so the directions draw different dropout masks.
 
     Returns:
       ((carry_fwd, carry_bwd), outputs): outputs [batch, time, 2 * hidden] for
@@ -70,9 +72,12 @@ def bidirectional(scan_fn: Callable, params_fwd, params_bwd, xs, carry0=None, *,
     if merge_mode not in MERGE_MODES and merge_mode is not None:
         raise ValueError(f"merge_mode must be one of {MERGE_MODES} or None, got {merge_mode!r}")
     cf0, cb0 = (None, None) if carry0 is None else carry0
-    cf, hf = scan_fn(params_fwd, xs, cf0, seq_lengths=seq_lengths, time_major=time_major, **kw)
+    rng = kw.pop("rng", None)  # each direction its own dropout masks (as Keras's two layers)
+    rf, rb = (None, None) if rng is None else jax.random.split(rng)
+    cf, hf = scan_fn(params_fwd, xs, cf0, seq_lengths=seq_lengths, time_major=time_major,
+                     rng=rf, **kw)
     cb, hb = scan_fn(params_bwd, xs, cb0, seq_lengths=seq_lengths, time_major=time_major,
-                     reverse=True, **kw)
+                     reverse=True, rng=rb, **kw)
     return (cf, cb), merge(hf, hb, merge_mode)
 
 
@@ -84,6 +89,26 @@ def scan_fn_of(cell: Cell | str) -> Callable:
     """`gru_jax.scan` with `cell` fixed (`gru_scan`'s signature); its impl="auto"
     picks the fused GRU where it applies."""
     return functools.partial(scan, _cell(cell))
+
+
+def gru_cell_with(gate_fn: Callable = jax.nn.sigmoid,
+                  activation_fn: Callable = jnp.tanh) -> Cell:
+    """The GRU cell with flax's `gate_fn` / `activation_fn` in place of sigmoid / tanh.
+
+    The defaults give `GRU` itself (impl="auto" then runs the fused GRU); any
+    other pair gives a separate cell that `gru_jax.scan` runs with the
+    reference implementation, since the fused backward is written for sigmoid
+    and tanh derivatives.
+    """
+    if gate_fn is jax.nn.sigmoid and activation_fn is jnp.tanh:
+        return GRU
+
+    def step(params, h, xp, dtype=None, rec_mask=None):
+        h = gru_recur(params, h, xp, dtype, rec_mask, gate_fn=gate_fn,
+                      activation_fn=activation_fn)
+        return h, h
+
+    return GRU._replace(step=step)
 
 
 def _kind(cell: Cell, name: str) -> str:
@@ -165,30 +190,36 @@ def _dropout(rng, rate: float, h: jax.Array) -> jax.Array:
 
 
 def stacked_scan(cell: Cell | str, params, xs, carry0=None, *, merge_mode: str = "concat",
-                 dropout: float = 0.0, deterministic: bool = False, rng: jax.Array | None = None,
+                 dropout: float = 0.0, input_dropout: float = 0.0, recurrent_dropout: float = 0.0,
+                 deterministic: bool = False, rng: jax.Array | None = None,
                  seq_lengths=None, time_major: bool = False, **scan_kw):
     """Run stacked (and optionally bidirectional) layers of `cell` over a sequence.
 
     Args:
-      cell: a cell name (gru | lstm | rnn | mingru) or a `Cell`; built-in cells
-        run their own scan, so the GRU gets the fused implementation.
+      cell: a cell name (gru | lstm | rnn | mingru) or a `Cell`, run by
+        `gru_jax.scan` (impl="auto": the fused GRU where it applies).
       params: from `init_stacked` (layers and directions are read from it).
-      xs: [batch, time, input] ([time, batch, input] if `time_major`).
+      xs: [*batch, time, input] ([time, *batch, input] if `time_major`).
       carry0: None (zeros) or the initial state with every leaf
-        [layers * directions, batch, hidden] (torch's ``h_0``; entry l * D + d).
+        [layers * directions, *batch, hidden] (torch's ``h_0``; entry l * D + d).
       merge_mode: how each bidirectional layer combines its directions
         (concat | sum | mul | ave, see `merge`); unused for one direction.
-      dropout: rate on every layer's output but the last's (torch's ``dropout``).
-      deterministic: True turns dropout off (evaluation).
-      rng: a PRNG key, needed when dropout is on.
-      seq_lengths: [batch] valid lengths; each layer holds its carry past them,
+      dropout: rate on every layer's output but the last's (torch's
+        ``dropout``: a fresh mask per element and step).
+      input_dropout, recurrent_dropout: Keras's per-layer ``dropout`` and
+        ``recurrent_dropout`` (`gru_jax.scan`'s: one mask per sequence), in
+        every layer and direction, each with its own key.
+      deterministic: True turns every dropout off (evaluation).
+      rng: a PRNG key, needed when a dropout is on.
+      seq_lengths: [*batch] valid lengths; each layer holds its carry past them,
         outputs are zero there and the backward direction runs over the valid part.
-      scan_kw: passed to every layer's scan (unroll, remat, dtype, impl for the GRU, ...).
+      scan_kw: passed to every layer's scan (mask, zero_output_for_mask,
+        carry_dtype, unroll, remat, dtype, impl, ...).
 
     Returns:
-      (carry, outputs): carry with leaves [layers * directions, batch, hidden]
-      (torch's ``h_n``); outputs the last layer's [batch, time, D * hidden]
-      (concat) or [batch, time, hidden], in xs's layout.
+      (carry, outputs): carry with leaves [layers * directions, *batch, hidden]
+      (torch's ``h_n``); outputs the last layer's [*batch, time, D * hidden]
+      (concat) or [*batch, time, hidden], in xs's layout.
     """
     scan_fn = scan_fn_of(cell)
     D = num_directions(params)
@@ -196,8 +227,9 @@ def stacked_scan(cell: Cell | str, params, xs, carry0=None, *, merge_mode: str =
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     drop = dropout > 0.0 and not deterministic and L > 1
-    if drop and rng is None:
-        raise ValueError(f"dropout={dropout} needs rng (or deterministic=True to turn it off)")
+    per_layer = (input_dropout > 0 or recurrent_dropout > 0) and not deterministic
+    if (drop or per_layer) and rng is None:
+        raise ValueError("dropout needs rng (or deterministic=True to turn it off)")
     if carry0 is not None:
         leads = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None
                  for leaf in jax.tree_util.tree_leaves(carry0)}
@@ -205,20 +237,22 @@ def stacked_scan(cell: Cell | str, params, xs, carry0=None, *, merge_mode: str =
             raise ValueError(f"carry0 leaves must be [layers * directions = {L * D}, batch, "
                              f"hidden], got leading sizes {sorted(leads, key=str)}")
     part = lambda i: jax.tree_util.tree_map(lambda a: a[i], carry0)  # noqa: E731
-    keys = jax.random.split(rng, L - 1) if drop else None
+    k_between, k_layers = jax.random.split(rng) if drop or per_layer else (None, None)
     carries, h = [], xs
-    kw = dict(seq_lengths=seq_lengths, time_major=time_major, **scan_kw)
+    kw = dict(seq_lengths=seq_lengths, time_major=time_major, dropout=input_dropout,
+              recurrent_dropout=recurrent_dropout, deterministic=deterministic, **scan_kw)
     for i, layer in enumerate(params):
+        key = jax.random.fold_in(k_layers, i) if per_layer else None
         if D == 1:
-            c, h = scan_fn(layer["fwd"], h, None if carry0 is None else part(i), **kw)
+            c, h = scan_fn(layer["fwd"], h, None if carry0 is None else part(i), rng=key, **kw)
             carries.append(c)
         else:
             c0 = None if carry0 is None else (part(2 * i), part(2 * i + 1))
             (cf, cb), h = bidirectional(scan_fn, layer["fwd"], layer["bwd"], h, c0,
-                                        merge_mode=merge_mode, **kw)
+                                        merge_mode=merge_mode, rng=key, **kw)
             carries += [cf, cb]
         if drop and i < L - 1:
-            h = _dropout(keys[i], dropout, h)
+            h = _dropout(jax.random.fold_in(k_between, i), dropout, h)
     carry = jax.tree_util.tree_map(lambda *cs: jnp.stack(cs), *carries)
     return carry, h
 
@@ -245,8 +279,9 @@ def layer_scan(cell: Cell | str, params, xs, carry0=None, *, reverse: bool = Fal
     [layers * directions, batch, hidden], outputs). `kw` as `stacked_scan`'s
     (the stacking options are ignored for a single layer)."""
     if isinstance(params, dict):
-        for k in ("merge_mode", "dropout", "deterministic", "rng"):
+        for k in ("merge_mode", "dropout"):  # between layers: nothing to do for one
             kw.pop(k, None)
+        kw["dropout"] = kw.pop("input_dropout", 0.0)  # the scan's name for Keras's dropout
         return scan_fn_of(cell)(params, xs, carry0, reverse=reverse, **kw)
     if reverse and num_directions(params) == 2:
         raise ValueError("reverse=True applies to unidirectional layers; a bidirectional "
@@ -256,5 +291,6 @@ def layer_scan(cell: Cell | str, params, xs, carry0=None, *, reverse: bool = Fal
     return stacked_scan(cell, params, xs, carry0, **kw)
 
 
-__all__ = ["MERGE_MODES", "bidirectional", "carry_dtype_of", "init_cell", "init_layer",
-           "init_stacked", "layer_scan", "merge", "num_directions", "scan_fn_of", "stacked_scan"]
+__all__ = ["MERGE_MODES", "bidirectional", "carry_dtype_of", "gru_cell_with", "init_cell",
+           "init_layer", "init_stacked", "layer_scan", "merge", "num_directions", "scan_fn_of",
+           "stacked_scan"]

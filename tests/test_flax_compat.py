@@ -385,3 +385,59 @@ def test_low_precision_carry_like_flax():
                                 rngs=nnx.Rngs(8))
     out = nnx.RNN(ncell)(x, initial_carry=ncell.initialize_carry((2, 3)))
     assert out.dtype == f16 and out.shape == (2, 5, 4)
+
+
+def test_gate_fn_and_activation_fn_like_flax():
+    """flax's gate_fn / activation_fn hooks (nnx test_*_with_custom_activations):
+    the cell, the layer (reference scan) and the nnx cell equal flax's GRUCell
+    with the same hooks and weights."""
+    gate, act = jax.nn.hard_sigmoid, jax.nn.elu
+    xs = jax.random.normal(jax.random.key(0), (2, 5, 3))
+    flax_rnn = nn.RNN(nn.GRUCell(features=4, gate_fn=gate, activation_fn=act))
+    flax_vars = flax_rnn.init(jax.random.key(1), xs)
+    want = flax_rnn.apply(flax_vars, xs)
+    p = from_flax_gru_cell(flax_vars)
+    cell = gru_jax.GRUCell(features=4, gate_fn=gate, activation_fn=act)
+    close(nn.RNN(cell).apply({"params": {"cell": {"gru": p}}}, xs), want)
+    # the default hooks differ from these: the numbers do depend on them
+    assert not np.allclose(nn.RNN(gru_jax.GRUCell(4)).apply({"params": {"cell": {"gru": p}}}, xs),
+                           want, atol=1e-3)
+    layer = gru_jax.GRU(4, gate_fn=gate, activation_fn=act)
+    h_last, hs = layer.apply({"params": {"gru": p}}, xs)
+    close(hs, want)
+    close(h_last, want[:, -1])
+    ncell = gru_jax.nnx.GRUCell(3, 4, gate_fn=gate, activation_fn=act, rngs=nnx.Rngs(0))
+    ncell.set_params(p)
+    close(nnx.RNN(ncell)(xs), want)
+
+
+def test_layer_modules_pass_the_scan_options():
+    """mask (holes), zero_output_for_mask, carry_dtype, Keras's input and recurrent
+    dropout reach gru_jax.scan from the linen and nnx layers (the scan itself is
+    checked against Keras in test_scan_options.py)."""
+    xs = jax.random.normal(jax.random.key(0), (2, 5, 3))
+    mask = jnp.array([[1, 0, 1, 1, 0], [0, 1, 1, 0, 1]], bool)
+    layer = gru_jax.GRU(4, zero_output_for_mask=False, carry_dtype=jnp.float16)
+    variables = layer.init(jax.random.key(1), xs)
+    p = variables["params"]["gru"]
+    got = layer.apply(variables, xs, mask=mask)
+    want = gru_jax.scan("gru", p, xs, mask=mask, zero_output_for_mask=False,
+                        carry_dtype=jnp.float16)
+    assert got[1].dtype == jnp.float16
+    close(got[0], want[0])
+    close(got[1], want[1])
+
+    drop = gru_jax.GRU(4, input_dropout=0.3, recurrent_dropout=0.4)
+    close(drop.apply(variables, xs, deterministic=True)[1], gru_jax.gru_scan(p, xs)[1])
+    rng = jax.random.key(3)
+    key = nn.apply(lambda m: m.make_rng("dropout"), drop)(variables, rngs={"dropout": rng})
+    close(drop.apply(variables, xs, deterministic=False, rngs={"dropout": rng})[1],
+          gru_jax.scan("gru", p, xs, dropout=0.3, recurrent_dropout=0.4, rng=key)[1])
+
+    nlayer = gru_jax.nnx.GRU(3, 4, input_dropout=0.3, recurrent_dropout=0.4,
+                             rngs=nnx.Rngs(0, dropout=1))
+    nlayer.set_params(p)
+    a, b = nlayer(xs, mask=mask)[1], nlayer(xs, mask=mask)[1]
+    assert not np.allclose(a, b)  # a fresh pair of masks per call
+    nlayer.eval()
+    close(nlayer(xs, mask=mask)[1], gru_jax.scan("gru", p, xs, mask=mask)[1])

@@ -226,3 +226,30 @@ def test_bidirectional_equals_keras(keras, merge_mode):
                                    merge_mode=merge_mode)
         close(hs2, got[0])
         close(h_last, np.stack([got[1], got[2]]))
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "ave"])
+def test_bidirectional_with_mask_holes_equals_keras(keras, merge_mode):
+    """Keras's Bidirectional(GRU) with a [batch, time] mask that has holes: both
+    directions skip the masked steps (the backward one in reverse order)."""
+    pf, pb = _random_gru(3), _random_gru(4)
+    rng = np.random.default_rng(5)
+    xs = rng.normal(size=(B, T, IN)).astype(np.float32)
+    mask = np.array([[1, 0, 1, 1, 0], [1, 1, 1, 1, 1], [0, 1, 0, 1, 1]], bool)
+    layer = keras.layers.Bidirectional(
+        keras.layers.GRU(H, return_sequences=True, return_state=True), merge_mode=merge_mode)
+    layer.build((B, T, IN))
+    layer.forward_layer.set_weights(to_keras(pf))
+    layer.backward_layer.set_weights(to_keras(pb))
+    got = layer(jnp.asarray(xs), mask=jnp.asarray(mask))
+    # Bidirectional with return_sequences zeroes the outputs at masked steps
+    h_last, hs = stacked_scan("gru", [{"fwd": pf, "bwd": pb}], xs, mask=mask,
+                              merge_mode=merge_mode, zero_output_for_mask=True)
+    close(h_last, np.stack([got[1], got[2]]))
+    close(hs, got[0])
+    # the other choice (repeat the last output) changes the holes only
+    h_rep, hs_rep = stacked_scan("gru", [{"fwd": pf, "bwd": pb}], xs, mask=mask,
+                                 merge_mode=merge_mode, zero_output_for_mask=False)
+    close(h_rep, h_last)
+    close(np.where(mask[..., None], hs_rep, 0), hs)
+    assert not np.allclose(hs_rep, hs)

@@ -96,18 +96,19 @@ def gru_project(params: Params, x: jax.Array, dtype=None):
 # forward and the fused backward (gru_jax.fused.gru) all call these three.
 
 
-def reset_after_gates(xp, hp, b_hn):
+def reset_after_gates(xp, hp, b_hn, gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh):
     """Gates from their pre-activation terms (reset_after).
 
     xp = (xr, xz, xn): input terms, biases in (`gru_project`); hp = (hr, hz, hn):
     h W_hr, h W_hz, h W_hn, no bias; all [..., hidden]. Returns (r, z, n, a)
-    with a = h W_hn + b_hn, the term the reset gate scales.
+    with a = h W_hn + b_hn, the term the reset gate scales. `gate_fn` /
+    `activation_fn` replace sigmoid / tanh (flax's hooks; reference scan only).
     """
     (xr, xz, xn), (hr, hz, hn) = xp, hp
-    r = jax.nn.sigmoid(xr + hr)
-    z = jax.nn.sigmoid(xz + hz)
+    r = gate_fn(xr + hr)
+    z = gate_fn(xz + hz)
     a = hn + b_hn
-    n = jnp.tanh(xn + r * a)
+    n = activation_fn(xn + r * a)
     return r, z, n, a
 
 
@@ -132,30 +133,36 @@ def reset_after_factors(h, r, z, n, a):
     return A * a * r * (1.0 - r), (h - n) * z * (1.0 - z), A * r, A, z
 
 
-def gru_recur(params: Params, h: jax.Array, xp, dtype=None, rec_mask=None) -> jax.Array:
+def gru_recur(params: Params, h: jax.Array, xp, dtype=None, rec_mask=None, *,
+              gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh) -> jax.Array:
     """One recurrent step from projected inputs: h [batch, hidden] -> h' [batch, hidden].
-    `rec_mask` [batch, hidden] scales h in the recurrent products (dropout)."""
+    `rec_mask` [batch, hidden] scales h in the recurrent products (dropout);
+    `gate_fn` / `activation_fn` replace sigmoid / tanh."""
     hd = h if rec_mask is None else h * rec_mask
     hr = _init.dot(hd, params["w_hr"], dtype)
     hz = _init.dot(hd, params["w_hz"], dtype)
     if gru_variant(params) == "reset_after":
         hn = _init.dot(hd, params["w_hn"], dtype)
-        _, z, n, _ = reset_after_gates(xp, (hr, hz, hn), params["b_hn"])
+        _, z, n, _ = reset_after_gates(xp, (hr, hz, hn), params["b_hn"], gate_fn,
+                                       activation_fn)
     else:  # reset_before: the reset gate scales h before its product
         xr, xz, xn = xp
-        r = jax.nn.sigmoid(xr + hr)
-        z = jax.nn.sigmoid(xz + hz)
-        n = jnp.tanh(xn + _init.dot(r * hd, params["w_hn"], dtype))
+        r = gate_fn(xr + hr)
+        z = gate_fn(xz + hz)
+        n = activation_fn(xn + _init.dot(r * hd, params["w_hn"], dtype))
     return gru_update(h, z, n).astype(h.dtype)
 
 
-def gru_step(params: Params, h: jax.Array, x: jax.Array, *, dtype=None) -> jax.Array:
+def gru_step(params: Params, h: jax.Array, x: jax.Array, *, dtype=None,
+             gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh) -> jax.Array:
     """One GRU step for your own loops: h [batch, hidden], x [batch, input] -> h'.
 
     `dtype` is the compute dtype of the matrix products (e.g. jnp.bfloat16,
-    accumulated in float32); the state keeps the dtype of `h`.
+    accumulated in float32); the state keeps the dtype of `h`. `gate_fn` /
+    `activation_fn` replace sigmoid / tanh (flax's GRUCell hooks).
     """
-    return gru_recur(params, h, gru_project(params, x, dtype), dtype)
+    return gru_recur(params, h, gru_project(params, x, dtype), dtype, gate_fn=gate_fn,
+                     activation_fn=activation_fn)
 
 
 def _step(params, h, xp, dtype=None, rec_mask=None):
