@@ -641,11 +641,11 @@ def ensemble_worker(members: int, packed: bool, steps: int) -> None:
     import jax.numpy as jnp
     import numpy as np
 
-    from gru_jax.harness.config import apply_overrides, base_config, validate
+    from gru_jax.harness.config import apply_overrides, base_config, make_task
     from gru_jax.harness.train import create_train_state, train_step
 
     config = apply_overrides(base_config("adding"), ENSEMBLE_CONFIG)
-    task = validate(config)
+    task = make_task(config)
     B = config.train.batch_size
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
     P = jax.sharding.PartitionSpec

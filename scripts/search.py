@@ -29,7 +29,6 @@ from ml_collections import config_flags  # noqa: E402
 
 from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
 from gru_jax.harness import cli, search  # noqa: E402
-from gru_jax.harness.config import config_from_flag  # noqa: E402
 
 EXIT_PREEMPTED = 143  # as gru_jax.harness.train.EXIT_PREEMPTED
 
@@ -58,7 +57,7 @@ def main(argv: list[str]) -> int:
                               f"got {_METHOD.value!r}")
         if _BUDGET.value is None and _BUDGET_STEPS.value is None:
             raise ConfigError("--budget or --budget_steps: give one")
-        config = config_from_flag(_CONFIG)
+        config = cli.config_from_flag(_CONFIG)
         path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
         space = search.load_search_space(path, arg or None)
         result = search.run_search(

@@ -31,7 +31,6 @@ from ml_collections import config_flags  # noqa: E402
 
 from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
 from gru_jax.harness import cli, sweep  # noqa: E402
-from gru_jax.harness.config import config_from_flag  # noqa: E402
 from gru_jax.harness.distributed import maybe_initialize  # noqa: E402
 
 EXIT_PREEMPTED = 143  # as gru_jax.harness.train.EXIT_PREEMPTED (imported lazily there)
@@ -64,7 +63,7 @@ def main(argv: list[str]) -> int:
         if not workdir:
             raise WorkdirError("--workdir: required")
         i, n = sweep.parse_shard(_SHARD.value)
-        config = config_from_flag(_CONFIG)
+        config = cli.config_from_flag(_CONFIG)
         path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
         points = sweep.load_sweep(path, arg or None)
         # An experiment may name a difficulty axis along which unsolved points prune the rest.

@@ -25,22 +25,25 @@ from ml_collections import config_flags  # noqa: E402
 
 from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
 from gru_jax.harness import cli  # noqa: E402
-from gru_jax.harness.config import config_from_flag  # noqa: E402
 from gru_jax.harness.distributed import maybe_initialize  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file (get_config())")
-_WORKDIR = flags.DEFINE_string("workdir", None, "folder for checkpoints, events and summary.json")
+_CONFIG = config_flags.DEFINE_config_file("config", None, cli.config_help())
+_WORKDIR = flags.DEFINE_string("workdir", None, "folder for checkpoints, events and the summary")
+_PRINT_CONFIG = flags.DEFINE_bool("print_config", False, "list every config key (default, "
+                                  "allowed values, meaning) and, with --config, its values; exit")
 
 
 def main(argv):
     cli.setup(argv)
+    if _PRINT_CONFIG.value:
+        cli.print_config_and_exit(_CONFIG)
     cli.enable_compilation_cache()
     maybe_initialize()  # a multi-host job (SLURM, JAX_COORDINATOR_ADDRESS): before any JAX call
     from gru_jax.harness.records import RunSummary
     from gru_jax.harness.train import EXIT_PREEMPTED, Preempted, one_line, train_and_evaluate
 
     try:
-        config = config_from_flag(_CONFIG)
+        config = cli.config_from_flag(_CONFIG)
         if not _WORKDIR.value:
             raise WorkdirError("--workdir: required")
         summary = train_and_evaluate(config, _WORKDIR.value)

@@ -3,14 +3,17 @@ into one line on stderr, exit 2, no traceback and nothing written."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jax
 import ml_collections
 import pytest
-from conftest import experiment_config, run_train
+from conftest import ROOT, experiment_config, run_train, subprocess_env
 
 from gru_jax.errors import ConfigError
 from gru_jax.harness import config as cfgmod
-from gru_jax.harness.config import apply_overrides, base_config, flatten, validate
+from gru_jax.harness.config import apply_overrides, base_config, flatten, make_task
 from gru_jax.harness.tasks import TASK_DEFAULTS
 
 
@@ -35,14 +38,14 @@ _DELETE = object()
 
 
 def test_defaults_and_experiment_validate():
-    task = validate(base_config())
+    task = make_task(base_config())
     assert task.name == "adding" and task.seq_len == TASK_DEFAULTS["adding"]["seq_len"]
     config = experiment_config()
-    assert validate(config).seq_len == 50
+    assert make_task(config).seq_len == 50
     assert (config.model.cell, config.model.hidden_size) == ("gru", 64)
     for name in TASK_DEFAULTS:  # every task's defaults are a valid config
         if name in ("adding", "copy", "forecast"):  # the others load datasets: test_tasks' job
-            assert validate(base_config(name)).name == name
+            assert make_task(base_config(name)).name == name
 
 
 def test_contract_keys_present():
@@ -103,7 +106,7 @@ BAD = [
 @pytest.mark.parametrize("key, value, says", BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
 def test_bad_value_names_the_key(key, value, says):
     with pytest.raises(ConfigError) as e:
-        validate(_free({key: value}))
+        make_task(_free({key: value}))
     msg = str(e.value)
     assert msg.startswith(f"{key}: "), msg
     assert says in msg, msg
@@ -119,15 +122,15 @@ def test_bad_value_names_the_key(key, value, says):
 ])
 def test_options_that_do_not_combine(overrides, key, says):
     with pytest.raises(ConfigError, match=rf"^{key}: .*{says}"):
-        validate(_free(overrides))
+        make_task(_free(overrides))
 
 
 def test_batch_must_split_over_devices(monkeypatch):
     monkeypatch.setattr(jax, "device_count", lambda: 3)
     with pytest.raises(ConfigError, match=r"^train\.batch_size: must be divisible by the 3 "
                                           r"devices, got 64$"):
-        validate(base_config())
-    validate(_free({"train.batch_size": 63}))  # 63 = 3 * 21
+        make_task(base_config())
+    make_task(_free({"train.batch_size": 63}))  # 63 = 3 * 21
 
 
 def test_good_variants_pass():
@@ -136,7 +139,7 @@ def test_good_variants_pass():
                       {"model.variant": "reset_before", "model.impl": "reference"},
                       {"train.schedule": "constant", "train.warmup_steps": 0},
                       {"train.learning_rate": 1}):  # an int is a fine float
-        validate(_free(overrides))
+        make_task(_free(overrides))
 
 
 def test_apply_overrides():
@@ -146,7 +149,7 @@ def test_apply_overrides():
     assert base_config().model.cell == "gru"  # a copy: the input is untouched
     c = apply_overrides(base_config(), {"task.name": "copy", "task.copy_len": 5})
     assert c.task.to_dict() == {**TASK_DEFAULTS["copy"], "name": "copy", "copy_len": 5}
-    validate(c)
+    make_task(c)
     with pytest.raises(ConfigError, match=r"^model\.foo: unknown key; model takes cell"):
         apply_overrides(base_config(), {"model.foo": 1})
     with pytest.raises(ConfigError, match=r"^nope: unknown key; the config takes model, seed"):
@@ -183,3 +186,43 @@ def test_cli_bad_config_one_line(tmp_path, args, line):
     assert len(lines) == 1 and lines[0].startswith(line), proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not workdir.exists()
+
+
+def test_schema_gives_the_defaults_and_the_checks():
+    from gru_jax.harness.config import SCHEMA
+
+    flat = flatten(base_config())
+    assert {k.name for k in SCHEMA} == {k for k in flat if not k.startswith("task.")}
+    for k in SCHEMA:
+        assert flat[k.name] == k.default and k.check(k.default) is None, k.name
+
+
+def test_validate_builds_nothing_and_starts_no_backend():
+    # mnist1d's maker would load its data set; validate must not, nor start JAX.
+    code = """
+import sys
+from gru_jax.harness.config import base_config, validate
+validate(base_config("mnist1d"))
+from jax._src import xla_bridge
+assert not xla_bridge._backends, xla_bridge._backends
+assert "mnist1d.data" not in sys.modules and "sklearn" not in sys.modules
+print("ok")
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=ROOT, env=subprocess_env(), timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
+
+
+@pytest.mark.parametrize("flag", ["--help", "--print_config"])
+def test_train_help_lists_every_key_with_default_and_allowed(flag):
+    from gru_jax.harness.config import SCHEMA
+
+    p = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), flag],
+                       capture_output=True, text=True, cwd=ROOT, env=subprocess_env(),
+                       timeout=120)
+    assert p.returncode == (1 if flag == "--help" else 0), p.stderr[-2000:]  # absl: 1
+    text = " ".join(p.stdout.split())  # absl wraps long help lines
+    assert "model.hidden_size=64 (int > 0)" in text
+    assert "model.cell='gru' (gru | lstm | mingru | rnn)" in text
+    for k in SCHEMA:
+        assert f"{k.name}={k.default!r} ({k.allows})" in text, k.name

@@ -14,7 +14,7 @@ import jax
 import pytest
 
 from gru_jax.harness import sweep
-from gru_jax.harness.config import validate
+from gru_jax.harness.config import make_task
 from gru_jax.harness.models import init_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def test_experiment_loads_validates_and_expands(path):
     assert module.__doc__ and "scripts/train.py" in module.__doc__, \
         f"{path.name}: the docstring must give the launch command"
     config = module.get_config()
-    validate(config)
+    make_task(config)
     raw = sweep.load_sweep(path)
     assert raw is not None, f"{path.name}: no get_sweep()"
     points = sweep.expand(raw, config)  # applies and validates every point
@@ -54,7 +54,7 @@ def test_experiment_loads_validates_and_expands(path):
 
 
 def _num_params(config) -> int:
-    task = validate(config)
+    task = make_task(config)
     params = init_model(jax.random.key(0), config.model, task.input_size, task.output_size,
                         seq_len=task.seq_len)
     return sum(x.size for x in jax.tree_util.tree_leaves(params))
@@ -80,7 +80,7 @@ def test_forecast_parameter_count_is_what_the_trainer_builds():
     from gru_jax.harness.steps import create_train_state
 
     config = sweep.load_experiment(ROOT / "experiments" / "forecast.py").get_config()
-    task = validate(config)
+    task = make_task(config)
     state = create_train_state(jax.random.key(0), config, task)
     assert sum(x.size for x in jax.tree_util.tree_leaves(state.params)) == \
         KERAS_PARAMS[config.model.cell]

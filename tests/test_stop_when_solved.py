@@ -14,7 +14,7 @@ from test_sweep import FakeTrainer, base_config, no_validate
 
 from gru_jax.errors import ConfigError
 from gru_jax.harness import diagnostics, sweep
-from gru_jax.harness.config import validate
+from gru_jax.harness.config import make_task
 from gru_jax.harness.models import hidden_grads, model_spec
 from gru_jax.harness.steps import create_train_state, task_loss
 from gru_jax.harness.train import DIAGNOSTIC_EXAMPLES, EVAL_SEED, train_and_evaluate
@@ -49,7 +49,7 @@ def test_horizon_at_init_and_median_over_training(tmp_path):
     config = make_tiny_config(**{"train.steps": 6, "train.eval_every": 2})
     s = train_and_evaluate(config, str(tmp_path))
     # At init, from the fresh params computed here directly.
-    task = validate(config)
+    task = make_task(config)
     state = create_train_state(jax.random.fold_in(jax.random.key(config.seed), 0), config, task)
     batch = task.eval_batch(jax.random.key(EVAL_SEED), config.train.eval_size)
     few = jax.tree_util.tree_map(lambda a: a[:DIAGNOSTIC_EXAMPLES], batch)
@@ -68,7 +68,7 @@ def test_horizon_at_init_and_median_over_training(tmp_path):
 
 def test_bad_stop_when_solved_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="train.stop_when_solved"):
-        validate(make_tiny_config(**{"train.stop_when_solved": -1}))
+        make_task(make_tiny_config(**{"train.stop_when_solved": -1}))
 
 
 class Unsolving(FakeTrainer):

@@ -15,7 +15,7 @@ from conftest import make_tiny_config
 from gru_jax.cells import gru_step, lstm_step, rnn_step
 from gru_jax.harness import diagnostics
 from gru_jax.harness.checkpoint import Checkpointer
-from gru_jax.harness.config import validate
+from gru_jax.harness.config import make_task
 from gru_jax.harness.models import apply_model, hidden_grads, init_model
 from gru_jax.harness.steps import (
     create_train_state,
@@ -62,7 +62,7 @@ def test_two_steps_end_to_end(tmp_path):
 
 
 def _final_params(workdir, config):
-    task = validate(config)
+    task = make_task(config)
     target = create_train_state(jax.random.key(0), config, task)
     ckpt = Checkpointer(str(workdir), keep=5, every=1)
     step, state, _ = ckpt.restore_latest(target)
@@ -250,7 +250,7 @@ def test_schedules():
 
 def test_train_step_metrics_and_nonfinite_freeze():
     config = make_tiny_config()
-    task = validate(config)
+    task = make_task(config)
     state = create_train_state(jax.random.key(0), config, task)
     batch = task.sample(jax.random.key(1), 16)
     spec = config.model.to_dict()

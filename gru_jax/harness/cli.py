@@ -1,4 +1,7 @@
-"""What the launchers in scripts/ share: one-line errors and quiet logs.
+"""What the launchers in scripts/ share: one-line errors, quiet logs, the config flag.
+
+All of the absl / config_flags glue lives here (gru_jax.harness.config knows
+nothing of command lines).
 
 The contract for bad input is one line on stderr and exit code 2, never a
 traceback; absl's own flag parsing exits 1 (with a traceback for some config
@@ -10,9 +13,11 @@ from __future__ import annotations
 import logging as py_logging
 import sys
 
+import ml_collections
 from absl import flags, logging
 
-from gru_jax.harness.config import flag_error_line
+from gru_jax.errors import ConfigError
+from gru_jax.harness.config import _type_name, _unknown, describe
 
 
 def die(msg, prog: str | None = None):
@@ -56,3 +61,108 @@ def setup(argv: list[str], prog: str | None = None) -> None:
         py_logging.getLogger("gru_jax").setLevel(py_logging.INFO)
     if len(argv) > 1:
         die(f"unexpected arguments: {' '.join(argv[1:])}", prog)
+
+
+# --- config_flags errors as one line ---
+
+def _config_path_from_argv(argv, name: str = "config") -> str | None:
+    for i, a in enumerate(argv):
+        if a.startswith(f"--{name}="):
+            return a.split("=", 1)[1]
+        if a == f"--{name}" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def _override_keys(argv, name: str = "config") -> list[str]:
+    prefix = f"--{name}."
+    return [a[len(prefix):].split("=", 1)[0] for a in argv if a.startswith(prefix)]
+
+
+def _load_config_file(argv):
+    """The config file named by --config in `argv`, loaded without overrides (None if it fails)."""
+    from ml_collections.config_flags import config_flags
+
+    path = _config_path_from_argv(argv)
+    try:
+        cfg = config_flags.ConfigFileFlagParser(name="config").parse(path) if path else None
+        cfg.keys()
+        return cfg
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def flag_error_line(exc: BaseException, argv) -> str:
+    """One line for an error raised while absl parses `argv` with an
+    ml_collections config file flag named --config (unknown override key,
+    unparsable value, broken config file, unknown flag)."""
+    import re
+
+    from absl import flags
+
+    msg = str(exc)
+    if isinstance(exc, (AttributeError, KeyError)):
+        # config_flags reports an unknown override key by its last part only: find it.
+        cfg = _load_config_file(argv)
+        if cfg is not None:
+            try:
+                for key in _override_keys(argv):
+                    node, parts = cfg, key.split(".")
+                    for i, part in enumerate(parts):
+                        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                            return _unknown(".".join(parts[: i + 1]), node)
+                        node = node[part]
+            except Exception:  # noqa: BLE001 - fall through to the generic line
+                pass
+        return f"--config: unknown key {msg.strip(chr(34)).strip(chr(39))}"
+    m = re.match(r"flag --config\.([\w.]+)=(.*?): (.*)", msg, re.S)
+    if m:
+        key, value, why = m.groups()
+        cfg = _load_config_file(argv)
+        try:
+            node = cfg
+            for part in key.split("."):
+                node = node[part]
+            return f"{key}: must be {_type_name(node)}, got {value!r}"
+        except Exception:  # noqa: BLE001 - no config to ask: say what the parser said
+            return f"{key}: cannot use {value!r} ({why.splitlines()[0]})"
+    m = re.match(r"flag --config=(.*?): (.*)", msg, re.S)
+    if m:
+        lines = [ln for ln in m.group(2).splitlines() if ln.strip()]
+        return f"--config={m.group(1)}: cannot load it ({lines[-1].strip() if lines else 'error'})"
+    if isinstance(exc, flags.Error):
+        return msg.splitlines()[0] if msg else type(exc).__name__
+    return f"{type(exc).__name__}: {msg.splitlines()[0] if msg else ''}"
+
+
+def config_from_flag(flag_holder):
+    """The ConfigDict behind a config_flags flag; ConfigError if the file is missing or
+    did not load (config_flags defers that error to the first access)."""
+    try:
+        config = flag_holder.value
+        if config is None:
+            raise ConfigError("--config: required (a config file with get_config())")
+        config.keys()  # _ErrorConfig raises its load error on any access
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever stopped the file from loading
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        raise ConfigError(f"--config: cannot load the config file ({lines[-1] if lines else e})"
+                          ) from None
+    return config
+
+
+def config_help() -> str:
+    """The --config flag's help: how to override, and every key with its default,
+    allowed values and meaning (so ``--help`` lists them)."""
+    return ("experiment config file (get_config()); override any key with "
+            "--config.KEY=VALUE. Keys (default, allowed values, meaning):\n" + describe())
+
+
+def print_config_and_exit(flag_holder) -> None:
+    """--print_config: the keys of SCHEMA (and the loaded config's values, with
+    --config) on stdout, exit 0."""
+    print(describe())
+    if flag_holder.value is not None:
+        print("\n# --config as loaded:\n" + config_from_flag(flag_holder).to_yaml())
+    sys.exit(0)

@@ -44,7 +44,7 @@ def load_run(workdir: str) -> Run:
     import jax
     import ml_collections
 
-    from gru_jax.harness.config import validate
+    from gru_jax.harness.config import make_task
     from gru_jax.harness.steps import create_train_state
 
     stored = read_json(os.path.join(workdir, CONFIG_FILE))
@@ -54,7 +54,7 @@ def load_run(workdir: str) -> Run:
     if config.task.name != "series":
         raise ConfigError(f"--workdir: {workdir} trained task {config.task.name!r}; forecasts "
                           "need a 'series' run")
-    task = validate(config)
+    task = make_task(config)
     target = create_train_state(jax.random.key(0), config, task)
     ckpt = Checkpointer(workdir, keep=config.train.keep_checkpoints,
                         every=config.train.checkpoint_every)

@@ -536,7 +536,7 @@ def measure_costs(config, pairs: Sequence[tuple[str, int]], *, repeats: int = 5,
 
     import jax
 
-    from gru_jax.harness.config import apply_overrides, validate
+    from gru_jax.harness.config import apply_overrides, make_task
     from gru_jax.harness.machine import machine_info
     from gru_jax.harness.steps import compiled_memory_bytes, create_train_state, train_step
 
@@ -545,7 +545,7 @@ def measure_costs(config, pairs: Sequence[tuple[str, int]], *, repeats: int = 5,
         cell = arm.removeprefix("chrono-")
         c = apply_overrides(config, {"model.cell": cell, "model.chrono": arm != cell,
                                      "model.hidden_size": hidden})
-        task = validate(c)
+        task = make_task(c)
         state = create_train_state(jax.random.key(0), c, task)
         batch = task.sample(jax.random.key(1), c.train.batch_size)
         step = jax.jit(train_step).lower(state, batch).compile()

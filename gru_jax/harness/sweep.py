@@ -47,7 +47,7 @@ import ml_collections
 
 from gru_jax.errors import ConfigError, WorkdirError
 from gru_jax.harness.config import apply_overrides, config_to_dict
-from gru_jax.harness.config import validate as default_validate
+from gru_jax.harness.config import make_task as default_validate
 from gru_jax.harness.records import (
     LOCK_FILE,
     PACK_KEYS,
@@ -107,9 +107,9 @@ def expand(
     `None` (an experiment without `get_sweep`) is one point: the base config. Each
     point must be a dict of dotted string keys to plain values; with `config`
     every point is applied to it, then each result is checked by `validate`
-    (default: gru_jax.harness.config.validate when available), so one bad point stops the
-    sweep before anything runs. Two identical points are an error (they would
-    share a folder).
+    (default: gru_jax.harness.config.make_task, which asks the task and the
+    devices too), so one bad point stops the sweep before anything runs. Two
+    identical points are an error (they would share a folder).
     """
     if sweep is None:
         sweep = [{}]
@@ -574,7 +574,7 @@ def run_sweep(
          "summary": the run's RunSummary or None}
 
     `train_fn(config, workdir)` defaults to gru_jax.harness.train.train_and_evaluate,
-    `validate(config)` (run on every point first) to gru_jax.harness.config.validate. A
+    `validate(config)` (run on every point first) to gru_jax.harness.config.make_task. A
     point that raises is recorded as failed and the sweep goes on; a point that
     comes back ``preempted`` stops the shard (the job is being taken away).
     KeyboardInterrupt propagates (the lock is released).

@@ -40,7 +40,7 @@ from gru_jax.errors import ConfigError
 from gru_jax.harness import diagnostics, steps
 from gru_jax.harness.checkpoint import Checkpointer
 from gru_jax.harness.chrono import TOTALS, Chrono
-from gru_jax.harness.config import resolved, validate
+from gru_jax.harness.config import make_task, resolved
 from gru_jax.harness.distributed import is_primary
 from gru_jax.harness.machine import machine_info, peak_memory
 from gru_jax.harness.models import model_spec
@@ -139,9 +139,9 @@ def _train(configs: list, workdirs: list[str], train_step, eval_step) -> list[di
 def _checked(configs: list, workdirs: list[str]) -> tuple[list, Task]:
     """The configs resolved (task defaults filled in) and their task; ConfigError if
     one is invalid or they differ outside PACK_KEYS."""
-    task = validate(configs[0])
+    task = make_task(configs[0])
     for c in configs[1:]:
-        validate(c)
+        make_task(c)
     configs = [resolved(c) for c in configs]
     flats = [flatten(c) for c in configs]
     for f, w in zip(flats, workdirs, strict=True):
