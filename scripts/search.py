@@ -20,9 +20,11 @@ line on stderr, nothing run), 143 preempted (run the same command to resume).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+signal.signal(signal.SIGINT, lambda *_: sys.exit("interrupted"))  # one line, any time
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
@@ -47,7 +49,7 @@ _TOP = flags.DEFINE_integer("top", 8, "Rows of the printed table.")
 
 
 def main(argv: list[str]) -> int:
-    cli.setup(argv, PROG)
+    cli.setup(argv, PROG, run_logs=False)
     workdir = _WORKDIR.value
     try:
         if not workdir:

@@ -22,9 +22,11 @@ current point saved a checkpoint; run the same command again to resume).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+signal.signal(signal.SIGINT, lambda *_: sys.exit("interrupted"))  # one line, any time
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
@@ -55,7 +57,7 @@ _PACK_SIZE = flags.DEFINE_integer("pack_size", 8, "--pack: at most this many poi
 
 
 def main(argv: list[str]) -> int:
-    cli.setup(argv, PROG)
+    cli.setup(argv, PROG, run_logs=False)
     cli.enable_compilation_cache()
     maybe_initialize()  # a multi-host job (SLURM, JAX_COORDINATOR_ADDRESS): before any JAX call
     workdir = _WORKDIR.value

@@ -16,9 +16,11 @@ scripts/slurm_multihost.sh.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+signal.signal(signal.SIGINT, lambda *_: sys.exit("interrupted"))  # one line, any time
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402

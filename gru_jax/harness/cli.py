@@ -53,12 +53,42 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def setup(argv: list[str], prog: str | None = None) -> None:
-    """Quiet logs unless --verbosity is given (Orbax logs every save at INFO
-    through absl; gru_jax's own lines stay), and refuse positional arguments."""
+class _TqdmHandler(py_logging.Handler):
+    """Writes log records through `tqdm.write`, which clears the progress bars
+    first and draws them again after: a log line never shares a bar's row."""
+
+    def emit(self, record: py_logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must not raise
+            self.handleError(record)
+
+
+class _Format(py_logging.Formatter):
+    """Our own INFO lines as they are; everything else with its level and source."""
+
+    def format(self, record: py_logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.levelno == py_logging.INFO and record.name.startswith("gru_jax"):
+            return msg
+        return f"{record.levelname.lower()}: {record.name}: {msg}"
+
+
+def setup(argv: list[str], prog: str | None = None, *, run_logs: bool = True) -> None:
+    """Every log line through the progress bars (`_TqdmHandler`, in place of
+    absl's handler), quiet unless --verbosity is given (Orbax logs every save at
+    INFO through absl; gru_jax's own lines stay, the trainer's per-eval lines only
+    with `run_logs`), and refuse positional arguments."""
+    handler = _TqdmHandler()
+    handler.setFormatter(_Format())
+    py_logging.getLogger().handlers = [handler]
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
         py_logging.getLogger("gru_jax").setLevel(py_logging.INFO)
+        if not run_logs:
+            py_logging.getLogger("gru_jax.harness.train").setLevel(py_logging.WARNING)
     if len(argv) > 1:
         die(f"unexpected arguments: {' '.join(argv[1:])}", prog)
 
