@@ -148,7 +148,7 @@ def _per_sequence(layout: Layout, T: int, seq_lengths, mask):
     return seq_lengths, mask
 
 
-def _dropout(cell, params, xs_flat, layout, carry, *, dropout, recurrent_dropout,
+def _dropout(cell, xs_flat, layout, carry, *, dropout, recurrent_dropout,
              deterministic, rng):
     """-> (xs with the input mask applied, recurrent mask [B, H] or None)."""
     for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
@@ -218,7 +218,7 @@ def scan(cell: Cell | str, params, xs, carry0=None, *, time_major=False, reverse
     T = xs.shape[0 if time_major else -2]
     carry = _initial_carry(cell, params, carry0, layout, xs, carry_dtype)
     seq_lengths, mask = _per_sequence(layout, T, seq_lengths, mask)
-    xs_flat, rec_mask = _dropout(cell, params, layout.flat_seq(xs), layout, carry,
+    xs_flat, rec_mask = _dropout(cell, layout.flat_seq(xs), layout, carry,
                                  dropout=dropout, recurrent_dropout=recurrent_dropout,
                                  deterministic=deterministic, rng=rng)
     needs = Needs(jnp.iscomplexobj(xs) or any(
