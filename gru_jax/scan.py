@@ -78,8 +78,9 @@ _IMPLS = {
 }
 
 # What "auto" tries, in order, per backend. minGRU's associative scan is not
-# among them: on CPU it is slower than the sequential loop, and on GPU/TPU it
-# has not been measured here yet.
+# among them: on CPU its training step takes 1.35x / 1.74x the sequential
+# loop's time (B, T, I, H = 64, 256, 8, 128 / 32, 1000, 2, 128; measured
+# interleaved), and on GPU/TPU it has not been measured here yet.
 AUTO_ORDER = {"cpu": (Impl.FUSED, Impl.REFERENCE)}
 _AUTO_DEFAULT = (Impl.FUSED, Impl.REFERENCE)
 
