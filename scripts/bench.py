@@ -106,16 +106,12 @@ def _compile(fn, *args):
     """jit(fn) compiled for args -> (callable, seconds, memory bytes or None)."""
     import jax
 
+    from gru_jax.harness.steps import compiled_memory_bytes  # the trainer's definition
+
     t = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
     sec = time.perf_counter() - t
-    mem = None
-    try:
-        ma = compiled.memory_analysis()
-        mem = int(ma.temp_size_in_bytes + ma.output_size_in_bytes)
-    except Exception:  # noqa: BLE001 - not every backend reports it
-        pass
-    return compiled, sec, mem
+    return compiled, sec, compiled_memory_bytes(compiled)
 
 
 def _data(B, T, IN, H, seed=0):
@@ -624,7 +620,7 @@ def ablation_train(B, T, IN, H, repeats):
 
 # --------------------------------------------------------------------------- ensemble
 
-# The trainer's step (gru_jax.harness.train.train_step, data sampled inside the step) on the
+# The trainer's step (gru_jax.harness.steps.train_program, data sampled inside the step) on the
 # adding problem at hidden 32, T 50, batch 64: a small GRU, where a seed sweep is many
 # runs that each leave most of the machine idle.
 ENSEMBLE_CONFIG = {"model.hidden_size": 32, "task.seq_len": 50, "train.batch_size": 64,
@@ -639,44 +635,31 @@ def ensemble_worker(members: int, packed: bool, steps: int) -> None:
     (XLA_FLAGS set by the parent); batches are split over them as in the trainer."""
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
+    from gru_jax.harness import steps as harness_steps
     from gru_jax.harness.config import apply_overrides, base_config, make_task
-    from gru_jax.harness.train import create_train_state, train_step
 
     config = apply_overrides(base_config("adding"), ENSEMBLE_CONFIG)
     task = make_task(config)
-    B = config.train.batch_size
-    mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
-    P = jax.sharding.PartitionSpec
-    data, replicated = (jax.sharding.NamedSharding(mesh, P("data")),
-                        jax.sharding.NamedSharding(mesh, P()))
     roots = [jax.random.key(seed) for seed in range(members)]
     init_keys = [jax.random.fold_in(r, 0) for r in roots]
     data_keys = [jax.random.fold_in(r, 1) for r in roots]
-
-    def step_fn(state, data_key, lr_scale):
-        batch = task.sample(jax.random.fold_in(data_key, state.step), B)
-        batch = jax.lax.with_sharding_constraint(batch, data)
-        return train_step(state, batch, lr_scale)
-
-    if packed:
-        keys, scales = jnp.stack(data_keys), jnp.ones((members,), jnp.float32)
-        fn = jax.jit(lambda st: jax.vmap(step_fn)(st, keys, scales), out_shardings=replicated)
-        jobs = [(create_train_state(jnp.stack(init_keys), config, task), None)]
-    else:
-        step = jax.jit(lambda st, k: step_fn(st, k, None), out_shardings=replicated)
-        fn = step
-        jobs = [(create_train_state(k, config, task), d) for k, d in zip(init_keys, data_keys,
-                                                                         strict=True)]
-    jobs = [(jax.device_put(st, replicated), d) for st, d in jobs]
+    _, replicated = harness_steps.data_mesh()
+    groups = [list(range(members))] if packed else [[i] for i in range(members)]
+    # One state for all (one set of static fields, so one program serves every group).
+    every = harness_steps.create_train_state(jnp.stack(init_keys), config, task)
+    jobs = [jax.device_put((harness_steps.stack([harness_steps.unstack(every, i) for i in g]),
+                            jnp.stack([data_keys[i] for i in g]),
+                            jnp.ones((len(g),), jnp.float32)), replicated) for g in groups]
+    # The trainer's own program (a pack of K, or of one reused for every member).
+    program = harness_steps.train_program(*jobs[0], task, config.train.batch_size)
 
     def run(jobs, n):
         out = []
-        for st, d in jobs:
+        for st, keys, scales in jobs:
             for _ in range(n):
-                st, _metrics = fn(st) if d is None else fn(st, d)
-            out.append((st, d))
+                st, _metrics = program(st, keys, scales)
+            out.append((st, keys, scales))
         return jax.block_until_ready(out)
 
     t = time.perf_counter()

@@ -3,7 +3,7 @@
 Layout of a workdir::
 
     config.json          the config the run was started with (compared on resume)
-    summary.json         written at the end (and on divergence, failure, preemption)
+    the summary          written at the end (and on divergence, failure, preemption)
     checkpoints/<step>/  Orbax: "state" (the train state pytree) and "meta" (JSON:
                          eval history, timings, ...), one folder per saved step
     events.out.tfevents.*

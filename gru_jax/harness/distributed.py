@@ -18,7 +18,7 @@ A job counts as multi-process when
 started as tasks of one SLURM step). After initialize, `jax.devices()` lists
 every process's devices: the trainer's 1-D mesh spans them all, the batch is
 split over them and the state replicated; Orbax coordinates the checkpoint
-saves of all processes itself; summary.json, config.json and the TensorBoard
+saves of all processes itself; the summary, config.json and the TensorBoard
 events are written by process 0 only (`is_primary`).
 """
 

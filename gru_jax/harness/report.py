@@ -1,4 +1,4 @@
-"""Tables and figures from a sweep folder's runs (each ``DIR/*/summary.json``).
+"""Tables and figures from a sweep folder's runs (each run's summary, `records`).
 
 `write_report(DIR)` writes into DIR:
 
@@ -12,7 +12,8 @@
 Heatmap cells average over the runs at that (cell, hidden size, sequence
 length): the seeds (and any other axis the sweep varies). Missing points are
 blank; failed and diverged runs are left out of the means and counted in the
-cell's annotation. Reads only summary.json and sweep.json: no JAX needed.
+cell's annotation. Reads only the runs' summaries and the sweep's (or search's)
+plan of runs: no JAX needed.
 """
 
 from __future__ import annotations
@@ -576,7 +577,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], workdir: str | Path,
 
 def write_report(workdir: str | Path) -> str:
     """Writes results.csv, results.md and the figures into `workdir`; returns the
-    markdown. WorkdirError if it holds no summary.json."""
+    markdown. WorkdirError if it holds no run summary."""
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise WorkdirError(f"{workdir}: no such folder")

@@ -13,7 +13,7 @@ norm) within a fixed budget of trainings. Its pieces:
   with the project's one trainer in its own subfolder (named by
   `gru_jax.harness.sweep.point_name`, run through `gru_jax.harness.sweep.run_sweep`: the same
   skip-if-finished, locks and failure records as a sweep), scores them from
-  their summary.json and tells the proposer::
+  their summaries and tells the proposer::
 
     DIR/search.json                                          every candidate, its score
     DIR/hidden_size=23,clip_norm=0.5,learning_rate=0.0143/   one training
@@ -405,10 +405,7 @@ def run_search(
     """
     space = make_space(space)
     budget = budget_candidates(budget, budget_steps, int(config.train.steps))
-    if isinstance(population, bool) or not isinstance(population, int) or population < 1:
-        raise ConfigError(f"--population: must be a positive int, got {population!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"--seed: must be an int >= 0, got {seed!r}")
+    _check_ints(population=(population, 1), seed=(seed, 0))
     generations = math.ceil(budget / population)
     proposer = make_proposer(method, len(space), population, generations, seed)
     # Both corners through the config's own checks: a bad key or bound fails
@@ -419,15 +416,7 @@ def run_search(
 
     workdir = Path(workdir)
     settings = _settings(method, seed, population, budget, space, config)
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise WorkdirError(f"{workdir}: cannot create the search folder ({e})") from e
-    lock = sweep.PointLock(workdir / SEARCH_LOCK)
-    if not lock.acquire():
-        holder = lock.holder() or {}
-        raise WorkdirError(f"{workdir}: a search runs there (pid {holder.get('pid')} on "
-                           f"{holder.get('host')}; remove {workdir / SEARCH_LOCK} if it is gone)")
+    lock = _lock(workdir)
     try:
         base = config_to_dict(config)
         _check_resume(workdir, settings, base)
@@ -437,28 +426,12 @@ def run_search(
         for g in range(generations * MAX_GENERATIONS_FACTOR):
             if len(summaries) >= budget:
                 break
-            x = proposer.ask(population, progress=len(summaries) / budget)
-            points = [from_unit(space, u) for u in x]
-            names = [sweep.point_name(p) for p in points]
-            # New runs in proposal order, as many as the budget has left; a repeat
-            # of an earlier run is free (scored from it), the rest are dropped.
-            new = list(dict.fromkeys(nm for nm in names if nm not in summaries))
-            allowed = set(new[:budget - len(summaries)])
-            keep = [i for i, nm in enumerate(names) if nm in summaries or nm in allowed]
-            x = x[keep]
-            points, names = [points[i] for i in keep], [names[i] for i in keep]
-            fresh = list({nm: p for nm, p in zip(names, points, strict=True)
-                          if nm not in summaries}.values())
+            x, points, names, fresh = _proposals(
+                proposer.ask(population, progress=len(summaries) / budget), space, summaries,
+                budget)
             say(f"generation {g}: {len(points)} candidates ({len(fresh)} new runs, "
                 f"{len(summaries) + len(fresh)}/{budget} of the budget; {method}, seed {seed})")
-            if fresh:  # each new candidate through the config's checks first
-                sweep.expand(fresh, config, validate)
-            results = sweep.run_points(
-                config, list(enumerate(zip(fresh, map(sweep.point_name, fresh), strict=True))),
-                workdir, train_fn, progress=False, log=say) if fresh else []
-            locked = [r["name"] for r in results if r["status"] == "running"]
-            if locked:
-                raise WorkdirError(f"{workdir}: candidates run by another process: {locked}")
+            results = _train_fresh(config, fresh, workdir, train_fn, validate, say)
             if len(results) < len(fresh) or any(r["status"] == "preempted" for r in results):
                 log_["status"] = "preempted"  # run_sweep stopped: the job is being taken away
                 _finish_generation(workdir, log_)
@@ -466,29 +439,86 @@ def run_search(
                 return log_
             ran = {r["name"] for r in results if r["action"] == "ran"}
             summaries.update({r["name"]: r["summary"] for r in results})
-            scores = []
-            for u, point, name in zip(x, points, names, strict=True):
-                summary = summaries[name]
-                if log_["metric"] is None and summary is not None and summary.metric:
-                    log_["metric"] = summary.metric
-                    log_["mode"] = "max" if higher_is_better(summary.metric) else "min"
-                s = score(summary)
-                log_["candidates"].append({
-                    "index": len(log_["candidates"]), "generation": g, "name": name,
-                    "overrides": point, "unit": [float(v) for v in u],
-                    "status": summary.status if summary is not None else None,
-                    "value": summary.final_value if math.isfinite(s) else None,
-                    "score": s if math.isfinite(s) else None,
-                    "trained": name in ran})
-                ran.discard(name)  # a duplicate within the generation was not trained again
-                scores.append(s)
-            proposer.tell(x, scores)
+            proposer.tell(x, _log_candidates(log_, g, x, points, names, summaries, ran))
             _finish_generation(workdir, log_)
         log_["status"] = "done"
         _finish_generation(workdir, log_)
         return log_
     finally:
         lock.release()
+
+
+def _train_fresh(config, fresh: list[dict], workdir: Path, train_fn, validate, say) -> list:
+    """The new candidates checked, then trained as points of a sweep (run_points);
+    WorkdirError if another process runs one of them."""
+    if not fresh:
+        return []
+    sweep.expand(fresh, config, validate)  # each new candidate through the config's checks
+    results = sweep.run_points(
+        config, list(enumerate(zip(fresh, map(sweep.point_name, fresh), strict=True))),
+        workdir, train_fn, progress=False, log=say)
+    locked = [r["name"] for r in results if r["status"] == "running"]
+    if locked:
+        raise WorkdirError(f"{workdir}: candidates run by another process: {locked}")
+    return results
+
+
+def _check_ints(**values: tuple[Any, int]) -> None:
+    """Each --NAME=(value, least) must be an int >= least."""
+    for name, (value, least) in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"--{name}: must be an int >= {least}, got {value!r}")
+
+
+def _lock(workdir: Path) -> sweep.PointLock:
+    """The search folder, created and locked (WorkdirError if another search holds it)."""
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WorkdirError(f"{workdir}: cannot create the search folder ({e})") from e
+    lock = sweep.PointLock(workdir / SEARCH_LOCK)
+    if not lock.acquire():
+        holder = lock.holder() or {}
+        raise WorkdirError(f"{workdir}: a search runs there (pid {holder.get('pid')} on "
+                           f"{holder.get('host')}; remove {workdir / SEARCH_LOCK} if it is gone)")
+    return lock
+
+
+def _proposals(x: np.ndarray, space, summaries: Mapping[str, Any], budget: int):
+    """(x, points, names, fresh) of a generation's proposals x [P, d]: new runs in
+    proposal order as many as the budget has left; a repeat of an earlier run is
+    free (scored from it); the rest are dropped. `fresh`: the new runs' points."""
+    points = [from_unit(space, u) for u in x]
+    names = [sweep.point_name(p) for p in points]
+    new = list(dict.fromkeys(nm for nm in names if nm not in summaries))
+    allowed = set(new[:budget - len(summaries)])
+    keep = [i for i, nm in enumerate(names) if nm in summaries or nm in allowed]
+    points, names = [points[i] for i in keep], [names[i] for i in keep]
+    fresh = list({nm: p for nm, p in zip(names, points, strict=True)
+                  if nm not in summaries}.values())
+    return x[keep], points, names, fresh
+
+
+def _log_candidates(log_: dict, g: int, x, points, names, summaries, ran: set) -> list[float]:
+    """Each candidate of generation `g` into the log (the metric from the first run
+    that has one); their scores, in order."""
+    scores = []
+    for u, point, name in zip(x, points, names, strict=True):
+        summary = summaries[name]
+        if log_["metric"] is None and summary is not None and summary.metric:
+            log_["metric"] = summary.metric
+            log_["mode"] = "max" if higher_is_better(summary.metric) else "min"
+        s = score(summary)
+        log_["candidates"].append({
+            "index": len(log_["candidates"]), "generation": g, "name": name,
+            "overrides": point, "unit": [float(v) for v in u],
+            "status": summary.status if summary is not None else None,
+            "value": summary.final_value if math.isfinite(s) else None,
+            "score": s if math.isfinite(s) else None,
+            "trained": name in ran})
+        ran.discard(name)  # a duplicate within the generation was not trained again
+        scores.append(s)
+    return scores
 
 
 def _finish_generation(workdir: Path, log_: dict) -> None:

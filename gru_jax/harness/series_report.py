@@ -9,7 +9,7 @@ baselines (`gru_jax.harness.baselines`) on the same splits, and writes into out_
     series.csv         one row per run and per baseline
     series.md          the tables
     series_<name>.png  the test split: truth and forecasts
-    runs/<run>/summary.json   each run's summary (no checkpoints, no events)
+    runs/<run>/               each run's summary (no checkpoints, no events)
     manifest.json      commit, command, machine, wall times
 
 `render_section(out_dir)` is the README's forecasting section, from series.json

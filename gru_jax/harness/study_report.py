@@ -3,7 +3,7 @@ learning curves, the cell comparison and the published-results tables, and the R
 section, all from the committed runs of a study folder.
 
 A study folder holds one sweep folder per task (``results/long_range/adding``, ``.../copy``),
-each with ``sweep.json`` (the whole grid) and one ``<point>/summary.json`` per finished
+each with ``sweep.json`` (the whole grid) and one run summary in ``<point>/`` per finished
 run. A grid point is (arm, hidden size, sequence length) with one run per seed; it is
 
 * run: some seeds finished; "solved" there means at least half of its seeds solved;
@@ -536,9 +536,9 @@ def measure_costs(config, pairs: Sequence[tuple[str, int]], *, repeats: int = 5,
 
     import jax
 
+    from gru_jax.harness import steps as harness_steps
     from gru_jax.harness.config import apply_overrides, make_task
     from gru_jax.harness.machine import machine_info
-    from gru_jax.harness.steps import compiled_memory_bytes, create_train_state, train_step
 
     progs = []
     for arm, hidden in pairs:
@@ -546,24 +546,26 @@ def measure_costs(config, pairs: Sequence[tuple[str, int]], *, repeats: int = 5,
         c = apply_overrides(config, {"model.cell": cell, "model.chrono": arm != cell,
                                      "model.hidden_size": hidden})
         task = make_task(c)
-        state = create_train_state(jax.random.key(0), c, task)
-        batch = task.sample(jax.random.key(1), c.train.batch_size)
-        step = jax.jit(train_step).lower(state, batch).compile()
-        progs.append((step, state, batch))
+        # The trainer's own program for one run (batch drawn inside the step).
+        keys = jax.random.split(jax.random.key(0), 2)
+        _, replicated = harness_steps.data_mesh()
+        args = jax.device_put((harness_steps.create_train_state(keys[:1], c, task), keys[1:],
+                               jax.numpy.ones((1,), jax.numpy.float32)), replicated)
+        progs.append((harness_steps.train_program(*args, task, c.train.batch_size), args))
     times: list[list[float]] = [[] for _ in pairs]
     for _ in range(repeats):
-        for k, (step, state, batch) in enumerate(progs):
-            jax.block_until_ready(step(state, batch))  # warm
+        for k, (step, (state, keys, scales)) in enumerate(progs):
+            jax.block_until_ready(step(state, keys, scales))  # warm
             t0 = time.perf_counter()
             for _ in range(steps):
-                state, _ = step(state, batch)
+                state, _ = step(state, keys, scales)
             jax.block_until_ready(state)
             times[k].append(1000 * (time.perf_counter() - t0) / steps)
     return {
         "seq_len": config.task.seq_len, "batch_size": config.train.batch_size,
         "repeats": repeats, "steps": steps, "machine": machine_info(),
         "rows": [{"arm": arm, "hidden": h, "step_ms": float(np.median(ts)),
-                  "step_ms_all": ts, "memory_bytes": compiled_memory_bytes(p[0])}
+                  "step_ms_all": ts, "memory_bytes": harness_steps.compiled_memory_bytes(p[0])}
                  for (arm, h), ts, p in zip(pairs, times, progs, strict=True)],
     }
 

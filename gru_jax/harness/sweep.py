@@ -6,13 +6,13 @@ builds the full product of a few axes). `run_sweep` runs the points of one
 shard, each with the trainer in ``DIR/<point_name>``::
 
     DIR/sweep.json                              every point and its subfolder
-    DIR/cell=gru,hidden_size=64,seq_len=50/     one run: summary.json, events, ckpts
+    DIR/cell=gru,hidden_size=64,seq_len=50/     one run: summary, events, ckpts
     DIR/cell=lstm,hidden_size=64,seq_len=50/
     ...
 
 It is safe to start again and to run as several shards at once:
 
-- a point whose summary.json says ``done`` or ``diverged`` is finished and is
+- a point whose summary says ``done`` or ``diverged`` is finished and is
   skipped; any other point (no summary, ``preempted``, ``failed``) is handed to
   the trainer again in the same folder, and the trainer resumes from its
   checkpoint;
@@ -21,7 +21,7 @@ It is safe to start again and to run as several shards at once:
   (``.lock``, created with O_CREAT|O_EXCL) so two processes never run the same
   point at once, even if launched by mistake with the same shard;
 - a point whose trainer raises is recorded as ``failed`` (with the error) in its
-  summary.json and the sweep goes on with the next point.
+  summary and the sweep goes on with the next point.
 """
 
 from __future__ import annotations
