@@ -6,12 +6,18 @@ STUDY  ?= runs/long_range
 
 .PHONY: setup study test lint bench clean
 
-# One virtual environment with the package and its test extras (torch is the
-# 2.13.0 CPU build; KERAS_BACKEND=jax is set where keras is imported).
+# One virtual environment. `setup` (and `make study`) installs the package and what
+# the study needs; `make test` and `make lint` add the test extras ([test]: pytest,
+# ruff, and torch 2.13.0 CPU and Keras for the parity tests; KERAS_BACKEND=jax is
+# set where keras is imported).
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed
+	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
 setup: $(BIN)/.installed
@@ -28,10 +34,10 @@ study: setup
 	done
 	$(BIN)/python scripts/report.py --study=$(STUDY) --reduced
 
-test: setup
+test: $(BIN)/.installed-test
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest
 
-lint: setup
+lint: $(BIN)/.installed-test
 	$(BIN)/ruff check gru_jax scripts experiments tests
 
 bench: setup
