@@ -9,6 +9,11 @@ scores 0.167); a run stops once two evals in a row are solved
 `task.seq_len` the sweep prunes (PRUNE_ALONG): a point is not run when every seed of
 the same arm and hidden size failed at the next shorter length.
 
+One run of the grid (a single point, e.g. to look at it in TensorBoard)::
+
+    python scripts/train.py --config=experiments/long_range_adding.py \\
+        --workdir=runs/lr_adding_one --config.model.hidden_size=64 --config.task.seq_len=200
+
 The full study (commits its results into results/long_range/adding; run two shards
 at once on a 2-core machine, both with --shard=0/1 so that each takes the next free
 point)::

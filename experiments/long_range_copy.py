@@ -8,6 +8,13 @@ at >= 0.99. Every run: AdamW at peak lr 1e-2 (warmup 100, cosine to 0 at 1500), 
 stops once two evals in a row are solved; the sweep prunes along task.seq_len as in
 experiments/long_range_adding.py.
 
+One run of the grid (a single point, e.g. to look at it in TensorBoard)::
+
+    python scripts/train.py --config=experiments/long_range_copy.py \\
+        --workdir=runs/lr_copy_one --config.model.hidden_size=128 --config.task.seq_len=40
+
+The study (into the committed results folder), and its reduced grid (`make study`)::
+
     python scripts/sweep.py --config=experiments/long_range_copy.py \\
         --workdir=results/long_range/copy
     python scripts/sweep.py --config=experiments/long_range_copy.py:reduced \\
