@@ -377,6 +377,15 @@ def _steps_value(runs):
     return statistics.fmean(solved), text
 
 
+def _legend(ax, handles: dict) -> None:
+    """One legend (outside the last panel) for {(length index, hidden index): (line,
+    label)}, by hidden size then length; none when there are too many lines to read."""
+    if handles and len(handles) <= 30:
+        items = [handles[k] for k in sorted(handles, key=lambda k: (k[1], k[0]))]
+        ax.legend([h for h, _ in items], [lbl for _, lbl in items], fontsize=6,
+                  loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+
+
 def _curves_figure(task, task_runs, cells, metric, path, solved_at=None, baseline=None):
     """One panel per cell: the eval metric against step for each run; colour by
     sequence length, line style by hidden size; the task's solve threshold and
@@ -418,10 +427,7 @@ def _curves_figure(task, task_runs, cells, metric, path, solved_at=None, baselin
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"eval {metric}")
-    if handles and len(handles) <= 30:
-        items = [handles[k] for k in sorted(handles, key=lambda k: (k[1], k[0]))]
-        axes[-1].legend([h for h, _ in items], [lbl for _, lbl in items], fontsize=6,
-                        loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    _legend(axes[-1], handles)
     fig.suptitle(f"{task}: eval {metric} during training", fontsize=10)
     fig.savefig(path, dpi=110)
     return path
@@ -462,10 +468,7 @@ def _gradients_figure(task, task_runs, cells, path):
         ax.set_xlabel("lag T-1-t (steps back from the end)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(r"$\|\partial L/\partial h_t\| \;/\; \|\partial L/\partial h_{T-1}\|$")
-    if handles and len(handles) <= 30:
-        items = [handles[k] for k in sorted(handles, key=lambda k: (k[1], k[0]))]
-        axes[-1].legend([h for h, _ in items], [lbl for _, lbl in items], fontsize=6,
-                        loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    _legend(axes[-1], handles)
     fig.suptitle(f"{task}: gradient reaching back in time (at the end of training)",
                  fontsize=10)
     fig.savefig(path, dpi=110)
