@@ -36,11 +36,13 @@ The WOA search behind WOA_BEST (per series; validation MSE, 8 candidates)::
         --config.task.dataset=co2 --config.task.difference=True
 
 Measured on the project's 2-core CPU machine while other jobs shared it (load
-around 13, so +-50%): the sweep took 538 s wall for its 51 runs (17 programs of
-3 packed seeds, 30-55 s each, compile included); the four WOA searches 148 s
-(co2), 99 s (elnino), 179 s (sunspots) and 289 s (nile); the report 6 min
-(51 checkpoints reloaded, the ARIMA and ETS fits). results/series/manifest.json
-has the commit, machine and times; the tables and verdicts are in
+around 12, so +-50%): the sweep took 557 s wall for its 60 runs (20 programs of
+3 packed seeds, 15-40 s each, compile included); the four WOA searches (run
+with an earlier version of the trainer, which gives the same numbers) 148 s
+(co2), 99 s (elnino), 179 s (sunspots) and 289 s (nile); the report about 8
+min (60 checkpoints reloaded, the ARIMA and ETS fits, ARIMA/ETS re-run from
+every origin for the 12-month horizon). results/series/manifest.json has the
+commit, machine and times; the tables and verdicts are in
 results/series/series.md and the README.
 """
 
