@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import re
-import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -244,14 +243,6 @@ def _machine(summary: RunSummary) -> str:
     return f"{m['cpu']}, {m['cpu_count']} cores, JAX backend {m['backend']} (shared machine)"
 
 
-def _commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def write_results(runs_dir: str | os.PathLike, out_dir: str | os.PathLike,
                   command: str = "") -> dict:
     """Score every series run and baseline; write out_dir's files (module docstring)."""
@@ -287,7 +278,9 @@ def write_results(runs_dir: str | os.PathLike, out_dir: str | os.PathLike,
     (out_dir / "series.md").write_text(markdown(data))
     trained_at = sorted({s.machine.get("commit") or "unknown" for _, s in runs})
     write_json_atomic(str(out_dir / "manifest.json"), {
-        "commit": _commit(), "trained_at_commits": trained_at, "command": command,
+        # The commit the runs trained at (their summaries say): a commit of main, where
+        # the HEAD of the branch that ran the report may be rebased away later.
+        "commit": trained_at[0] if len(trained_at) == 1 else trained_at, "command": command,
         "machine": _machine(runs[0][1]), "runs": len(runs),
         # A packed group's members each record the group's wall time: count it once.
         "train_wall_time_sec": round(sum(
@@ -321,10 +314,11 @@ def render_section(out_dir: str | os.PathLike, image_dir: str = "results/series/
     data = json.loads((out_dir / "series.json").read_text())
     manifest = json.loads((out_dir / "manifest.json").read_text())
     body = markdown(data, image_dir).replace("#### ", "### ")
-    head = (f"Rendered from `{image_dir.rstrip('/')}` (commit {str(manifest['commit'])[:10]}, "
-            f"{manifest['machine']}; {manifest['runs']} runs, {manifest['train_wall_time_sec']} s "
-            f"of training) by `{manifest['command']}`. Test split only; models: mean ± std over "
-            "seeds; MASE < 1 beats the seasonal naive forecast's in-sample error.")
+    m = manifest
+    head = (f"Rendered from `{image_dir.rstrip('/')}` (trained at commit {str(m['commit'])[:10]}, "
+            f"{m['machine']}; {m['runs']} runs, {m['train_wall_time_sec']} s of training) by "
+            f"`{m['command']}`. Test split only; models: mean ± std over seeds; MASE < 1 beats "
+            "the seasonal naive forecast's in-sample error.")
     return f"{BEGIN}\n{head}\n\n{body.rstrip()}\n{END}"
 
 
