@@ -121,3 +121,13 @@ def test_measure_costs_times_every_pair_side_by_side():
     # Chrono changes the initial biases only: the same program, the same memory.
     assert costs["rows"][0]["memory_bytes"] == costs["rows"][1]["memory_bytes"]
     assert costs["rows"][2]["memory_bytes"] < costs["rows"][0]["memory_bytes"]
+
+
+@pytest.mark.parametrize("a, b, sign", [
+    ((80, False), (40, False), 1), ((40, False), (40, False), 0),
+    ((40, False), (160, True), -1),   # b solved at least 160: a is shorter
+    ((200, False), (160, True), None),  # b may still reach beyond 200
+    ((None, False), (None, False), None), ((None, False), (20, False), -1),
+])
+def test_boundaries_are_ordered_only_where_the_grid_decides(a, b, sign):
+    assert study_report._compare(a, b) == sign

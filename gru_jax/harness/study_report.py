@@ -460,6 +460,23 @@ def _next_length(tr: TaskResults, t: int | None) -> int | None:
     return longer[0] if longer else None
 
 
+def _compare(a: tuple[int | None, bool], b: tuple[int | None, bool]) -> int | None:
+    """Sign of boundary a - boundary b ((length or None, censored) each) where the grid
+    decides it, else None. A censored boundary is a lower bound; two arms that solve no
+    length tell nothing about which reaches further."""
+    (ta, ca), (tb, cb) = a, b
+    if ta is None and tb is None:
+        return None
+    va, vb = ta or 0, tb or 0
+    if not ca and not cb:
+        return (va > vb) - (va < vb)
+    if not ca and va < vb:  # b is at least vb
+        return -1
+    if not cb and vb < va:
+        return 1
+    return None
+
+
 def published_rows(tasks: Mapping[str, TaskResults]) -> list[list[str]]:
     """Published findings next to ours, each with a verdict computed from the results."""
     rows = []
@@ -508,14 +525,11 @@ def published_rows(tasks: Mapping[str, TaskResults]) -> list[list[str]]:
                      f"longest T solved: {ours}", verdict])
     for tr in (x for x in (add, copy) if x is not None and "chrono-gru" in x.arms):
         pairs = {h: (tr.boundary("chrono-gru", h), tr.boundary("gru", h)) for h in tr.hiddens}
-        # Compared only where both boundaries are inside the grid (neither may move).
-        diff = {h: (c[0] or 0) - (g[0] or 0) for h, (c, g) in pairs.items()
-                if not c[1] and not g[1]}
-        d = list(diff.values())
-        verdict = ("open: no hidden size has both boundaries inside the grid yet" if not d
-                   else "agrees" if min(d) >= 0 and max(d) > 0 else
-                   "no difference in the grid" if not any(d) else
-                   "agrees in part" if max(d) > 0 else "disagrees")
+        signs = [s for c, g in pairs.values() if (s := _compare(c, g)) is not None]
+        verdict = ("open: no hidden size where the two boundaries can be ordered yet"
+                   if not signs else "agrees" if min(signs) >= 0 and max(signs) > 0 else
+                   "no difference in the grid" if not any(signs) else
+                   "disagrees" if max(signs) <= 0 else "mixed: longer at some H, shorter at others")
         rows.append([f"Chrono initialisation extends the range a GRU learns ({tr.name})",
                      "Tallec & Ollivier 2018",
                      "longest T solved, chrono-gru vs gru: " + ", ".join(
