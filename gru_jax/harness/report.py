@@ -593,3 +593,14 @@ def write_report(workdir: str | Path) -> str:
     text = markdown(rows, workdir, planned_runs(workdir), figures)
     (workdir / "results.md").write_text(text)
     return text
+
+
+def replace_section(text: str, begin: str, end: str, body: str) -> str:
+    """`text` with what lies between the markers `begin` and `end` replaced by `body` (the
+    markers stay): how the README's rendered sections are written and checked."""
+    head, sep, rest = text.partition(begin)
+    _, sep2, tail = rest.partition(end)
+    if not sep or not sep2:
+        raise WorkdirError(f"no {begin} ... {end} markers to render into")
+    return f"{head}{begin}\n{body.strip()}\n{end}{tail}"
+

@@ -40,6 +40,7 @@ from gru_jax.harness.records import (
     write_json_atomic,
     write_summary,
 )
+from gru_jax.harness.report import replace_section
 
 BEGIN, END = "<!-- series:begin -->", "<!-- series:end -->"
 CELL_LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "tanh RNN", "mingru": "minGRU"}
@@ -319,16 +320,14 @@ def render_section(out_dir: str | os.PathLike, image_dir: str = "results/series/
             f"{m['machine']}; {m['runs']} runs, {m['train_wall_time_sec']} s of training) by "
             f"`{m['command']}`. Test split only; models: mean ± std over seeds; MASE < 1 beats "
             "the seasonal naive forecast's in-sample error.")
-    return f"{BEGIN}\n{head}\n\n{body.rstrip()}\n{END}"
+    return f"{head}\n\n{body.rstrip()}"
 
 
 def update_readme(readme: str | os.PathLike, out_dir: str | os.PathLike) -> bool:
     """Replace the README's section between the markers; True if it changed."""
     readme = Path(readme)
     text = readme.read_text()
-    if BEGIN not in text or END not in text:
-        raise WorkdirError(f"{readme}: no {BEGIN} ... {END} markers to render into")
-    new = text[: text.index(BEGIN)] + render_section(out_dir) + text[text.index(END) + len(END):]
+    new = replace_section(text, BEGIN, END, render_section(out_dir))
     if new != text:
         readme.write_text(new)
     return new != text

@@ -30,6 +30,7 @@ import numpy as np
 
 from gru_jax.harness.diagnostics import HORIZON_FRACTION
 from gru_jax.harness.records import SWEEP_FILE, RunSummary, read_summary
+from gru_jax.harness.report import replace_section
 from gru_jax.harness.sweep import point_names, prune_reason
 
 ARMS = ("gru", "chrono-gru", "lstm", "rnn", "mingru")
@@ -737,9 +738,5 @@ def write_study_report(study: str | os.PathLike, *, reduced: bool = False,
 
 
 def replace_readme_section(readme: str, section: str) -> str:
-    """`readme` with the text between README_BEGIN and README_END replaced by `section`."""
-    head, sep, rest = readme.partition(README_BEGIN)
-    _, sep2, tail = rest.partition(README_END)
-    if not sep or not sep2:
-        raise ValueError(f"README has no {README_BEGIN} ... {README_END} markers")
-    return f"{head}{README_BEGIN}\n{section}{README_END}{tail}"
+    """`readme` with its long-range section (between README_BEGIN and README_END) replaced."""
+    return replace_section(readme, README_BEGIN, README_END, section)
