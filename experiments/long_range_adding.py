@@ -29,15 +29,8 @@ The reduced grid (`make study`: 2 hidden sizes x 2 lengths x 2 seeds, a few minu
 """
 
 from gru_jax.harness.config import base_config
+from gru_jax.harness.study_report import study_points
 
-# arm -> its model overrides (chrono: the update-gate bias ~ log U[1, T_max - 1]).
-ARMS = {
-    "gru": {"model.cell": "gru", "model.chrono": False},
-    "chrono-gru": {"model.cell": "gru", "model.chrono": True},
-    "lstm": {"model.cell": "lstm", "model.chrono": False},
-    "rnn": {"model.cell": "rnn", "model.chrono": False},
-    "mingru": {"model.cell": "mingru", "model.chrono": False},
-}
 GRIDS = {
     "full": {"hidden": (16, 32, 64, 128), "seq_len": (10, 20, 50, 100, 200, 500, 1000),
              "seeds": (0, 1, 2)},
@@ -62,12 +55,5 @@ def get_config(arg: str = "full"):
 
 
 def get_sweep(arg: str = "full"):
-    """Points in increasing seq_len (pruning reads the shorter lengths' results)."""
-    grid = GRIDS[arg]
-    return [
-        {**arm, "model.hidden_size": hidden, "task.seq_len": seq_len, "seed": seed}
-        for seq_len in grid["seq_len"]
-        for hidden in grid["hidden"]
-        for arm in ARMS.values()
-        for seed in grid["seeds"]
-    ]
+    """The arms of `study_report.ARM_OVERRIDES` over the grid, in increasing seq_len."""
+    return study_points(**GRIDS[arg])

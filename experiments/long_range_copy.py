@@ -22,14 +22,8 @@ The study (into the committed results folder), and its reduced grid (`make study
 """
 
 from gru_jax.harness.config import base_config
+from gru_jax.harness.study_report import study_points
 
-ARMS = {
-    "gru": {"model.cell": "gru", "model.chrono": False},
-    "chrono-gru": {"model.cell": "gru", "model.chrono": True},
-    "lstm": {"model.cell": "lstm", "model.chrono": False},
-    "rnn": {"model.cell": "rnn", "model.chrono": False},
-    "mingru": {"model.cell": "mingru", "model.chrono": False},
-}
 GRIDS = {
     "full": {"hidden": (16, 32, 64, 128), "seq_len": (10, 20, 40, 80, 160),
              "seeds": (0, 1, 2)},
@@ -56,12 +50,5 @@ def get_config(arg: str = "full"):
 
 
 def get_sweep(arg: str = "full"):
-    """Points in increasing delay (pruning reads the shorter delays' results)."""
-    grid = GRIDS[arg]
-    return [
-        {**arm, "model.hidden_size": hidden, "task.seq_len": seq_len, "seed": seed}
-        for seq_len in grid["seq_len"]
-        for hidden in grid["hidden"]
-        for arm in ARMS.values()
-        for seed in grid["seeds"]
-    ]
+    """The arms of `study_report.ARM_OVERRIDES` over the grid, in increasing seq_len."""
+    return study_points(**GRIDS[arg])

@@ -33,10 +33,26 @@ from gru_jax.harness.records import SWEEP_FILE, RunSummary, read_summary
 from gru_jax.harness.report import replace_section
 from gru_jax.harness.sweep import point_names, prune_reason
 
-ARMS = ("gru", "chrono-gru", "lstm", "rnn", "mingru")
+# arm -> the model overrides that make it (chrono: the GRU's update-gate bias ~ log U[1, T-1]).
+ARM_OVERRIDES = {
+    "gru": {"model.cell": "gru", "model.chrono": False},
+    "chrono-gru": {"model.cell": "gru", "model.chrono": True},
+    "lstm": {"model.cell": "lstm", "model.chrono": False},
+    "rnn": {"model.cell": "rnn", "model.chrono": False},
+    "mingru": {"model.cell": "mingru", "model.chrono": False},
+}
+ARMS = tuple(ARM_OVERRIDES)
 ARM_COLORS = {"gru": "C0", "chrono-gru": "C9", "lstm": "C1", "rnn": "C3", "mingru": "C2"}
 README_BEGIN, README_END = "<!-- long-range:begin -->", "<!-- long-range:end -->"
 CURVE_HIDDEN = 64  # the hidden size of the gradient and learning-curve figures
+
+
+def study_points(hidden: Sequence[int], seq_len: Sequence[int], seeds: Sequence[int]
+                 ) -> list[dict[str, Any]]:
+    """A study's sweep: every arm x hidden x seq_len x seed, in increasing seq_len (the
+    sweep's pruning reads the shorter lengths' results)."""
+    return [{**arm, "model.hidden_size": h, "task.seq_len": t, "seed": seed}
+            for t in seq_len for h in hidden for arm in ARM_OVERRIDES.values() for seed in seeds]
 
 
 def arm_of(overrides: Mapping[str, Any]) -> str:
