@@ -137,9 +137,10 @@ def _mib(x: Any) -> str:
     return "—" if v is None else f"{v / 2**20:.4g}"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table; cells are written with str()."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -240,7 +241,7 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             longest,
             horizon,
         ])
-    return _table(header, lines)
+    return markdown_table(header, lines)
 
 
 RUN_HEADER = ("run", "task", "cell", "hidden", "seq_len", "seed", "status", "step", "metric",
@@ -257,7 +258,7 @@ def runs_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         _fmt(r["num_params"]), _fmt(r["step_time_ms"]), _fmt(r["steps_per_sec"]),
         _mib(r["step_memory_bytes"]), _mib(r["peak_memory_bytes"]), _fmt(r["grad_horizon"]),
     ] for r in rows]
-    text = _table(RUN_HEADER, lines)
+    text = markdown_table(RUN_HEADER, lines)
     errors = [f"- `{r['run']}`: {r['error']}" for r in rows if r["error"]]
     if errors:
         text += "\n\nErrors:\n\n" + "\n".join(errors)

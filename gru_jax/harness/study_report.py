@@ -30,7 +30,7 @@ import numpy as np
 
 from gru_jax.harness.diagnostics import HORIZON_FRACTION
 from gru_jax.harness.records import SWEEP_FILE, RunSummary, read_summary
-from gru_jax.harness.report import replace_section
+from gru_jax.harness.report import markdown_table, replace_section
 from gru_jax.harness.sweep import point_names, prune_reason
 
 # arm -> the model overrides that make it (chrono: the GRU's update-gate bias ~ log U[1, T-1]).
@@ -364,12 +364,6 @@ def _value_at(run: RunSummary, step: int, metric: str) -> float:
 
 # --- tables ------------------------------------------------------------------------------
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _bound_text(t: int | None, censored: bool) -> str:
     if t is None:
         return "none" + (" yet" if censored else "")
@@ -383,7 +377,7 @@ def boundary_table(tr: TaskResults, fits: Mapping[str, Any]) -> str:
         fit = fits.get(arm)
         rows.append([arm, *(_bound_text(t, c) for _, t, c in bs),
                      f"H^{round(fit[1], 2) + 0.0:.2f}" if fit else "-"])
-    return _table(["arm", *(f"H={h}" for h in tr.hiddens), "fit T* ~"], rows)
+    return markdown_table(["arm", *(f"H={h}" for h in tr.hiddens), "fit T* ~"], rows)
 
 
 def best_boundary(tr: TaskResults, arm: str) -> tuple[int | None, bool, int | None]:
@@ -459,10 +453,10 @@ def comparison_markdown(tasks: Sequence[TaskResults], costs: Mapping | None) -> 
                 f"{costs['batch_size']}, in one process ({costs['machine']['cpu']}, "
                 f"{costs['machine']['cpu_count']} cores); memory: XLA's buffer assignment for "
                 "that step (arguments + outputs + temporaries). ")
-    return (f"At equal hidden size ({hidden}):\n\n{_table(header, same)}\n\n"
+    return (f"At equal hidden size ({hidden}):\n\n{markdown_table(header, same)}\n\n"
             f"At (nearly) equal parameter count: each arm at the grid hidden size whose "
             f"parameter count is nearest the GRU's at {hidden}:\n\n"
-            f"{_table(header, equal)}\n\n{what}Horizon: the largest lag at which "
+            f"{markdown_table(header, equal)}\n\n{what}Horizon: the largest lag at which "
             f"||dL/dh_t|| stays above {HORIZON_FRACTION:g} of its value at the last step, "
             "median over seeds.")
 
@@ -722,7 +716,7 @@ def study_markdown(study: str | os.PathLike, tasks: Sequence[TaskResults], *,
     costs = json.loads(costs_path.read_text()) if costs_path.is_file() else None
     parts.append("#### Cells compared (the seed article's table, measured)\n\n"
                  + comparison_markdown(tasks, costs))
-    parts.append("#### Against published results\n\n" + _table(
+    parts.append("#### Against published results\n\n" + markdown_table(
         ["finding", "source", "ours", "verdict"], published_rows({t.name: t for t in tasks})))
     return "\n\n".join(parts) + "\n"
 
