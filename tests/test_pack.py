@@ -97,7 +97,7 @@ def test_nan_in_one_member_diverges_it_alone(tmp_path):
     k = 7
 
     def poisoned(state, batch, lr_scale):  # NaN inputs at step k, member lr 2e-2 only
-        hit = (state.step == k - 1) & (lr_scale > 1.5)
+        hit = (state.step == k - 1) & (lr_scale > 1.5e-2)  # the scale is the lr
         return train_step(state, {**batch, "x": jnp.where(hit, jnp.nan, batch["x"])}, lr_scale)
 
     common = {"train__steps": 12, "train__log_every": 4}

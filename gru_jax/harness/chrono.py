@@ -1,31 +1,39 @@
-"""Training time, measured as big_vision's `Chrono` measures it.
+"""Training time, measured as big_vision's `Chrono` measures it, and itemised.
 
-* The first step of a session compiles; timing starts after it has finished
-  (`start`), so speed is that of the compiled program.
-* Time spent inside `paused()` (evaluation, logging, checkpoints) is not
-  training time.
-* Totals survive restarts: a checkpoint stores `totals(...)` (wall time,
-  training time, timed steps) and the next session adds its own to them.
+* The programs are compiled ahead of time (`note("compile_sec", ...)`), so
+  timing starts with the first step (`start`) and every step is timed; a step
+  is timed until its results are ready (the trainer waits for each interval's
+  steps inside training time: the steps run asynchronously).
+* Time spent inside `paused(kind)` (evaluation, checkpoints, logging) is not
+  training time; it is added to that kind's total (nested pauses count once,
+  to the outermost kind), so a run's summary says where its wall time went.
+* Totals survive restarts: a checkpoint stores `totals(...)` and the next
+  session adds its own to them.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import time
 from collections.abc import Mapping
 
-TOTALS = ("wall_time_sec", "train_time_sec", "train_steps_timed")
+PAUSES = ("compile_sec", "eval_sec", "checkpoint_sec", "log_sec")
+TOTALS = ("wall_time_sec", "train_time_sec", "train_steps_timed", *PAUSES)
 
 
 class Chrono:
-    """One session's clock: wall time since it was made, training time since `start`."""
+    """One session's clock: wall time since it was made, training time since `start`,
+    and the seconds spent on each kind of pause (PAUSES)."""
 
     def __init__(self, clock=time.perf_counter):
         self._clock = clock
         self._t0 = clock()  # the session's start
-        self._train_t0: float | None = None  # when timing started (after the first step)
+        self._train_t0: float | None = None  # when timing started
         self._steps = 0  # steps timed
         self._paused = 0.0  # seconds paused since timing started
+        self._kinds: dict[str, float] = collections.defaultdict(float)
+        self._depth = 0  # nesting of `paused`
         self._mark = (0.0, 0)  # (training time, steps) at the last `rate()`
 
     @property
@@ -33,22 +41,31 @@ class Chrono:
         return self._train_t0 is not None
 
     def start(self) -> None:
-        """The first (compiling) step has finished: time the steps from here."""
+        """Time the steps from here."""
         self._train_t0 = self._clock()
 
-    def tick(self) -> None:
-        """One more training step (counted once timing has started)."""
-        self._steps += self.started
+    def tick(self, n: int = 1) -> None:
+        """`n` more training steps (counted once timing has started)."""
+        self._steps += n if self.started else 0
+
+    def note(self, kind: str, seconds: float) -> None:
+        """Add `seconds` spent outside the loop (e.g. compiling) to `kind`'s total."""
+        self._kinds[kind] += seconds
 
     @contextlib.contextmanager
-    def paused(self):
-        """Time inside is not training time."""
+    def paused(self, kind: str = "log_sec"):
+        """Time inside is not training time; it counts to `kind` (outermost only)."""
         t = self._clock()
+        self._depth += 1
         try:
             yield
         finally:
-            if self.started:
-                self._paused += self._clock() - t
+            self._depth -= 1
+            if self._depth == 0:
+                dt = self._clock() - t
+                self._kinds[kind] += dt
+                if self.started:
+                    self._paused += dt
 
     def train_time(self) -> float:
         """Seconds of training since `start` (0 before), pauses left out."""
@@ -63,10 +80,14 @@ class Chrono:
         return (n - n_prev) / (t - t_prev) if n > n_prev and t > t_prev else None
 
     def totals(self, saved: Mapping[str, float]) -> dict[str, float]:
-        """`saved` totals (of the sessions before, TOTALS keys) plus this session's."""
-        return {"wall_time_sec": saved["wall_time_sec"] + self._clock() - self._t0,
-                "train_time_sec": saved["train_time_sec"] + self.train_time(),
-                "train_steps_timed": saved["train_steps_timed"] + self._steps}
+        """`saved` totals (of the sessions before, TOTALS keys; missing ones are 0)
+        plus this session's."""
+        out = {"wall_time_sec": saved.get("wall_time_sec", 0) + self._clock() - self._t0,
+               "train_time_sec": saved.get("train_time_sec", 0) + self.train_time(),
+               "train_steps_timed": saved.get("train_steps_timed", 0) + self._steps}
+        for k in PAUSES:
+            out[k] = saved.get(k, 0) + self._kinds.get(k, 0.0)
+        return out
 
     @staticmethod
     def speed(totals: Mapping[str, float]) -> tuple[float | None, float | None]:

@@ -39,6 +39,7 @@ SCHEDULES = ("cosine", "constant")
 RESUMABLE_KEYS = frozenset({
     "train.steps", "train.eval_every", "train.checkpoint_every",
     "train.keep_checkpoints", "train.log_every", "train.progress", "train.stop_when_solved",
+    "train.diagnose_every",
 })
 
 
@@ -194,6 +195,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("model.chrono", False, _bool, "bool",
         "chrono init (Tallec & Ollivier 2018) of the gate that keeps the state, T_max = "
         "the task's input length (gru: b_iz, lstm: b_f)"),
+    Key("model.chrono_t_max", 0.0, _nonneg_float, "float >= 0",
+        "chrono's T_max (0: the task's input length; Tallec & Ollivier use 3T/2 on copy)"),
     Key("model.dtype", "float32", _choice(*DTYPES), " | ".join(DTYPES),
         "compute dtype of the matrix products"),
     Key("model.remat", False, _remat, "False | True | int > 0",
@@ -213,6 +216,9 @@ SCHEMA: tuple[Key, ...] = (
         "cosine: to 0 at train.steps"),
     Key("train.clip_norm", 1.0, _nonneg_float, "float >= 0", "clip_by_global_norm (0: off)"),
     Key("train.eval_every", 100, _positive_int, "int > 0", "steps between evals"),
+    Key("train.diagnose_every", 0, _nonneg_int, "int >= 0",
+        "steps between gradient diagnostics (a backward pass over 256 eval examples; "
+        "also at the start and the end; 0: at every eval)"),
     Key("train.eval_size", 1024, _positive_int, "int > 0", "held-out examples"),
     Key("train.checkpoint_every", 500, _positive_int, "int > 0", "steps between checkpoints"),
     Key("train.keep_checkpoints", 3, _positive_int, "int > 0", "checkpoints kept"),

@@ -37,6 +37,7 @@ class ModelSpec:
     num_layers: int = 1
     variant: str = "reset_after"
     chrono: bool = False
+    chrono_t_max: float = 0.0  # 0: the task's input length
     dtype: str = "float32"
     remat: bool | int = False
     unroll: int = 1
@@ -60,7 +61,7 @@ def _init_options(spec: ModelSpec, seq_len: int | None) -> dict:
             raise ValueError(f"chrono init applies to gru and lstm, not {spec.cell!r}")
         if seq_len is None:
             raise ValueError("chrono init needs seq_len (its T_max)")
-        opts["chrono_t_max"] = float(seq_len)
+        opts["chrono_t_max"] = float(spec.chrono_t_max or seq_len)
     return opts
 
 

@@ -191,6 +191,9 @@ class RunSummary:
     steps_per_sec: float | None = None
     step_time_ms: float | None = None
     wall_time_sec: float | None = None
+    # Where the wall time went: train_time_sec (stepping), compile_sec, eval_sec (with
+    # diagnostics), checkpoint_sec, log_sec (host syncs, TensorBoard), summed over sessions.
+    time_breakdown: dict = dataclasses.field(default_factory=dict)
     resumed_from: int | None = None
     grad_horizon: int | None = None
     grad_norms: list | None = None

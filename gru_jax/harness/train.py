@@ -23,6 +23,7 @@ scripts/train.py exits with EXIT_PREEMPTED).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -39,7 +40,7 @@ import numpy as np
 from gru_jax.errors import ConfigError
 from gru_jax.harness import diagnostics, steps
 from gru_jax.harness.checkpoint import Checkpointer
-from gru_jax.harness.chrono import TOTALS, Chrono
+from gru_jax.harness.chrono import PAUSES, TOTALS, Chrono
 from gru_jax.harness.config import make_task, resolved
 from gru_jax.harness.distributed import is_primary
 from gru_jax.harness.machine import machine_info, peak_memory
@@ -61,7 +62,7 @@ EVAL_SEED = 2_147_483_647  # the held-out batch's key: fixed, shared by every ru
 DIAGNOSTIC_EXAMPLES = 256  # eval examples behind the dL/dh_t curve and gate statistics
 # Config keys that say how a run is watched, not what is trained: not in TensorBoard's HParams.
 NOT_HPARAMS = frozenset({"train.progress", "train.log_every", "train.keep_checkpoints",
-                         "train.checkpoint_every", "train.eval_every"})
+                         "train.checkpoint_every", "train.eval_every", "train.diagnose_every"})
 
 
 class Preempted(Exception):
@@ -118,8 +119,9 @@ def _train(configs: list, workdirs: list[str], train_step, eval_step) -> list[di
     members = [Member.open(c, w) for c, w in zip(configs, workdirs, strict=True)]
     try:
         with _StopSignal() as stop:
-            state = _restore(members, configs[0], task)
-            ses = _Session.compile(state, members, task, configs[0], train_step, eval_step)
+            state = _restore(members, _unit_rate(configs[0]), task)
+            ses, state = _Session.compile(state, members, task, configs[0], train_step,
+                                          eval_step)
             for m in members:
                 m.open_writer(ses.start)
             try:
@@ -158,44 +160,48 @@ def _checked(configs: list, workdirs: list[str]) -> tuple[list, Task]:
 def _loop(ses: _Session, state, stop: _StopSignal) -> int:
     """Train from the restored step to train.steps, until no member is active, or
     until a stop signal (then every active member is saved as preempted). Every
-    member is finished (summary written) on return; returns the step reached."""
+    member is finished (summary written) on return; returns the step reached.
+
+    The steps between two events (a log, an eval, a checkpoint, the end) run as one
+    call of the compiled loop; the host looks at the state only between calls."""
     tc, chrono = ses.tc, ses.chrono
     step = ses.start
     if step == 0:
-        _init_diagnostics(ses, state)
+        with chrono.paused("eval_sec"):
+            _init_diagnostics(ses, state)
     _stop_solved(ses, state, step)  # a rerun of a run that stopped solved trains no more
-    pending: list[dict] = []  # the train metrics since the last log
-    single = jax.process_count() == 1
+    sums, count = None, 0  # the train metrics since the last log, summed on device
+    chrono.start()
     with _progress_bar(tc, step) as bar:
         while step < tc.steps and ses.active():
-            state, metrics = ses.train(state)
-            step = ses.step = step + 1
-            pending.append(metrics)
-            bar.update(1)
-            chrono.tick()
-            if not chrono.started:  # the first step compiled: time the steps after it
-                jax.block_until_ready(state)
-                chrono.start()
+            n = _next_event(step, tc, ses.members[0].ckpt.every) - step
+            state, chunk = ses.train(state, n)
+            jax.block_until_ready(state)  # the steps run asynchronously: wait as training
+            step = ses.step = step + n
+            sums = chunk if sums is None else jax.tree_util.tree_map(jnp.add, sums, chunk)
+            count += n
+            bar.update(n)
+            chrono.tick(n)
             is_last = step == tc.steps
             is_eval = step % tc.eval_every == 0 or is_last
             is_ckpt = ses.members[0].ckpt.due(step) or is_last
             is_log = step % tc.log_every == 0 or is_last
-            # Several processes stop together, at a step where they all sync anyway.
-            if not (is_eval or is_ckpt or is_log or (stop.signum and single)):
-                continue
-            with chrono.paused():
+            with chrono.paused("log_sec"):
                 stopping = _any_process(stop.signum is not None)
                 _stop_diverged(ses, state)
                 if not ses.active():
                     break
-                if is_log:
-                    _log_train(ses, pending, step, bar)
-                    pending = []
-                if is_eval:
-                    _evaluate(ses, state, step, ses.active(), image=is_ckpt, bar=bar)
-                    _stop_solved(ses, state, step)
-                if is_ckpt or stopping:
-                    _save(ses, state, step, force=True)
+                if is_log or stopping:
+                    _log_train(ses, sums, count, step, bar)
+                    sums, count = None, 0
+            if is_eval:
+                every = tc.diagnose_every or tc.eval_every
+                with chrono.paused("eval_sec"):
+                    _evaluate(ses, state, step, ses.active(), diagnose=step % every == 0,
+                              image=is_ckpt, bar=bar)
+                _stop_solved(ses, state, step)
+            if is_ckpt or stopping:
+                _save(ses, state, step, force=True)
             if stopping:
                 for _, m in ses.active():
                     m.status = "preempted"
@@ -208,6 +214,12 @@ def _loop(ses: _Session, state, stop: _StopSignal) -> int:
     return step
 
 
+def _next_event(step: int, tc, checkpoint_every: int) -> int:
+    """The first step after `step` that logs, evaluates, checkpoints or ends the run."""
+    return min(tc.steps, *((step // k + 1) * k for k in
+                           (tc.log_every, tc.eval_every, checkpoint_every)))
+
+
 def _progress_bar(tc, step: int):
     from tqdm.auto import tqdm
 
@@ -215,36 +227,43 @@ def _progress_bar(tc, step: int):
                 disable=not (tc.progress and sys.stderr.isatty()))
 
 
-def _log_train(ses: _Session, pending: list[dict], step: int, bar) -> None:
-    """The mean train metrics since the last log (and the speed) into TensorBoard."""
-    logged = _host(pending)  # [steps] of {name: [K]}
+def _log_train(ses: _Session, sums, count: int, step: int, bar) -> None:
+    """The mean train metrics since the last log (`sums` over `count` steps, {name:
+    [K]}) and the speed into TensorBoard."""
+    if not count:
+        return
+    means = {k: np.asarray(v, np.float64) / count for k, v in _host(sums).items()}
     rate = ses.chrono.rate()
     for i, m in ses.active():
-        mean = {k: float(np.mean([x[k][i] for x in logged])) for k in logged[0]}
+        mean = {k: float(v[i]) for k, v in means.items()}
         if rate is not None:
             mean["steps_per_sec"] = rate
         m.writer.scalars(step, {f"train/{k}": v for k, v in mean.items()})
-    bar.set_postfix(loss=f"{mean['loss']:.4g}", refresh=False)
+        bar.set_postfix(loss=f"{mean['loss']:.4g}", refresh=False)
 
 
-def _evaluate(ses: _Session, state, step: int, members, *, image=False, bar=None) -> None:
-    """Eval metrics and diagnostics of `members` ((index, Member)) at `step` into
-    their records and TensorBoard; with `image`, also the ||dL/dh_t|| curve as a
-    picture (~0.15 s to draw). One short log line per member."""
+def _evaluate(ses: _Session, state, step: int, members, *, diagnose=True, image=False,
+              bar=None) -> None:
+    """Eval metrics of `members` ((index, Member)) at `step` into their records and
+    TensorBoard; with `diagnose`, the gradient diagnostics too (a backward pass over
+    DIAGNOSTIC_EXAMPLES: `train.diagnose_every` says how often), and with `image`
+    the ||dL/dh_t|| curve as a picture (~0.2 s to draw). One short log line per member."""
     from gru_jax.harness.tb import plot_curve
 
     metric = ses.task.metric
-    ev_all, diag_all = _host((ses.evaluate(state), ses.diagnose(state)))
+    ev_all, diag_all = _host((ses.evaluate(state), ses.diagnose(state) if diagnose else None))
     for i, m in members:
         ev = {k: float(v[i]) for k, v in ev_all.items()}
-        diag = {k: v[i] for k, v in diag_all.items()}
-        norms = np.asarray(diag.pop("grad_norms"), np.float64)
-        horizon = m.record_eval(step, ev, norms, ses.task)
+        m.record_eval(step, ev, ses.task)
         m.writer.scalars(step, {f"eval/{k}": v for k, v in ev.items()})
-        m.writer.scalars(step, {"diagnostics/grad_horizon": horizon,
-                                "diagnostics/grad_horizon_median": m.median_horizon(),
-                                **diag})
-        if image:
+        if diagnose:
+            diag = {k: v[i] for k, v in diag_all.items()}
+            norms = np.asarray(diag.pop("grad_norms"), np.float64)
+            horizon = m.record_diagnostics(step, norms)
+            m.writer.scalars(step, {"diagnostics/grad_horizon": horizon,
+                                    "diagnostics/grad_horizon_median": m.median_horizon(),
+                                    **diag})
+        if diagnose and image:
             m.writer.image("diagnostics/grad_norm_vs_t", step, plot_curve(
                 norms, title=f"||dL/dh_t|| at step {step} (horizon {horizon})",
                 xlabel="t", ylabel="||dL/dh_t||"))
@@ -293,17 +312,19 @@ def _stop_solved(ses: _Session, state, step: int) -> None:
 def _save(ses: _Session, state, step: int, *, members=None, force=False) -> None:
     """A checkpoint of each member (default: the active ones) at `step`, its record
     (with the time totals so far) as the checkpoint's meta."""
-    for i, m in (ses.active() if members is None else members):
-        m.writer.flush()  # all events up to a checkpoint are on disk with it
-        meta = {**m.record, **ses.chrono.totals(m.record)}
-        m.ckpt.save(step, steps.unstack(state, i), meta, force=force)
+    with ses.chrono.paused("checkpoint_sec"):
+        for i, m in (ses.active() if members is None else members):
+            m.writer.flush()  # all events up to a checkpoint are on disk with it
+            meta = {**m.record, **ses.chrono.totals(m.record)}
+            m.ckpt.save(step, steps.unstack(state, i), meta, force=force)
 
 
 def _finish(ses: _Session, state, step: int, i: int, m: Member) -> None:
     """Final eval (unless preempted or already done at this step), the summary."""
     if m.status != "preempted" and (not m.history or m.history[-1]["step"] != step):
         # A diverged member's params stay those of its last good step.
-        _evaluate(ses, state, step, [(i, m)], image=True)
+        with ses.chrono.paused("eval_sec"):
+            _evaluate(ses, state, step, [(i, m)], image=True)
     m.summary = ses.summary(m, step)
     if is_primary():
         write_summary(m.workdir, m.summary)
@@ -377,15 +398,19 @@ class Member:
         log.info("resuming %s from the checkpoint at step %d", self.workdir, step)
         return state
 
-    def record_eval(self, step: int, ev: dict, norms: np.ndarray, task: Task) -> int:
-        """Add an eval at `step` to the record; returns the gradient horizon."""
+    def record_eval(self, step: int, ev: dict, task: Task) -> None:
+        """Add an eval at `step` to the record."""
         r = self.record
-        horizon = int(diagnostics.grad_horizon(norms))
         r["eval_history"].append({"step": int(step), **ev})
         solved = bool(math.isfinite(ev[task.metric]) and task.solved(ev))
         if solved and r["steps_to_solve"] is None:
             r["steps_to_solve"] = int(step)
         r["solved_streak"] = r["solved_streak"] + 1 if solved else 0
+
+    def record_diagnostics(self, step: int, norms: np.ndarray) -> int:
+        """Add the ||dL/dh_t|| curve at `step` to the record; returns its horizon."""
+        r = self.record
+        horizon = int(diagnostics.grad_horizon(norms))
         r["grad_horizon"], r["grad_norms"] = horizon, [float(v) for v in norms]
         r["grad_horizons"].append([int(step), horizon])
         return horizon
@@ -413,6 +438,13 @@ class Member:
             self.writer.close()
             self.writer = None
         self.ckpt.close()
+
+
+def _unit_rate(config):
+    """`config` with the schedule's peak at 1: each run's learning rate is its scale."""
+    config = config.copy_and_resolve_references()
+    config.train.learning_rate = 1.0
+    return config
 
 
 def _restore(members: list[Member], config, task: Task):
@@ -444,31 +476,33 @@ class _Session:
     chrono: Chrono = dataclasses.field(default_factory=Chrono)
 
     @classmethod
-    def compile(cls, state, members, task, config, train_step, eval_step) -> _Session:
-        """Place the state on the data mesh (batches sharded on the batch axis, the
-        state replicated: a no-op on one device) and compile the programs."""
-        tc, spec = config.train, model_spec(config.model)
+    def compile(cls, state, members, task, config, train_step, eval_step):
+        """(session, state): the state placed on the data mesh (batches sharded on the
+        batch axis, the state replicated: a no-op on one device) and the programs
+        compiled (or taken from this process's cache: runs of one shape share them)."""
+        chrono = Chrono()
+        t0 = chrono._clock()
         _, replicated = steps.data_mesh()
         keys = jnp.stack([m.keys()[1] for m in members])
-        # Data keys and lr scales are arguments, not constants of the program, so runs
-        # that differ only in them share one executable in the compilation cache.
-        scales = jnp.asarray([m.config.train.learning_rate / tc.learning_rate
-                              for m in members], jnp.float32)
+        # Data keys and learning rates are arguments, not constants of the program (the
+        # state's schedule peaks at 1: `_unit_rate`), so runs that differ only in them
+        # share one executable.
+        scales = jnp.asarray([m.config.train.learning_rate for m in members], jnp.float32)
         state, keys, scales = jax.device_put((state, keys, scales), replicated)
-        train = steps.train_program(state, keys, scales, task, tc.batch_size, train_step)
-        batch = jax.jit(task.eval_batch, static_argnums=1, out_shardings=replicated)(
-            jax.random.key(EVAL_SEED), tc.eval_size)
-        # Gradient diagnostics on the first examples only: a backward pass per eval.
-        few = jax.tree_util.tree_map(lambda a: a[:DIAGNOSTIC_EXAMPLES], batch)
-        evaluate = jax.jit(jax.vmap(eval_step, in_axes=(0, None)))
-        diagnose = jax.jit(jax.vmap(lambda s, b: steps.diagnose(s, b, spec, task.target),
-                                    in_axes=(0, None)))
+        progs = _programs(state, keys, scales, task, config, train_step, eval_step)
+        # The cached programs were traced with their first state's static fields (the
+        # model, optimiser and schedule functions): equal in value, and now identical.
+        t = progs.template
+        state = state.replace(apply_fn=t.apply_fn, tx=t.tx, lr_fn=t.lr_fn)
+        chrono.note("compile_sec", chrono._clock() - t0)
         one = steps.unstack(state, 0)
-        return cls(task, tc, members, train=lambda s: train(s, keys, scales),
-                   evaluate=lambda s: evaluate(s, batch), diagnose=lambda s: diagnose(s, few),
+        return cls(task, config.train, members,
+                   train=lambda s, n: progs.train(s, keys, scales, jnp.int32(n)),
+                   evaluate=lambda s: progs.evaluate(s, progs.batch),
+                   diagnose=lambda s: progs.diagnose(s, progs.few),
                    start=int(one.step), step=int(one.step),
                    num_params=int(sum(x.size for x in jax.tree_util.tree_leaves(one.params))),
-                   step_memory=steps.compiled_memory_bytes(train))
+                   step_memory=progs.memory, chrono=chrono), state
 
     def active(self) -> list[tuple[int, Member]]:
         """(index, member) of the members still training."""
@@ -496,6 +530,7 @@ class _Session:
             # Packed: the group's speed (every member advances one step per program step).
             steps_per_sec=steps_per_sec, step_time_ms=step_time_ms,
             wall_time_sec=totals["wall_time_sec"], resumed_from=m.resumed_from,
+            time_breakdown={k: round(float(totals[k]), 4) for k in PAUSES + ("train_time_sec",)},
             # Horizons at initialisation and the median over the evals of training (the
             # last one alone swings: a trained net may route gradient anywhere).
             grad_horizon=r["grad_horizon"], grad_norms=r["grad_norms"],
@@ -508,6 +543,52 @@ class _Session:
                           baseline=task.baseline, input_len=task.seq_len, target=task.target),
             config=m.config.to_dict(), machine=machine_info(),
             diverged_at=m.diverged_at, error=m.error)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Programs:
+    """A session's compiled programs and its held-out batches."""
+
+    train: Any  # (state [K], keys [K], scales [K], n) -> (state, metric sums [K])
+    evaluate: Callable
+    diagnose: Callable
+    batch: dict
+    few: dict  # the first DIAGNOSTIC_EXAMPLES of `batch`
+    memory: int | None
+    template: Any  # the state the programs were traced with (its static fields)
+
+
+# Config keys that change no compiled program (the init, the data keys, the cadence of
+# the host's work): runs differing only in them share one `_Programs`.
+_NOT_PROGRAM = NOT_HPARAMS | {"seed", "train.learning_rate", "model.chrono",
+                              "model.chrono_t_max", "train.stop_when_solved"}
+_PROGRAMS: dict = {}  # in-process: a sweep worker trains many runs of few shapes
+_PROGRAMS_KEPT = 8
+
+
+def _programs(state, keys, scales, task: Task, config, train_step, eval_step) -> _Programs:
+    flat = flatten(config)
+    skip = _NOT_PROGRAM | ({"train.steps"} if config.train.schedule == "constant" else set())
+    key = (json.dumps({k: v for k, v in flat.items() if k not in skip}, sort_keys=True,
+                      default=str), int(keys.shape[0]), train_step, eval_step)
+    if key in _PROGRAMS:
+        return _PROGRAMS[key]
+    tc, spec = config.train, model_spec(config.model)
+    _, replicated = steps.data_mesh()
+    train = steps.train_loop_program(state, keys, scales, task, tc.batch_size, train_step)
+    batch = jax.jit(task.eval_batch, static_argnums=1, out_shardings=replicated)(
+        jax.random.key(EVAL_SEED), tc.eval_size)
+    # Gradient diagnostics on the first examples only: a backward pass per eval.
+    few = jax.tree_util.tree_map(lambda a: a[:DIAGNOSTIC_EXAMPLES], batch)
+    evaluate = jax.jit(jax.vmap(eval_step, in_axes=(0, None)))
+    diagnose = jax.jit(jax.vmap(lambda s, b: steps.diagnose(s, b, spec, task.target),
+                                in_axes=(0, None)))
+    progs = _Programs(train, evaluate, diagnose, batch, few,
+                      steps.compiled_memory_bytes(train), template=state)
+    while len(_PROGRAMS) >= _PROGRAMS_KEPT:
+        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+    _PROGRAMS[key] = progs
+    return progs
 
 
 # --- small helpers -------------------------------------------------------------------------
