@@ -1,0 +1,116 @@
+"""The long-range study's second protocol: arms, tasks, budgets, the length ladder
+and the learning-rate calibration grid. Every run of the study is `point(...)` on
+top of `base_config(task)`.
+
+Every run:
+
+* AdamW (weight decay 1e-4 on kernels), global-norm clip 1.0, linear warmup over
+  100 steps, then a CONSTANT learning rate: a run capped at B steps is the prefix
+  of one capped at 2B, so a cap is raised by resuming the run (`train.steps` is
+  resumable), and steps-to-solve is not set by a schedule's end.
+* The learning rate per (arm, hidden size), chosen by `calibration.choose` from
+  LR_GRID on the calibration runs (their own seeds, CALIBRATION_SEEDS).
+* Eval every 100 steps on 1024 held-out examples (one fixed batch for every run);
+  gradient diagnostics every 1000 steps (and at the start and the end). A run
+  stops after SOLVED_EVALS evals in a row at the threshold, so the eval history
+  holds the evals past the first solve, where stricter thresholds are read.
+* adding (Hochreiter & Schmidhuber 1997): length T, batch 32, solved at eval
+  MSE <= 0.01 (predicting the mean scores 0.167).
+* copy (Arjovsky et al. 2016; Tallec & Ollivier 2018): C = 10 symbols of K = 8,
+  delay T, input length T + 20, batch 64, solved at >= 0.99 accuracy on the
+  recalled symbols; the eval history also keeps the cross-entropy, against the
+  memoryless baseline 10 log 8 / (T + 20).
+
+Arms: gru, chrono-gru, lstm (forget-gate bias 1, Jozefowicz et al. 2015),
+chrono-lstm (Tallec & Ollivier's T_max: the length T on adding, 3T/2 on copy;
+chrono-gru uses the same T_max), the tanh rnn, mingru stacked 3 layers deep as
+Feng et al. 2024 stack it, and the one-layer minGRU as an ablation at H = 64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ARMS: dict[str, dict[str, Any]] = {
+    "gru": {"model.cell": "gru"},
+    "chrono-gru": {"model.cell": "gru", "model.chrono": True},
+    "lstm": {"model.cell": "lstm"},
+    "chrono-lstm": {"model.cell": "lstm", "model.chrono": True},
+    "rnn": {"model.cell": "rnn"},
+    "mingru": {"model.cell": "mingru", "model.num_layers": 3},
+    "mingru-1": {"model.cell": "mingru", "model.num_layers": 1},
+}
+ARM_HIDDEN = {"mingru-1": (64,)}  # an ablation: fewer sizes than the other arms
+HIDDEN = {"adding": (16, 32, 64, 128), "copy": (64, 128)}
+SEEDS = (0, 1, 2)
+
+# One fixed geometric ladder of lengths (ratio sqrt 2): every search picks its T from
+# it, so compiled programs are shared across arms and seeds, and a bracket
+# [longest solved, shortest failed] is one rung wide at the search's resolution.
+LADDER = tuple(int(round(10 * 2 ** (k / 2))) for k in range(17))  # 10, 14, 20, ..., 2560
+
+CAP = {"adding": 4000, "copy": 8000}  # steps; raised once to 2x (see adaptive.py)
+SOLVED_EVALS = 3
+LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+CALIBRATION_SEEDS = (100, 101)  # not the study's seeds: the choice is not fitted to them
+CALIBRATION_T = {"adding": 50, "copy": 20}
+CALIBRATION_CAP = {"adding": 4000, "copy": 6000}
+COPY_LEN, COPY_SYMBOLS = 10, 8
+
+
+def base_config(task: str):
+    """The protocol's config for `task` ("adding" | "copy"); points override
+    model.cell, model.hidden_size, task.seq_len, seed, train.learning_rate."""
+    from gru_jax.harness.config import base_config as harness_base
+
+    config = harness_base(task)
+    config.task.seq_len = CALIBRATION_T[task]
+    if task == "copy":
+        config.task.copy_len, config.task.num_symbols = COPY_LEN, COPY_SYMBOLS
+    tc = config.train
+    tc.schedule, tc.warmup_steps, tc.learning_rate = "constant", 100, 1e-2
+    tc.batch_size = 32 if task == "adding" else 64
+    tc.steps = CAP[task]
+    tc.eval_every, tc.eval_size, tc.diagnose_every = 100, 1024, 1000
+    tc.checkpoint_every, tc.stop_when_solved = 1000, SOLVED_EVALS
+    return config
+
+
+def hidden_sizes(task: str, arm: str) -> tuple[int, ...]:
+    return ARM_HIDDEN.get(arm, HIDDEN[task])
+
+
+def chrono_t_max(task: str, seq_len: int) -> float:
+    """Tallec & Ollivier's T_max: T on the adding problem, 3T/2 on copy."""
+    return float(seq_len) if task == "adding" else 1.5 * seq_len
+
+
+def point(task: str, arm: str, hidden: int, seq_len: int, seed: int, lr: float,
+          steps: int | None = None) -> dict[str, Any]:
+    """The overrides of one run (dotted keys) on top of `base_config(task)`."""
+    p = {**ARMS[arm], "model.hidden_size": hidden, "task.seq_len": seq_len, "seed": seed,
+         "train.learning_rate": lr}
+    if p.get("model.chrono"):
+        p["model.chrono_t_max"] = chrono_t_max(task, seq_len)
+    if steps is not None:
+        p["train.steps"] = steps
+    return p
+
+
+def arm_of(config: dict) -> str:
+    """The arm a run's (nested) config belongs to."""
+    m = config["model"]
+    for name, over in ARMS.items():
+        if all(m.get(k.split(".", 1)[1]) == v for k, v in over.items()) and (
+                "model.chrono" in over or not m.get("chrono")) and (
+                "model.num_layers" in over or m.get("num_layers", 1) == 1):
+            return name
+    raise ValueError(f"no arm of the study has model {m}")
+
+
+def calibration_points(task: str, arms=tuple(ARMS), hidden=None, lrs=LR_GRID,
+                       seeds=CALIBRATION_SEEDS) -> list[dict[str, Any]]:
+    """Every (arm, hidden size, learning rate, seed) at the task's reference length."""
+    return [point(task, arm, h, CALIBRATION_T[task], seed, lr, CALIBRATION_CAP[task])
+            for arm in arms for h in (hidden or hidden_sizes(task, arm))
+            for lr in lrs for seed in seeds]
