@@ -1,0 +1,157 @@
+"""The adaptive search over the length T for one (arm, hidden size, seed): a lineage.
+
+Rule (stateless: the next trial is a pure function of the lineage's finished runs,
+so a search resumes at any moment and many workers can run it):
+
+1. Grow: start at rung START of `design.LADDER` and climb GROW rungs (x2 in T) at a
+   time while every run solves within its cap.
+2. Extend once: a run that fails at the base cap but is still improving over its
+   last quarter (`still_improving`) is resumed to twice the cap (the schedule is
+   constant, so this is the same run, longer).
+3. Bisect: between the longest solved rung below the first failed rung and that
+   failed rung, in log T, to one rung (a factor sqrt 2).
+
+The lineage's bracket is [longest solved, shortest failed] (`bracket`); a solve
+above the first failure (seed noise) does not move it. Censored: no failure up to
+the top rung searched (a lower bound), or a failure at the first rung (an upper
+bound).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+START, GROW = 0, 2
+IMPROVING = 0.9  # the last quarter's best error below 0.9x the best before it
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """A finished run of a lineage at one rung."""
+
+    rung: int
+    cap: int  # the steps it was allowed
+    solved: bool
+    improving: bool  # still improving over its last quarter (meaningless if solved)
+
+
+def still_improving(history: Sequence[dict], metric: str, cap: int) -> bool:
+    """Whether the best eval error (mse, or 1 - accuracy) over the last quarter of
+    `cap` steps is below IMPROVING x the best before it."""
+    def err(e):
+        v = e.get(metric, math.nan)
+        return (1.0 - v if metric == "accuracy" else v) if math.isfinite(v) else math.inf
+
+    late = [err(e) for e in history if e["step"] > 0.75 * cap]
+    early = [err(e) for e in history if e["step"] <= 0.75 * cap]
+    return bool(late and early and min(late) < IMPROVING * min(early))
+
+
+def _final(outcomes: Sequence[Outcome]) -> dict[int, Outcome]:
+    """Per rung, the run that decides it: the extended one where there is one."""
+    out: dict[int, Outcome] = {}
+    for o in sorted(outcomes, key=lambda o: o.cap):
+        out[o.rung] = o
+    return out
+
+
+def _failed(o: Outcome, base_cap: int) -> bool:
+    """Failed for good: not solved, and either extended already or not improving."""
+    return not o.solved and (o.cap > base_cap or not o.improving)
+
+
+def next_trial(outcomes: Sequence[Outcome], base_cap: int, top: int) -> tuple[int, int] | None:
+    """(rung, cap) of the lineage's next run, or None when its search is over.
+    `top`: the highest rung the search may try."""
+    runs = _final(outcomes)
+    for r, o in sorted(runs.items()):
+        if not o.solved and not _failed(o, base_cap):
+            return r, 2 * base_cap  # extend the still-improving run once
+    if not runs:
+        return START, base_cap
+    lo, hi = bracket(outcomes, base_cap)
+    if hi is None:  # nothing failed yet: climb
+        nxt = min(lo + GROW, top)
+        return (nxt, base_cap) if nxt > lo else None
+    if lo is not None and hi - lo > 1:
+        return (lo + hi) // 2, base_cap
+    return None
+
+
+def bracket(outcomes: Sequence[Outcome], base_cap: int) -> tuple[int | None, int | None]:
+    """(longest solved rung below the first failure, first failed rung); None where
+    there is none (censored)."""
+    runs = _final(outcomes)
+    failed = [r for r, o in runs.items() if _failed(o, base_cap)]
+    hi = min(failed) if failed else None
+    solved = [r for r, o in runs.items() if o.solved and (hi is None or r < hi)]
+    return (max(solved) if solved else None), hi
+
+
+def solved_within(outcomes: Sequence[Outcome], steps_to_solve: dict[int, int | None],
+                  budget: int) -> list[Outcome]:
+    """The outcomes re-read at a smaller budget: a run counts as solved if it solved
+    within `budget` steps (`steps_to_solve[rung]`), failed otherwise (T*(budget))."""
+    out = []
+    for o in outcomes:
+        s = steps_to_solve.get(o.rung)
+        out.append(Outcome(o.rung, o.cap, s is not None and s <= budget, False))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Lineage:
+    arm: str
+    hidden: int
+    seed: int
+
+    def folder(self, seq_len: int) -> str:
+        return f"{self.arm}/H{self.hidden}/seed{self.seed}/T{seq_len}"
+
+
+class LengthSearch:
+    """The sweep engine's point source (initial / next) for the searches of many
+    lineages on one task: each point is `design.point(...)` at a ladder rung, in
+    its own folder ``<arm>/H<hidden>/seed<seed>/T<T>`` (an extension reuses it)."""
+
+    def __init__(self, task: str, lineages: Sequence[Lineage], learning_rate, *,
+                 base_cap: int, top: int):
+        from gru_jax.proj.long_range import design
+
+        self.task, self.lineages, self.lr = task, list(lineages), learning_rate
+        self.base_cap, self.top, self._design = base_cap, top, design
+
+    def _point(self, ln: Lineage, rung: int, cap: int) -> dict:
+        T = self._design.LADDER[rung]
+        p = self._design.point(self.task, ln.arm, ln.hidden, T, ln.seed,
+                               self.lr(ln.arm, ln.hidden), cap)
+        return {**p, "workdir": ln.folder(T)}
+
+    def initial(self) -> list[dict]:
+        return [self._point(ln, START, self.base_cap) for ln in self.lineages]
+
+    def outcomes(self, finished) -> dict[Lineage, list[Outcome]]:
+        """finished: (point, summary dict) pairs -> each lineage's outcomes."""
+        rung_of = {T: r for r, T in enumerate(self._design.LADDER)}
+        by: dict[Lineage, list[Outcome]] = {ln: [] for ln in self.lineages}
+        for point, summary in finished:
+            ln = Lineage(self._design.arm_of(summary["config"]), point["model.hidden_size"],
+                         point["seed"])
+            if ln not in by or point["task.seq_len"] not in rung_of:
+                continue
+            cap = point["train.steps"]
+            metric = summary.get("task", {}).get("metric") or "mse"
+            by[ln].append(Outcome(
+                rung_of[point["task.seq_len"]], cap, bool(summary.get("solved")),
+                still_improving(summary.get("eval_history", []), metric, cap)))
+        return by
+
+    def next(self, finished) -> list[dict]:
+        out = []
+        for ln, outcomes in self.outcomes(finished).items():
+            nxt = next_trial(outcomes, self.base_cap, self.top)
+            if nxt is not None:
+                out.append(self._point(ln, *nxt))
+        return out

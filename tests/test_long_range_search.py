@@ -1,0 +1,71 @@
+"""The adaptive search over T: grow, extend once, bisect; resumable from finished runs."""
+
+import pytest
+
+from gru_jax.proj.long_range import adaptive, design
+from gru_jax.proj.long_range.adaptive import LengthSearch, Lineage, Outcome
+
+
+def _search(solves, base_cap=100, top=16, improving=lambda r: False):
+    """Run one lineage's search against an oracle solves(rung, cap) -> bool."""
+    outcomes, trials = [], []
+    while (nxt := adaptive.next_trial(outcomes, base_cap, top)) is not None:
+        assert nxt not in trials, "a trial is never proposed twice"
+        trials.append(nxt)
+        r, cap = nxt
+        outcomes.append(Outcome(r, cap, solves(r, cap), improving(r)))
+    return adaptive.bracket(outcomes, base_cap), trials
+
+
+@pytest.mark.parametrize("boundary", range(0, 16))
+def test_brackets_a_monotone_boundary_to_one_rung(boundary):
+    (lo, hi), trials = _search(lambda r, cap: r <= boundary)
+    assert (lo, hi) == (boundary, boundary + 1)
+    assert len(trials) <= boundary // 2 + 3  # climbing 2 rungs a time, one bisection
+
+
+def test_censored_at_both_ends():
+    assert _search(lambda r, cap: True, top=6)[0] == (6, None)  # solved to the top: a lower bound
+    (lo, hi), trials = _search(lambda r, cap: False)
+    assert (lo, hi) == (None, 0) and trials == [(0, 100)]  # fails at the first rung
+
+
+def test_a_still_improving_failure_is_extended_once():
+    # Rungs 4 and 5 solve only with the doubled cap; rung 6 improves but fails even then.
+    solves = lambda r, cap: r < 4 or (r < 6 and cap == 200)  # noqa: E731
+    (lo, hi), trials = _search(solves, improving=lambda r: r in (4, 5, 6))
+    assert (4, 200) in trials and (6, 200) in trials
+    assert (lo, hi) == (5, 6)
+
+
+def test_still_improving_reads_the_last_quarter():
+    hist = [{"step": s, "mse": v} for s, v in ((100, .1), (200, .08), (300, .07), (400, .03))]
+    assert adaptive.still_improving(hist, "mse", 400)
+    flat = [{"step": s, "accuracy": a} for s, a in ((100, .5), (200, .6), (300, .61), (400, .61))]
+    assert not adaptive.still_improving(flat, "accuracy", 400)
+
+
+def test_budget_reading_turns_late_solves_into_failures():
+    outs = [Outcome(0, 100, True, False), Outcome(2, 100, True, False)]
+    late = adaptive.solved_within(outs, {0: 50, 2: 90}, budget=60)
+    assert adaptive.bracket(late, 100) == (0, 2)
+
+
+def test_source_resumes_from_finished_points_and_is_idempotent():
+    lns = [Lineage("gru", 16, 0), Lineage("lstm", 16, 0)]
+    src = LengthSearch("adding", lns, lambda arm, h: 1e-2, base_cap=100, top=8)
+    first = src.initial()
+    assert [p["workdir"] for p in first] == ["gru/H16/seed0/T10", "lstm/H16/seed0/T10"]
+    assert src.next([]) == first  # nothing finished: the same points (the engine dedups)
+
+    def summary(p, solved):
+        from gru_jax.harness.config import apply_overrides
+
+        config = apply_overrides(design.base_config("adding"),
+                                 {k: v for k, v in p.items() if k != "workdir"})
+        return {"config": config.to_dict(), "solved": solved, "task": {"metric": "mse"},
+                "eval_history": []}
+
+    nxt = src.next([(first[0], summary(first[0], True)), (first[1], summary(first[1], False))])
+    assert [p["workdir"] for p in nxt] == ["gru/H16/seed0/T20", "lstm/H16/seed0/T10"][:1]
+    assert nxt[0]["task.seq_len"] == design.LADDER[2] and nxt[0]["train.steps"] == 100
