@@ -580,6 +580,8 @@ def _programs(state, keys, scales, task: Task, config, train_step, eval_step) ->
         jax.random.key(EVAL_SEED), tc.eval_size)
     # Gradient diagnostics on the first examples only: a backward pass per eval.
     few = jax.tree_util.tree_map(lambda a: a[:DIAGNOSTIC_EXAMPLES], batch)
+    # Compiled on first use (inside the loop: an eval step that fails fails the run
+    # there), so a session's first eval_sec includes compiling them.
     evaluate = jax.jit(jax.vmap(eval_step, in_axes=(0, None)))
     diagnose = jax.jit(jax.vmap(lambda s, b: steps.diagnose(s, b, spec, task.target),
                                 in_axes=(0, None)))

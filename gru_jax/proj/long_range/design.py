@@ -58,6 +58,12 @@ CALIBRATION_CAP = {"adding": 4000, "copy": 6000}
 COPY_LEN, COPY_SYMBOLS = 10, 8
 
 
+# The copy task's capacity control: at a short delay, how many symbols each size
+# recalls (Collins et al. 2017: about one number per unit), best of two rates.
+CAPACITY = {"delay": 10, "copy_lens": (2, 4, 8, 16, 32), "arms": ("gru", "lstm"),
+            "hidden": (16, 32, 64, 128), "lrs": (3e-3, 1e-2), "seeds": (0, 1), "cap": 6000}
+
+
 def base_config(task: str):
     """The protocol's config for `task` ("adding" | "copy"); points override
     model.cell, model.hidden_size, task.seq_len, seed, train.learning_rate."""
@@ -114,3 +120,12 @@ def calibration_points(task: str, arms=tuple(ARMS), hidden=None, lrs=LR_GRID,
     return [point(task, arm, h, CALIBRATION_T[task], seed, lr, CALIBRATION_CAP[task])
             for arm in arms for h in (hidden or hidden_sizes(task, arm))
             for lr in lrs for seed in seeds]
+
+
+def capacity_points(copy_lens=CAPACITY["copy_lens"], arms=CAPACITY["arms"],
+                    hidden=CAPACITY["hidden"], lrs=CAPACITY["lrs"],
+                    seeds=CAPACITY["seeds"]) -> list[dict[str, Any]]:
+    """Copy at delay CAPACITY["delay"] over C (copy_len) x arm x hidden x rate x seed."""
+    return [{**point("copy", arm, h, CAPACITY["delay"], seed, lr, CAPACITY["cap"]),
+             "task.copy_len": c}
+            for c in copy_lens for arm in arms for h in hidden for lr in lrs for seed in seeds]
