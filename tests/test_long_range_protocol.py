@@ -46,8 +46,8 @@ def test_choice_rule_most_solved_then_fewest_steps_then_loss():
     assert not ch.at_edge
     # Nothing solves: the lowest relative loss decides, and an end of the grid is flagged.
     none = [_run(lr, s, False, rel=r) for lr, r in ((3e-4, 0.9), (1e-3, 0.4)) for s in (0, 1)]
-    ch = calibration.choose(none, grid=(3e-4, 1e-3, 3e-3))[("adding", "gru", 16)]
-    assert ch.lr == 1e-3 and ch.solved == 0 and ch.median_steps is None and not ch.at_edge
+    ch = calibration.choose(none)[("adding", "gru", 16)]
+    assert ch.lr == 1e-3 and ch.solved == 0 and ch.median_steps is None and ch.at_edge
     # An unsolved seed costs twice the cap: 1 solved fast + 1 unsolved loses to 2 slow ones.
     assert math.isclose(calibration._key([_run(1e-3, 0, True, 10), _run(1e-3, 1, False)])[1],
                         2010)
@@ -61,3 +61,11 @@ def test_choices_table_and_lookup(tmp_path):
     with pytest.raises(KeyError, match="no calibrated learning rate for adding lstm H=16"):
         calibration.learning_rate(choices, "adding", "lstm", 16)
     assert "| gru | 0.01 (2/2) |" in calibration.markdown(choices)
+
+
+def test_refinement_is_the_choice_and_its_neighbours_at_the_harder_length():
+    assert design.neighbours(3e-2) == (1e-2, 3e-2, 1e-1)
+    assert design.neighbours(1e-4) == (1e-4, 3e-4)
+    pts = design.refine_points("adding", {("gru", 16): 3e-2})
+    assert {p["train.learning_rate"] for p in pts} == {1e-2, 3e-2, 1e-1}
+    assert {p["task.seq_len"] for p in pts} == {design.REFINE_T["adding"]} and len(pts) == 6

@@ -1,14 +1,17 @@
 """The learning rate per (arm, hidden size): calibration runs and the rule that chooses.
 
-The runs (`design.calibration_points`): every arm and hidden size at the task's
-reference length (design.CALIBRATION_T), every rate of design.LR_GRID, two seeds
-of their own (design.CALIBRATION_SEEDS), capped at design.CALIBRATION_CAP steps.
+The runs, two stages (design.py says why): stage 1 (`design.calibration_points`),
+every arm and hidden size at a short reference length (design.CALIBRATION_T) with
+every rate of design.LR_GRID; stage 2 (`design.refine_points`), at a length where
+the task is hard (design.REFINE_T), the stage-1 choice and its neighbours. Two
+seeds of their own (design.CALIBRATION_SEEDS), capped at design.CALIBRATION_CAP.
+The study uses the stage-2 choice.
 
 The rule (`choose`), per (arm, hidden size), over the rates: most seeds solved;
 then the fewest steps to solve, summed over the seeds with an unsolved seed counted
 as twice the cap; then the lowest final loss relative to the memoryless baseline,
 averaged over the seeds (what decides among rates where nothing solves). A rate at
-either end of the grid is flagged (`at_edge`): the optimum may lie outside it.
+either end of the rates tried is flagged (`at_edge`): the optimum may lie outside.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ class Choice:
 def load(workdir: str) -> list[CalibrationRun]:
     """Every finished calibration run under `workdir`."""
     runs = []
-    for path in find_summaries(workdir):
-        s = read_summary(path.parent)
+    for run_dir in find_summaries(workdir):
+        s = read_summary(run_dir)
         if s is None or not s.finished:
             continue
         c = s.config
@@ -71,7 +74,7 @@ def _key(runs: list[CalibrationRun]) -> tuple:
     return (-sum(r.solved for r in runs), steps, statistics.fmean(r.rel_loss for r in runs))
 
 
-def choose(runs: list[CalibrationRun], grid=design.LR_GRID) -> dict[tuple[str, str, int], Choice]:
+def choose(runs: list[CalibrationRun]) -> dict[tuple[str, str, int], Choice]:
     """{(task, arm, hidden): Choice} by the module's rule."""
     groups: dict[tuple, dict[float, list]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
@@ -84,7 +87,7 @@ def choose(runs: list[CalibrationRun], grid=design.LR_GRID) -> dict[tuple[str, s
         out[key] = Choice(lr=lr, solved=len(solved), seeds=len(best),
                           median_steps=statistics.median(solved) if solved else None,
                           rel_loss=statistics.fmean(r.rel_loss for r in best),
-                          at_edge=lr in (min(grid), max(grid)))
+                          at_edge=len(by_lr) > 1 and lr in (min(by_lr), max(by_lr)))
     return out
 
 
@@ -109,6 +112,12 @@ def learning_rate(choices: dict, task: str, arm: str, hidden: int) -> float:
 
 def read_choices(path: str) -> dict:
     return read_json(path) if os.path.exists(path) else {}
+
+
+def chosen(choices: dict, task: str) -> dict[tuple[str, int], float]:
+    """{(arm, hidden): rate} of `task` in a choices table."""
+    return {(arm, int(h)): float(c["lr"]) for arm, by_h in choices.get(task, {}).items()
+            for h, c in by_h.items()}
 
 
 def markdown(choices: dict) -> str:

@@ -51,9 +51,16 @@ LADDER = tuple(int(round(10 * 2 ** (k / 2))) for k in range(17))  # 10, 14, 20, 
 
 CAP = {"adding": 4000, "copy": 8000}  # steps; raised once to 2x (see adaptive.py)
 SOLVED_EVALS = 3
-LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+# The learning-rate calibration, in two stages. Stage 1: every rate of LR_GRID at a
+# short reference length. Stage 2 ("refine"): at a length where the task is hard,
+# the stage-1 choice and its two neighbours on LR_LADDER. Why two: at adding T = 50
+# every gated arm solves within about 200 steps at every rate from 3e-3 up, so stage 1
+# alone picks the grid's top by a tie-break, not by what long lengths need.
+LR_LADDER = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # half-decades
+LR_GRID = LR_LADDER[1:6]
 CALIBRATION_SEEDS = (100, 101)  # not the study's seeds: the choice is not fitted to them
-CALIBRATION_T = {"adding": 50, "copy": 20}
+CALIBRATION_T = {"adding": 50, "copy": 20}  # stage 1
+REFINE_T = {"adding": 200, "copy": 40}  # stage 2
 CALIBRATION_CAP = {"adding": 4000, "copy": 6000}
 COPY_LEN, COPY_SYMBOLS = 10, 8
 
@@ -116,10 +123,25 @@ def arm_of(config: dict) -> str:
 
 def calibration_points(task: str, arms=tuple(ARMS), hidden=None, lrs=LR_GRID,
                        seeds=CALIBRATION_SEEDS) -> list[dict[str, Any]]:
-    """Every (arm, hidden size, learning rate, seed) at the task's reference length."""
+    """Stage 1: every (arm, hidden size, rate, seed) at CALIBRATION_T[task]."""
     return [point(task, arm, h, CALIBRATION_T[task], seed, lr, CALIBRATION_CAP[task])
             for arm in arms for h in (hidden or hidden_sizes(task, arm))
             for lr in lrs for seed in seeds]
+
+
+def neighbours(lr: float) -> tuple[float, ...]:
+    """`lr` and the rates next to it on LR_LADDER."""
+    i = min(range(len(LR_LADDER)), key=lambda j: abs(LR_LADDER[j] / lr - 1))
+    return LR_LADDER[max(i - 1, 0): i + 2]
+
+
+def refine_points(task: str, stage1: dict[tuple[str, int], float],
+                  seeds=CALIBRATION_SEEDS) -> list[dict[str, Any]]:
+    """Stage 2: per (arm, hidden) of `stage1` ({(arm, hidden): chosen rate}), the
+    choice and its neighbours at REFINE_T[task], every seed."""
+    return [point(task, arm, h, REFINE_T[task], seed, lr, CALIBRATION_CAP[task])
+            for (arm, h), chosen in stage1.items() for lr in neighbours(chosen)
+            for seed in seeds]
 
 
 def capacity_points(copy_lens=CAPACITY["copy_lens"], arms=CAPACITY["arms"],
