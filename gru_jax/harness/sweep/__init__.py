@@ -147,10 +147,12 @@ def run_sweep(
             r.update(action="pruned", status="pruned", summary=None)
         else:
             s = _summary_or_none(workdir / name)
-            running = any(t.state.name == "RUNNING" for t in by_point[key])
-            r.update(action="running" if running else "skipped",
-                     status="running" if running else (s.status if s else "failed"),
-                     summary=s)
+            states = {t.state.name for t in by_point[key]}
+            if "COMPLETE" not in states and states & {"RUNNING", "WAITING"}:
+                state = "running" if "RUNNING" in states else "waiting"
+                r.update(action=state, status=state, summary=s)
+            else:
+                r.update(action="skipped", status=s.status if s else "failed", summary=s)
         results.append(r)
     if w.preempted:
         for r in results:

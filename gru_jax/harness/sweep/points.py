@@ -1,29 +1,3 @@
-"""Sweeps: a list of config overrides, each point run in its own subfolder.
-
-A sweep is what an experiment's `get_sweep()` returns: a list of dicts of dotted
-overrides, e.g. ``[{"model.cell": "gru", "task.seq_len": 50}, ...]`` (`grid`
-builds the full product of a few axes). `run_sweep` runs the points of one
-shard, each with the trainer in ``DIR/<point_name>``::
-
-    DIR/sweep.json                              every point and its subfolder
-    DIR/cell=gru,hidden_size=64,seq_len=50/     one run: summary, events, ckpts
-    DIR/cell=lstm,hidden_size=64,seq_len=50/
-    ...
-
-It is safe to start again and to run as several shards at once:
-
-- a point whose summary says ``done`` or ``diverged`` is finished and is
-  skipped; any other point (no summary, ``preempted``, ``failed``) is handed to
-  the trainer again in the same folder, and the trainer resumes from its
-  checkpoint;
-- `shard(points, i, n)` is a fixed round-robin partition of the ordered list, so
-  shards never share a point; on top of that each point is run under a lock file
-  (``.lock``, created with O_CREAT|O_EXCL) so two processes never run the same
-  point at once, even if launched by mistake with the same shard;
-- a point whose trainer raises is recorded as ``failed`` (with the error) in its
-  summary and the sweep goes on with the next point.
-"""
-
 """Sweep points: dicts of dotted config overrides, their checks and folder names.
 
 A point is what an experiment's `get_sweep()` lists (or a `get_source()` emits):

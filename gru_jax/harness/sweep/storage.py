@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -34,6 +35,8 @@ MAX_RETRY = 20  # retries per point after lost workers (a crash loop stops somew
 BEAT_ATTR = "gru_jax:heartbeat"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per point is ours to print
+# Heartbeats and their retry callback are marked experimental; we use them on purpose.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def default_url(workdir: str | os.PathLike) -> str:
@@ -91,16 +94,21 @@ def open_storage(url: str | None, workdir: str | os.PathLike, *, heartbeat: int 
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {
         "pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
-            grace_period=grace, heartbeat_stale_trial_callback=callback)
-    except ImportError as e:
-        raise ConfigError(f"--storage={url}: driver missing ({e}); "
-                          "pip install 'gru_jax[sweep]'") from e
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors: say which URL, in one line
-        raise ConfigError(f"--storage={url}: cannot open ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0]})") from e
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+                grace_period=grace, heartbeat_stale_trial_callback=callback)
+        except ImportError as e:
+            raise ConfigError(f"--storage={url}: driver missing ({e}); "
+                              "pip install 'gru_jax[sweep]'") from e
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy's: say which URL, in one line
+            if "already exists" in str(e) and attempt < 4:
+                time.sleep(0.2 * (attempt + 1))  # two launchers created the tables at once
+                continue
+            raise ConfigError(f"--storage={url}: cannot open ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0]})") from e
+    raise AssertionError("unreachable")
 
 
 def open_study(storage: BaseStorage, name: str = STUDY_NAME,

@@ -401,8 +401,7 @@ class Worker:
                 if s.status == "preempted":  # not the point's fault: back in the queue
                     requeue(self.study, storage.get_trial(tid), **{PREEMPTED_ATTR: True})
                     self.preempted = True
-            if s.status != "preempted":
-                self.ran.append((job.point, s))
+            self.ran.append((job.point, s))
             self.say(f"{job.run_dir.name}: {format_summary(s)}")
 
     def _extend(self) -> bool:
