@@ -70,7 +70,7 @@ def with_folders(points: list[dict]) -> list[dict]:
 
 def open_sweep(config: ml_collections.ConfigDict, source: PointSource,
                workdir: str | os.PathLike, storage: str | None = None, *, validate=None,
-               retry_failed: bool = True, **storage_kw):
+               retry_failed: bool = True, write_plan: bool = True, **storage_kw):
     """Open (or join) the sweep's study and enqueue the source's initial points
     (each once; every point checked against `config` first). Returns the study."""
     from gru_jax.harness.sweep import storage as storage_
@@ -84,7 +84,8 @@ def open_sweep(config: ml_collections.ConfigDict, source: PointSource,
         raise WorkdirError(f"{workdir}: cannot create the sweep folder ({e})") from e
     study = storage_.open_study(storage_.open_storage(storage, workdir, **storage_kw))
     worker.enqueue(study, points, retry_failed=retry_failed)
-    worker.write_sweep_file(workdir, study, source, config)
+    if write_plan:  # a search keeps its own record (search.json)
+        worker.write_sweep_file(workdir, study, source, config)
     return study
 
 
@@ -104,6 +105,7 @@ def run_sweep(
     pack_fn: Callable | None = None,
     prune_along: str | None = None,
     poll: float = 2.0,
+    write_plan: bool = True,
     **storage_kw,
 ) -> list[dict[str, Any]]:
     """One worker of the sweep in this process: enqueue, then train points until
@@ -130,7 +132,8 @@ def run_sweep(
         points = with_folders(expand(sweep, None))
         source = PruneAlong(points, prune_along) if prune_along else FixedSource(points)
     workdir = Path(workdir)
-    study = open_sweep(config, source, workdir, storage, validate=validate, **storage_kw)
+    study = open_sweep(config, source, workdir, storage, validate=validate,
+                       write_plan=write_plan, **storage_kw)
     w = worker.Worker(study, workdir, config, source, train_fn, validate=validate, log=log,
                       poll=poll, pack=pack, pack_size=pack_size, pack_fn=pack_fn)
     ran = {canonical(p): s for p, s in w.run()}
