@@ -13,7 +13,7 @@ STUDY  ?= runs/long_range
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e ".[sweep]"
 	touch $@
 
 $(BIN)/.installed-test: $(BIN)/.installed
@@ -22,15 +22,13 @@ $(BIN)/.installed-test: $(BIN)/.installed
 
 setup: $(BIN)/.installed
 
-# The main job: the long-range study's reduced grid (both tasks; two sweep shards at once,
-# one per core), then its report (figures, tables, runs.csv into $(STUDY)).
+# The main job: the long-range study's reduced grid (both tasks), two sweep workers at once
+# (one per core) on each task's Optuna study (runs/long_range/TASK/study.db), then its
+# report (figures, tables, runs.csv into $(STUDY)).
 study: setup
 	for task in adding copy; do \
-	  JAX_PLATFORMS=cpu $(BIN)/python scripts/sweep.py --progress=false \
-	    --config=experiments/long_range_$$task.py:reduced --workdir=$(STUDY)/$$task --shard=1/2 & \
-	  JAX_PLATFORMS=cpu $(BIN)/python scripts/sweep.py \
-	    --config=experiments/long_range_$$task.py:reduced --workdir=$(STUDY)/$$task --shard=0/2; \
-	  wait; \
+	  JAX_PLATFORMS=cpu $(BIN)/python scripts/sweep.py --workers=2 \
+	    --config=experiments/long_range_$$task.py:reduced --workdir=$(STUDY)/$$task || exit 1; \
 	done
 	$(BIN)/python scripts/report.py --study=$(STUDY) --reduced
 

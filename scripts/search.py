@@ -46,6 +46,9 @@ _BUDGET_STEPS = flags.DEFINE_integer(
 _POPULATION = flags.DEFINE_integer("population", 8, "Candidates per generation.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the proposals (not of the trainings).")
 _TOP = flags.DEFINE_integer("top", 8, "Rows of the printed table.")
+_STORAGE = flags.DEFINE_string(
+    "storage", None, "Optuna storage of the candidates' trials (default DIR/study.db); "
+    "copies of this command on the same storage share the trainings.")
 
 
 def main(argv: list[str]) -> int:
@@ -64,7 +67,7 @@ def main(argv: list[str]) -> int:
         space = search.load_search_space(path, arg or None)
         result = search.run_search(
             config, workdir, space, _METHOD.value, _BUDGET.value, _POPULATION.value,
-            _SEED.value, budget_steps=_BUDGET_STEPS.value)
+            _SEED.value, budget_steps=_BUDGET_STEPS.value, storage=_STORAGE.value)
     except (ConfigError, WorkdirError, ValueError, OSError) as e:
         cli.die(e, PROG)
     if result["status"] == "preempted":

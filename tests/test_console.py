@@ -68,4 +68,4 @@ def test_two_point_sweep_console(tmp_path):
             bar = BAR.search(segment)
             if bar:
                 assert "seed=" not in segment.split("]", 1)[-1] and "done" not in segment, row
-    assert "shard 0/1: 2 points (2 done; 2 run now)" in out
+    assert "2 points: 0 waiting, 0 running, 2 done, 0 failed" in out

@@ -369,3 +369,18 @@ def test_search_script_bad_flag_is_one_line(tmp_path):
         env={**__import__("os").environ, "JAX_PLATFORMS": "cpu"})
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "--method" in proc.stderr
+
+
+def test_search_reproduces_its_committed_result(tmp_path, config):
+    """tests/data/woa_search_golden.json: the candidates (generation, overrides, value)
+    of three searches on the analytic bowl, written by the driver before it ran on the
+    Optuna engine (commit 31d36ce); the engine's driver proposes the same, in order."""
+    golden = json.loads((ROOT / "tests" / "data" / "woa_search_golden.json").read_text())
+    for name, want in golden.items():
+        method, budget, population, seed = name.split("-")
+        log = search.run_search(config, tmp_path / name, SPACE, method, int(budget[1:]),
+                                int(population[1:]), int(seed[1:]), train_fn=FakeTrainer(),
+                                log=quiet)
+        got = [{"generation": c["generation"], "overrides": c["overrides"],
+                "value": c["value"]} for c in log["candidates"]]
+        assert got == want, name

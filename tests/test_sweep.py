@@ -1,4 +1,4 @@
-"""gru_jax.harness.sweep: grid expansion, point names, shards, resumable runs, locks.
+"""gru_jax.harness.sweep: grid expansion, point names, resumable runs on the Optuna queue.
 
 A fake trainer writes summary.json, so these tests need neither JAX nor the
 real trainer (one end-to-end test at the bottom uses it when it exists).
@@ -17,6 +17,7 @@ import pytest
 
 from gru_jax.errors import ConfigError
 from gru_jax.harness import sweep
+from gru_jax.harness.sweep import points as points_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,7 +162,7 @@ def test_point_names_unique_and_filesystem_safe(tmp_path):
     assert names == sweep.point_names(points)  # deterministic
     for name in names:
         assert len(name) <= sweep.MAX_NAME
-        assert set(name) <= set(sweep._SAFE) | {",", "="}, name
+        assert set(name) <= set(points_mod._SAFE) | {",", "="}, name
         assert name not in (".", "..") and not name.startswith(".")
         (tmp_path / name).mkdir()  # really a folder name
 
@@ -174,37 +175,10 @@ def test_point_names_disambiguate_equal_short_names():
 # ---------------------------------------------------------------- shards
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 11])
-def test_shards_partition_the_grid(n):
-    points = list(range(8))
-    parts = [sweep.shard(points, i, n) for i in range(n)]
-    flat = [p for part in parts for p in part]
-    assert sorted(flat) == points  # full coverage, no overlap
-    assert parts[0][:2] == [0, n][: len(parts[0][:2])]  # round-robin
-    assert parts == [sweep.shard(points, i, n) for i in range(n)]  # deterministic
-
-
-@pytest.mark.parametrize("spec", ["3/3", "-1/2", "1/0", "a/b", "1", "1/2/3", ""])
-def test_bad_shard_spec(spec):
-    with pytest.raises(ValueError, match="shard"):
-        sweep.parse_shard(spec)
-
-
-def test_parse_shard_and_bad_shard_args():
-    assert sweep.parse_shard("2/4") == (2, 4)
-    with pytest.raises(ValueError, match=r"I must be in 0\.\.1"):
-        sweep.shard([1, 2, 3], 2, 2)
-    with pytest.raises(ValueError, match="shard"):
-        sweep.run_sweep(base_config(), SWEEP, "unused", shard=(0, 0), train_fn=FakeTrainer(),
-                        validate=no_validate)
-
-
-# ---------------------------------------------------------------- running
-
-
-def run(workdir, train, shard=(0, 1), points=SWEEP):
-    return sweep.run_sweep(base_config(), points, workdir, shard=shard, train_fn=train,
-                           validate=no_validate, progress=False, log=lambda msg: None)
+def run(workdir, train, points=SWEEP):
+    return sweep.run_sweep(base_config(), points, workdir, train_fn=train,
+                           validate=no_validate, progress=False, log=lambda msg: None,
+                           poll=0.05)
 
 
 def test_run_sweep_runs_each_point_in_its_folder_and_writes_sweep_json(tmp_path):
@@ -267,38 +241,14 @@ def test_trainers_own_failed_summary_is_kept(tmp_path):
     assert r["status"] == "failed" and r["summary"].error == "ConfigError: from the trainer"
 
 
-def test_preempted_point_stops_the_shard_and_resumes_in_the_same_folder(tmp_path):
+def test_preempted_point_stops_the_worker_and_resumes_in_the_same_folder(tmp_path):
     points = [{"model.cell": "lstm"}, {"model.cell": "gru"}]
     train = FakeTrainer(preempt={"lstm"})
     results = run(tmp_path, train, points=points)
-    assert [r["status"] for r in results] == ["preempted"]  # gru not started
+    assert [r["status"] for r in results] == ["preempted", "waiting"]  # gru not started
     results = run(tmp_path, train, points=points)
     assert [r["status"] for r in results] == ["done", "done"]
     assert train.calls.count(str(tmp_path / "cell=lstm")) == 2  # same workdir: resumed
-
-
-def test_shards_into_one_folder_run_every_point_once(tmp_path):
-    train = FakeTrainer()
-    for i in range(3):
-        run(tmp_path, train, shard=(i, 3))
-    assert sorted(train.calls) == sorted(str(tmp_path / n) for n in sweep.point_names(SWEEP))
-
-
-def test_lock_keeps_a_second_runner_off_a_running_point(tmp_path):
-    name = sweep.point_names(SWEEP)[0]
-    (tmp_path / name).mkdir()
-    lock = sweep.PointLock(tmp_path / name / sweep.LOCK_FILE)
-    assert lock.acquire()  # "another runner", alive (our own pid)
-    try:
-        assert not sweep.PointLock(lock.path).acquire()
-        train = FakeTrainer()
-        results = run(tmp_path, train)
-        assert results[0]["action"] == "locked" and results[0]["status"] == "running"
-        assert str(tmp_path / name) not in train.calls and len(train.calls) == 7
-    finally:
-        lock.release()
-    assert not lock.path.exists()
-    assert [r["action"] for r in run(tmp_path, FakeTrainer())][0] == "ran"  # free again
 
 
 def test_concurrent_runners_never_run_a_point_twice(tmp_path):
@@ -309,26 +259,51 @@ def test_concurrent_runners_never_run_a_point_twice(tmp_path):
     for t in threads:
         t.join()
     assert sorted(train.calls) == sorted(str(tmp_path / n) for n in sweep.point_names(SWEEP))
-    assert not list(tmp_path.glob(f"*/{sweep.LOCK_FILE}*"))  # all released
 
 
-def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    path = tmp_path / sweep.LOCK_FILE
-    import socket
+def test_two_launchers_enqueue_a_point_once_and_duplicates_are_dropped(tmp_path):
+    """Enqueue is idempotent by the point's identity; a copy enqueued in a race (here:
+    by hand) is dropped by the worker that claims it, so the point trains once."""
+    from gru_jax.harness.sweep import worker
 
-    path.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "token": "x"}))
-    lock = sweep.PointLock(path)
-    assert lock.acquire()
-    assert json.loads(path.read_text())["pid"] == os.getpid()
-    lock.release()
-    # from another host: stale only once not touched for stale_after seconds
-    path.write_text(json.dumps({"pid": 1, "host": "elsewhere", "token": "y"}))
-    assert not sweep.PointLock(path, stale_after=60).acquire()
-    old = time.time() - 120
-    os.utime(path, (old, old))
-    assert sweep.PointLock(path, stale_after=60).acquire()
+    source = sweep.FixedSource(SWEEP[:2])
+    study = sweep.open_sweep(base_config(), source, tmp_path, validate=no_validate)
+    sweep.open_sweep(base_config(), source, tmp_path, validate=no_validate)
+    assert len(study.trials) == 2
+    study.enqueue_trial({}, user_attrs=dict(study.trials[0].user_attrs))  # the race's copy
+    train = FakeTrainer()
+    run(tmp_path, train, points=SWEEP[:2])
+    assert sorted(train.calls) == sorted(str(tmp_path / n) for n in sweep.point_names(SWEEP[:2]))
+    dropped = [t for t in study.get_trials() if worker.DUPLICATE_ATTR in t.user_attrs]
+    assert [t.user_attrs[worker.DUPLICATE_ATTR] for t in dropped] == [0]
+    assert worker.counts(study) == {"waiting": 0, "running": 0, "done": 2, "failed": 0}
+    assert sweep.status(tmp_path).endswith("2 points: 0 waiting, 0 running, 2 done, 0 failed")
+
+
+def test_a_point_source_extends_the_sweep_from_finished_points(tmp_path):
+    """get_source's interface: next() sees every finished (point, summary) and its new
+    points are enqueued; a point may reuse an earlier point's folder (workdir key)."""
+
+    class Doubling:
+        def initial(self):
+            return [{"task.seq_len": 10}]
+
+        def next(self, finished):
+            self.seen = sorted(p["task.seq_len"] for p, s in finished if s["status"] == "done")
+            top = max(self.seen)
+            return [{"task.seq_len": 2 * top}] if top < 40 else [
+                {"task.seq_len": 40, "train.steps": 30, "workdir": "seq_len=40"}]
+
+    source = Doubling()
+    train = FakeTrainer()
+    results = sweep.run_sweep(base_config(), None, tmp_path, train, source=source,
+                              validate=no_validate, log=lambda m: None, poll=0.05)
+    assert [Path(c).name for c in train.calls] == [
+        "seq_len=10", "seq_len=20", "seq_len=40", "seq_len=40"]
+    assert source.seen == [10, 20, 40, 40]
+    assert [r["action"] for r in results] == ["ran"] * 4
+    summary = json.loads((tmp_path / "seq_len=40" / "summary.json").read_text())
+    assert summary["step"] == 30  # the second point resumed the first one's folder
 
 
 # ---------------------------------------------------------------- command line
@@ -350,7 +325,9 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
         "    return [{'model.cell': 'gru'}, {'model.hidden_sise': 4}]\n"
     )
     for args, expected in [
-        ([f"--config={exp}", f"--workdir={tmp_path}/w", "--shard=2/2"], "shard 2/2"),
+        ([f"--config={exp}", f"--workdir={tmp_path}/w", "--workers=0"], "workers"),
+        ([f"--workdir={tmp_path}/w", "--status", "--storage=mysql"], "--storage"),
+        ([f"--workdir={tmp_path}/w", "--status"], "no sweep there"),
         ([f"--config={exp}", f"--workdir={tmp_path}/w", "--config.model.cel=x"],
          "model.cel: unknown key"),
         ([f"--config={exp}", f"--workdir={tmp_path}/w"],

@@ -65,3 +65,24 @@ def is_primary() -> bool:
     import jax
 
     return jax.process_index() == 0
+
+
+def broadcast_json(obj):
+    """Process 0's JSON-able `obj` on every process (a collective: call it on all).
+
+    Sent as bytes in two broadcasts (the length, then the bytes padded to it)."""
+    import json
+
+    import jax
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    if jax.process_count() == 1:
+        return obj
+    data = json.dumps(obj).encode() if jax.process_index() == 0 else b""
+    n = int(multihost_utils.broadcast_one_to_all(np.asarray(len(data), np.int64)))
+    buf = np.zeros(n, np.uint8)
+    if jax.process_index() == 0:
+        buf[:] = np.frombuffer(data, np.uint8)
+    buf = np.asarray(multihost_utils.broadcast_one_to_all(buf))
+    return json.loads(buf.tobytes().decode())

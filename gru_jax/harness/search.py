@@ -11,8 +11,9 @@ norm) within a fixed budget of trainings. Its pieces:
   same seed and the same scores give the same proposals;
 - the driver `run_search`, which asks a generation of candidates, trains each
   with the project's one trainer in its own subfolder (named by
-  `gru_jax.harness.sweep.point_name`, run through `gru_jax.harness.sweep.run_sweep`: the same
-  skip-if-finished, locks and failure records as a sweep), scores them from
+  `gru_jax.harness.sweep.point_name`, run through `gru_jax.harness.sweep.run_sweep`:
+  each candidate a trial of the folder's Optuna study, with the same
+  skip-if-finished, retries and failure records as a sweep), scores them from
   their summaries and tells the proposer::
 
     DIR/search.json                                          every candidate, its score
@@ -75,7 +76,7 @@ from gru_jax.harness.records import (
     write_json_atomic,
 )
 
-SEARCH_LOCK = ".search.lock"
+SEARCH_LOCK = ".search.lock"  # no longer written: the study in DIR is the queue
 METHODS = ("woa", "random")
 SIG_DIGITS = 3  # float values are rounded so folder names stay short and readable
 MAX_GENERATIONS_FACTOR = 4  # a search whose proposals keep repeating stops at 4x the generations
@@ -381,6 +382,7 @@ def run_search(
     train_fn: sweep.TrainFn | None = None,
     validate: Callable[[ml_collections.ConfigDict], Any] | None = None,
     log: Callable[[str], None] | None = None,
+    storage: str | None = None,
 ) -> dict[str, Any]:
     """Searches `space` over `config` with `method` ("woa" | "random") and returns
     the search log (also written to ``workdir/search.json`` after every generation)::
@@ -416,50 +418,47 @@ def run_search(
 
     workdir = Path(workdir)
     settings = _settings(method, seed, population, budget, space, config)
-    lock = _lock(workdir)
-    try:
-        base = config_to_dict(config)
-        _check_resume(workdir, settings, base)
-        log_ = {**settings, "generations": generations, "metric": None, "mode": None,
-                "status": "running", "candidates": [], "best": None, "base_config": base}
-        summaries: dict[str, RunSummary | None] = {}  # name -> summary: the runs used so far
-        for g in range(generations * MAX_GENERATIONS_FACTOR):
-            if len(summaries) >= budget:
-                break
-            x, points, names, fresh = _proposals(
-                proposer.ask(population, progress=len(summaries) / budget), space, summaries,
-                budget)
-            say(f"generation {g}: {len(points)} candidates ({len(fresh)} new runs, "
-                f"{len(summaries) + len(fresh)}/{budget} of the budget; {method}, seed {seed})")
-            results = _train_fresh(config, fresh, workdir, train_fn, validate, say)
-            if len(results) < len(fresh) or any(r["status"] == "preempted" for r in results):
-                log_["status"] = "preempted"  # run_sweep stopped: the job is being taken away
-                _finish_generation(workdir, log_)
-                say("preempted: run the same command again to resume the search")
-                return log_
-            ran = {r["name"] for r in results if r["action"] == "ran"}
-            summaries.update({r["name"]: r["summary"] for r in results})
-            proposer.tell(x, _log_candidates(log_, g, x, points, names, summaries, ran))
+    _make_folder(workdir)
+    # No lock: the folder's Optuna study is the queue; concurrent copies share its points.
+    base = config_to_dict(config)
+    _check_resume(workdir, settings, base)
+    log_ = {**settings, "generations": generations, "metric": None, "mode": None,
+            "status": "running", "candidates": [], "best": None, "base_config": base}
+    summaries: dict[str, RunSummary | None] = {}  # name -> summary: the runs used so far
+    for g in range(generations * MAX_GENERATIONS_FACTOR):
+        if len(summaries) >= budget:
+            break
+        x, points, names, fresh = _proposals(
+            proposer.ask(population, progress=len(summaries) / budget), space, summaries,
+            budget)
+        say(f"generation {g}: {len(points)} candidates ({len(fresh)} new runs, "
+            f"{len(summaries) + len(fresh)}/{budget} of the budget; {method}, seed {seed})")
+        results = _train_fresh(config, fresh, workdir, train_fn, validate, say, storage)
+        if len(results) < len(fresh) or any(r["status"] == "preempted" for r in results):
+            log_["status"] = "preempted"  # run_sweep stopped: the job is being taken away
             _finish_generation(workdir, log_)
-        log_["status"] = "done"
+            say("preempted: run the same command again to resume the search")
+            return log_
+        ran = {r["name"] for r in results if r["action"] == "ran"}
+        summaries.update({r["name"]: r["summary"] for r in results})
+        proposer.tell(x, _log_candidates(log_, g, x, points, names, summaries, ran))
         _finish_generation(workdir, log_)
-        return log_
-    finally:
-        lock.release()
+    log_["status"] = "done"
+    _finish_generation(workdir, log_)
+    return log_
 
 
-def _train_fresh(config, fresh: list[dict], workdir: Path, train_fn, validate, say) -> list:
-    """The new candidates checked, then trained as points of a sweep (run_points);
-    WorkdirError if another process runs one of them."""
+def _train_fresh(config, fresh: list[dict], workdir: Path, train_fn, validate, say,
+                 storage: str | None = None) -> list:
+    """The new candidates checked, then trained as points of the folder's Optuna
+    study (gru_jax.harness.sweep: each point once, whoever runs it; another copy of
+    this search in the same folder proposes the same candidates and shares them)."""
     if not fresh:
         return []
-    sweep.expand(fresh, config, validate)  # each new candidate through the config's checks
-    results = sweep.run_points(
-        config, list(enumerate(zip(fresh, map(sweep.point_name, fresh), strict=True))),
-        workdir, train_fn, progress=False, log=say)
-    locked = [r["name"] for r in results if r["status"] == "running"]
-    if locked:
-        raise WorkdirError(f"{workdir}: candidates run by another process: {locked}")
+    results = sweep.run_sweep(config, fresh, workdir, train_fn, validate=validate, log=say,
+                              storage=storage, write_plan=False, poll=0.5)
+    if any(r.get("preempted") for r in results):
+        return [r for r in results if r["action"] == "ran" and r["status"] != "preempted"]
     return results
 
 
@@ -470,18 +469,11 @@ def _check_ints(**values: tuple[Any, int]) -> None:
             raise ConfigError(f"--{name}: must be an int >= {least}, got {value!r}")
 
 
-def _lock(workdir: Path) -> sweep.PointLock:
-    """The search folder, created and locked (WorkdirError if another search holds it)."""
+def _make_folder(workdir: Path) -> None:
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise WorkdirError(f"{workdir}: cannot create the search folder ({e})") from e
-    lock = sweep.PointLock(workdir / SEARCH_LOCK)
-    if not lock.acquire():
-        holder = lock.holder() or {}
-        raise WorkdirError(f"{workdir}: a search runs there (pid {holder.get('pid')} on "
-                           f"{holder.get('host')}; remove {workdir / SEARCH_LOCK} if it is gone)")
-    return lock
 
 
 def _proposals(x: np.ndarray, space, summaries: Mapping[str, Any], budget: int):

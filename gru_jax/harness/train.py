@@ -65,6 +65,9 @@ NOT_HPARAMS = frozenset({"train.progress", "train.log_every", "train.keep_checkp
                          "train.checkpoint_every", "train.eval_every", "train.diagnose_every"})
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # checkpoint and stop (see _StopSignal)
+
+
 class Preempted(Exception):
     """The run stopped on SIGTERM/SIGINT after saving a checkpoint; run it again to resume."""
 
@@ -76,20 +79,21 @@ class _Unpackable(Exception):
 # --- the public entry points -----------------------------------------------------------
 
 def train_and_evaluate(config, workdir: str, *, train_step=steps.train_step,
-                       eval_step=steps.eval_step) -> dict:
+                       eval_step=steps.eval_step, stop_signals=STOP_SIGNALS) -> dict:
     """Train `config` in `workdir`, resuming from its latest checkpoint, and return
     the summary (`RunSummary.to_dict()`, also written to the workdir).
 
     Raises ConfigError (before touching the workdir), WorkdirError, or `Preempted`
     (after saving a checkpoint and a "preempted" summary). A diverged run returns
     normally with status "diverged". `train_step(state, batch, lr_scale)` and
-    `eval_step(state, batch)` default to `gru_jax.harness.steps`'.
+    `eval_step(state, batch)` default to `gru_jax.harness.steps`'. `stop_signals`:
+    the signals that checkpoint and stop the run (e.g. add SIGUSR2 under submitit).
     """
-    return _train([config], [workdir], train_step, eval_step)[0]
+    return _train([config], [workdir], train_step, eval_step, stop_signals)[0]
 
 
 def train_packed(configs: list, workdirs: list[str], *, train_step=steps.train_step,
-                 eval_step=steps.eval_step) -> list[dict]:
+                 eval_step=steps.eval_step, stop_signals=STOP_SIGNALS) -> list[dict]:
     """Train K runs as one vmapped program: configs that differ only in `seed` and
     `train.learning_rate` (PACK_KEYS), run k in workdirs[k]. Returns their summaries.
 
@@ -103,14 +107,16 @@ def train_packed(configs: list, workdirs: list[str], *, train_step=steps.train_s
     if len(configs) != len(workdirs) or not configs:
         raise ValueError("train_packed: one workdir per config, at least one")
     try:
-        return _train(list(configs), list(workdirs), train_step, eval_step)
+        return _train(list(configs), list(workdirs), train_step, eval_step, stop_signals)
     except _Unpackable as e:
         log.warning("%s: training the %d runs one after another", e, len(configs))
-        return [train_and_evaluate(c, w, train_step=train_step, eval_step=eval_step)
+        return [train_and_evaluate(c, w, train_step=train_step, eval_step=eval_step,
+                                   stop_signals=stop_signals)
                 for c, w in zip(configs, workdirs, strict=True)]
 
 
-def _train(configs: list, workdirs: list[str], train_step, eval_step) -> list[dict]:
+def _train(configs: list, workdirs: list[str], train_step, eval_step,
+           stop_signals=STOP_SIGNALS) -> list[dict]:
     """Check, prepare the workdirs, restore, compile, train, finish: one session."""
     configs, task = _checked(configs, workdirs)
     for config, workdir in zip(configs, workdirs, strict=True):
@@ -118,7 +124,7 @@ def _train(configs: list, workdirs: list[str], train_step, eval_step) -> list[di
             prepare_workdir(workdir, flatten(config))
     members = [Member.open(c, w) for c, w in zip(configs, workdirs, strict=True)]
     try:
-        with _StopSignal() as stop:
+        with _StopSignal(stop_signals) as stop:
             state = _restore(members, _unit_rate(configs[0]), task)
             ses, state = _Session.compile(state, members, task, configs[0], train_step,
                                           eval_step)
@@ -488,7 +494,11 @@ class _Session:
         # state's schedule peaks at 1: `_unit_rate`), so runs that differ only in them
         # share one executable.
         scales = jnp.asarray([m.config.train.learning_rate for m in members], jnp.float32)
-        state, keys, scales = jax.device_put((state, keys, scales), replicated)
+        # Every process holds the same values: each places its local copy and the
+        # pieces form one global array (device_put cannot reach other processes).
+        state, keys, scales = (
+            jax.device_put((state, keys, scales), replicated) if jax.process_count() == 1
+            else jax.tree_util.tree_map(lambda a: _global(a, replicated), (state, keys, scales)))
         progs = _programs(state, keys, scales, task, config, train_step, eval_step)
         # The cached programs were traced with their first state's static fields (the
         # model, optimiser and schedule functions): equal in value, and now identical.
@@ -596,16 +606,17 @@ def _programs(state, keys, scales, task: Task, config, train_step, eval_step) ->
 # --- small helpers -------------------------------------------------------------------------
 
 class _StopSignal:
-    """Turns SIGTERM/SIGINT into a flag the loop polls (main thread only); a second
-    signal of the same kind gets the previous handler."""
+    """Turns the stop signals (default SIGTERM/SIGINT) into a flag the loop polls
+    (main thread only); a second signal of the same kind gets the previous handler."""
 
-    def __init__(self):
+    def __init__(self, signals=STOP_SIGNALS):
         self.signum = None
+        self.signals = tuple(signals)
         self._old = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGTERM, signal.SIGINT):
+            for s in self.signals:
                 self._old[s] = signal.signal(s, self._handle)
         return self
 
@@ -626,6 +637,14 @@ def _any_process(flag: bool) -> bool:
     from jax.experimental import multihost_utils
 
     return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
+
+def _global(a, sharding):
+    """A replicated global array from this process's copy of `a` (multi-host)."""
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):  # typed keys: via their data
+        data = jax.make_array_from_process_local_data(sharding, np.asarray(jax.random.key_data(a)))
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(a))
+    return jax.make_array_from_process_local_data(sharding, np.asarray(a))
 
 
 def _host(tree):
