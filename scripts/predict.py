@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
 from gru_jax.harness import cli  # noqa: E402
+from gru_jax.harness.errors import ConfigError, WorkdirError  # noqa: E402
 
 PROG = "predict.py"
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained series run's folder.")

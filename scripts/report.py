@@ -32,8 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from gru_jax.errors import WorkdirError  # noqa: E402
 from gru_jax.harness import report  # noqa: E402
+from gru_jax.harness.errors import WorkdirError  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder (or a single run's folder).")
 _SERIES = flags.DEFINE_string("series_results", None,

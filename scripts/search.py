@@ -29,8 +29,8 @@ signal.signal(signal.SIGINT, lambda *_: sys.exit("interrupted"))  # one line, an
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
 from gru_jax.harness import cli, search  # noqa: E402
+from gru_jax.harness.errors import ConfigError, WorkdirError  # noqa: E402
 
 EXIT_PREEMPTED = 143  # as gru_jax.harness.train.EXIT_PREEMPTED
 

@@ -25,9 +25,9 @@ signal.signal(signal.SIGINT, lambda *_: sys.exit("interrupted"))  # one line, an
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
 from gru_jax.harness import cli  # noqa: E402
 from gru_jax.harness.distributed import maybe_initialize  # noqa: E402
+from gru_jax.harness.errors import ConfigError, WorkdirError  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, cli.config_help())
 _WORKDIR = flags.DEFINE_string("workdir", None, "folder for checkpoints, events and the summary")

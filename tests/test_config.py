@@ -11,9 +11,9 @@ import ml_collections
 import pytest
 from conftest import ROOT, experiment_config, run_train, subprocess_env
 
-from gru_jax.errors import ConfigError
 from gru_jax.harness import config as cfgmod
 from gru_jax.harness.config import apply_overrides, base_config, flatten, make_task
+from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.tasks import TASK_DEFAULTS
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gru_jax.errors import WorkdirError
 from gru_jax.harness import report
+from gru_jax.harness.errors import WorkdirError
 from gru_jax.harness.records import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gru_jax.errors import ConfigError, WorkdirError
 from gru_jax.harness import records, search, sweep
+from gru_jax.harness.errors import ConfigError, WorkdirError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,8 +20,8 @@ pytest.importorskip("statsmodels")
 
 from conftest import ROOT, subprocess_env  # noqa: E402
 
-from gru_jax.errors import ConfigError  # noqa: E402
 from gru_jax.harness import baselines  # noqa: E402
+from gru_jax.harness.errors import ConfigError  # noqa: E402
 from gru_jax.harness.tasks import get_task  # noqa: E402
 from gru_jax.harness.tasks.series import prepare, split_series  # noqa: E402
 from gru_jax.harness.tasks.series_sources import Series, packaged  # noqa: E402

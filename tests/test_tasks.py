@@ -10,10 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gru_jax.errors import ConfigError
+from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.tasks import TASK_DEFAULTS, TASKS, get_task
 from gru_jax.harness.tasks import mnist1d as mnist1d_mod
-from gru_jax.harness.tasks._dataset import fixed_permutation
+from gru_jax.harness.tasks.dataset import fixed_permutation
 from gru_jax.harness.tasks.digits import digits_split
 from gru_jax.harness.tasks.forecast import TRAIN_FRACTION, normalised_series
 

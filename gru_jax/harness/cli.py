@@ -16,8 +16,8 @@ import sys
 import ml_collections
 from absl import flags, logging
 
-from gru_jax.errors import ConfigError
 from gru_jax.harness.config import _type_name, _unknown, describe
+from gru_jax.harness.errors import ConfigError
 
 
 def die(msg, prog: str | None = None):

@@ -26,7 +26,7 @@ from ml_collections import config_dict
 
 from gru_jax.cells import CELLS
 from gru_jax.cells.gru import VARIANTS
-from gru_jax.errors import ConfigError
+from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.records import CHRONO_CELLS, DTYPES, flatten
 
 CELL_NAMES = tuple(sorted(CELLS))

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gru_jax.errors import WorkdirError
+from gru_jax.harness.errors import WorkdirError
 from gru_jax.harness.records import (
     SUMMARY_FILE,
     RunSummary,

@@ -62,9 +62,9 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from gru_jax.errors import ConfigError, WorkdirError
 from gru_jax.harness import sweep
 from gru_jax.harness.config import config_to_dict
+from gru_jax.harness.errors import ConfigError, WorkdirError
 from gru_jax.harness.records import (
     SEARCH_FILE,
     RunSummary,

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from gru_jax.errors import WorkdirError
+from gru_jax.harness.errors import WorkdirError
 from gru_jax.harness.records import (
     SUMMARY_FILE,
     RunSummary,

@@ -45,9 +45,9 @@ from typing import Any
 
 import ml_collections
 
-from gru_jax.errors import ConfigError, WorkdirError
 from gru_jax.harness.config import apply_overrides, config_to_dict
 from gru_jax.harness.config import make_task as default_validate
+from gru_jax.harness.errors import ConfigError, WorkdirError
 from gru_jax.harness.records import (
     LOCK_FILE,
     PACK_KEYS,

@@ -36,12 +36,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.errors import ConfigError
 from gru_jax.harness import diagnostics, steps
 from gru_jax.harness.checkpoint import Checkpointer
 from gru_jax.harness.chrono import TOTALS, Chrono
 from gru_jax.harness.config import make_task, resolved
 from gru_jax.harness.distributed import is_primary
+from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.machine import machine_info, peak_memory
 from gru_jax.harness.models import model_spec
 from gru_jax.harness.records import (

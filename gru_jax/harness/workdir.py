@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import os
 
-from gru_jax.errors import WorkdirError
 from gru_jax.harness.config import RESUMABLE_KEYS
+from gru_jax.harness.errors import WorkdirError
 from gru_jax.harness.records import CONFIG_FILE, flatten, read_json, unflatten, write_json_atomic
 
 log = logging.getLogger(__name__)

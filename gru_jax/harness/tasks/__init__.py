@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from gru_jax.errors import ConfigError
+from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.tasks import adding, copy, digits, forecast, mnist1d, series
 from gru_jax.harness.tasks.base import Batch, Task
 

@@ -19,8 +19,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from gru_jax.harness.tasks._checks import check_int
 from gru_jax.harness.tasks.base import Batch, Task
+from gru_jax.harness.tasks.checks import check_int
 
 DEFAULTS = {"seq_len": 100}
 SOLVED_AT = 0.01  # eval MSE; the DESIGN's threshold (16x below the mean predictor)

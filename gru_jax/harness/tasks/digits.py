@@ -7,7 +7,7 @@ downloaded. The 1797 images are split once, stratified by class, with a fixed
 seed: 1500 train, 297 test (`digits_split`).
 
 ``permuted=True`` reorders the 64 pixels of every image by one fixed
-permutation (`gru_jax.harness.tasks._dataset.fixed_permutation(64)`, seed 0), as in
+permutation (`gru_jax.harness.tasks.dataset.fixed_permutation(64)`, seed 0), as in
 permuted sequential MNIST: neighbouring pixels end up far apart in time.
 
 Solved at test accuracy >= 0.9. Why 0.9: a logistic regression on the full
@@ -25,9 +25,9 @@ import functools
 
 import numpy as np
 
-from gru_jax.harness.tasks._checks import check_bool, check_equal
-from gru_jax.harness.tasks._dataset import classification_task
 from gru_jax.harness.tasks.base import Task
+from gru_jax.harness.tasks.checks import check_bool, check_equal
+from gru_jax.harness.tasks.dataset import classification_task
 
 DEFAULTS = {"seq_len": 64, "permuted": False}
 SEQ_LEN = 64

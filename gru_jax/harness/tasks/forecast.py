@@ -41,8 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.harness.tasks._checks import check_choice, check_int
 from gru_jax.harness.tasks.base import Batch, Task
+from gru_jax.harness.tasks.checks import check_choice, check_int
 
 DEFAULTS = {"seq_len": 10, "series": "sine"}
 SERIES = ("sine", "mackey_glass")

@@ -26,9 +26,9 @@ import functools
 
 import numpy as np
 
-from gru_jax.harness.tasks._checks import check_bool, check_equal
-from gru_jax.harness.tasks._dataset import classification_task
 from gru_jax.harness.tasks.base import Task
+from gru_jax.harness.tasks.checks import check_bool, check_equal
+from gru_jax.harness.tasks.dataset import classification_task
 
 DEFAULTS = {"seq_len": 40, "permuted": False}
 SEQ_LEN = 40

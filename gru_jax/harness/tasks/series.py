@@ -48,16 +48,16 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.errors import ConfigError
-from gru_jax.harness.tasks._checks import (
+from gru_jax.harness.errors import ConfigError
+from gru_jax.harness.tasks.base import Task
+from gru_jax.harness.tasks.checks import (
     check_bool,
     check_choice,
     check_fraction,
     check_int,
     check_str,
 )
-from gru_jax.harness.tasks._dataset import fixed_split_batches
-from gru_jax.harness.tasks.base import Task
+from gru_jax.harness.tasks.dataset import fixed_split_batches
 from gru_jax.harness.tasks.forecast import windows as cut_windows
 from gru_jax.harness.tasks.series_sources import PACKAGED, Series, packaged, read_csv
 

@@ -34,7 +34,7 @@ import os
 
 import numpy as np
 
-from gru_jax.errors import ConfigError
+from gru_jax.harness.errors import ConfigError
 
 PACKAGED = ("co2", "elnino", "sunspots", "nile")
 SEASON = {"co2": 12, "elnino": 12, "sunspots": 11, "nile": 1}
