@@ -35,7 +35,8 @@ _OUT = flags.DEFINE_string("out", None, "Output folder (default: WORKDIR/predict
 
 def main(argv: list[str]) -> None:
     cli.setup(argv, PROG)
-    from gru_jax.harness import baselines, forecasting, series_report
+    from gru_jax.proj.series import baselines, forecasting
+    from gru_jax.proj.series import report as series_report
 
     try:
         if not _WORKDIR.value:

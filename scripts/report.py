@@ -8,7 +8,7 @@ results.md; the runs' curves are in TensorBoard: tensorboard --logdir DIR
 
 Forecasting studies (experiments/series.py): --series_results=OUT also scores
 the series runs and the classical baselines on the test split into OUT
-(`gru_jax.harness.series_report`), and --series_readme=README.md renders OUT into the
+(`gru_jax.proj.series.report`), and --series_readme=README.md renders OUT into the
 README between its series markers (alone, without --workdir, it only renders)::
 
     python scripts/report.py --workdir=runs/series --series_results=results/series
@@ -75,7 +75,8 @@ def main(argv: list[str]) -> None:
         _die("--workdir: required")
     try:
         if workdir and _SERIES.value:
-            from gru_jax.harness import cli, series_report
+            from gru_jax.harness import cli
+            from gru_jax.proj.series import report as series_report
 
             cli.setup(argv)  # quiet Orbax: every reloaded checkpoint logs at INFO
 
@@ -83,7 +84,7 @@ def main(argv: list[str]) -> None:
             series_report.write_results(workdir, _SERIES.value, command=command)
             print(f"Wrote the forecasting results into {_SERIES.value}")
         if _README.value:
-            from gru_jax.harness import series_report
+            from gru_jax.proj.series import report as series_report
 
             changed = series_report.update_readme(_README.value, _SERIES.value)
             print(f"{_README.value}: series section {'updated' if changed else 'unchanged'}")

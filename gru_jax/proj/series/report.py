@@ -1,8 +1,8 @@
 """The forecasting study's results: every model and baseline per series, on the test split.
 
 `write_results(runs_dir, out_dir)` reads the `series` runs of a sweep folder,
-scores each run's test forecasts (`gru_jax.harness.forecasting`) and the classical
-baselines (`gru_jax.harness.baselines`) on the same splits, and writes into out_dir::
+scores each run's test forecasts (`gru_jax.proj.series.forecasting`) and the classical
+baselines (`gru_jax.proj.series.baselines`) on the same splits, and writes into out_dir::
 
     series.json        per series: one row per model (mean and std over seeds) and
                        baseline; what the README section is rendered from
@@ -102,7 +102,7 @@ def _figure_name(dataset: str) -> str:
 def score_runs(runs: list[tuple[str, dict]], runs_dir: Path) -> dict[str, list[dict]]:
     """{dataset: [one dict per run: name, key, seed, params, val_mse, test metrics,
     test forecasts]}; each run's checkpoint is loaded and forecasts the test split."""
-    from gru_jax.harness import baselines, forecasting
+    from gru_jax.proj.series import baselines, forecasting
 
     out: dict[str, list[dict]] = defaultdict(list)
     for name, summary in runs:
@@ -142,7 +142,7 @@ def _model_rows(runs: list[dict], usual: tuple) -> list[dict]:
 
 
 def _baseline_rows(splits) -> list[dict]:
-    from gru_jax.harness import baselines
+    from gru_jax.proj.series import baselines
 
     rows = []
     for name, pred in baselines.all_forecasts(splits, "test").items():

@@ -25,7 +25,7 @@ an earlier split (the past is known when forecasting), never forward, so no
 validation or test value is ever an input or a target of a training window,
 and none reaches the scaler. Training batches are train windows drawn with
 replacement; the trainer's held-out batch is the validation windows; the test
-windows are scored only after training (`gru_jax.harness.forecasting`).
+windows are scored only after training (`gru_jax.proj.series.forecasting`).
 
 Task.baseline is the MSE of persistence (every target = y[t]) on the
 validation windows, in standardised units; a run counts as solved when its
@@ -58,8 +58,8 @@ from gru_jax.harness.tasks.checks import (
     check_str,
 )
 from gru_jax.harness.tasks.dataset import fixed_split_batches
-from gru_jax.harness.tasks.forecast import windows as cut_windows
-from gru_jax.harness.tasks.series_sources import PACKAGED, Series, packaged, read_csv
+from gru_jax.proj.series.forecast_task import windows as cut_windows
+from gru_jax.proj.series.sources import PACKAGED, Series, packaged, read_csv
 
 DEFAULTS = {"seq_len": 10, "horizon": 1, "dataset": "co2", "csv": "", "column": "",
             "time_column": "", "season": 0, "val_fraction": 0.15, "test_fraction": 0.15,

@@ -1,0 +1,1 @@
+"""Project code on top of the harness (big_vision's proj/)."""

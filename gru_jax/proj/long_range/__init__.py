@@ -1,0 +1,1 @@
+"""The long-range dependency study: design, search, report."""
