@@ -16,7 +16,7 @@ README between its series markers (alone, without --workdir, it only renders)::
 
 The long-range study (experiments/long_range_*.py): --study=DIR, a folder of task sweeps
 (results/long_range/{adding,copy}), writes its figures, runs.csv, manifest.json and
-report.md (`gru_jax.harness.study_report`); --study_readme=README.md also replaces the
+report.md (`gru_jax.proj.long_range.report`); --study_readme=README.md also replaces the
 README's section between its long-range markers; --measure_costs first times every arm's
 training step side by side (into DIR/costs.json); --reduced labels it the reduced grid::
 
@@ -99,10 +99,11 @@ def main(argv: list[str]) -> None:
 
 
 def _study(study: str) -> None:
-    from gru_jax.harness import study_report
+    from gru_jax.proj.long_range import costs as study_costs
+    from gru_jax.proj.long_range import report as study_report
 
     if _MEASURE.value:
-        study_report.measure_study_costs(study)
+        study_costs.measure_study_costs(study)
     readme = _STUDY_README.value
     readme_dir = os.path.dirname(os.path.abspath(readme)) if readme else "."
     text = study_report.write_study_report(study, reduced=_REDUCED.value,
