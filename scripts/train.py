@@ -41,7 +41,7 @@ def main(argv):
         cli.print_config_and_exit(_CONFIG)
     cli.enable_compilation_cache()
     maybe_initialize()  # a multi-host job (SLURM, JAX_COORDINATOR_ADDRESS): before any JAX call
-    from gru_jax.harness.records import RunSummary
+    from gru_jax.harness.summary import RunSummary
     from gru_jax.harness.train import EXIT_PREEMPTED, Preempted, one_line, train_and_evaluate
 
     try:

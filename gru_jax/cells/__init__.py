@@ -7,6 +7,7 @@ from gru_jax.cells.mingru import MINGRU, init_mingru, mingru_step
 from gru_jax.cells.rnn import RNN, init_rnn, rnn_step
 
 CELLS: dict[str, Cell] = {c.name: c for c in (GRU, LSTM, RNN, MINGRU)}
+CHRONO_CELLS = ("gru", "lstm")  # cells whose init takes chrono_t_max (a gate keeps the state)
 
 
 def get_cell(name: str) -> Cell:
@@ -17,7 +18,7 @@ def get_cell(name: str) -> Cell:
 
 
 __all__ = [
-    "CELLS", "Cell", "GRU", "LSTM", "MINGRU", "RNN", "count_params", "get_cell",
+    "CELLS", "CHRONO_CELLS", "Cell", "GRU", "LSTM", "MINGRU", "RNN", "count_params", "get_cell",
     "gru_step", "gru_variant", "init_gru", "init_lstm", "init_mingru", "init_rnn",
     "lstm_step", "mingru_step", "rnn_step",
 ]

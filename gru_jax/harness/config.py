@@ -24,10 +24,11 @@ import jax
 import ml_collections
 from ml_collections import config_dict
 
-from gru_jax.cells import CELLS
+from gru_jax.cells import CELLS, CHRONO_CELLS
 from gru_jax.cells.gru import VARIANTS
 from gru_jax.harness.errors import ConfigError
-from gru_jax.harness.records import CHRONO_CELLS, DTYPES, flatten
+from gru_jax.harness.keys import flatten
+from gru_jax.harness.models import DTYPES
 
 CELL_NAMES = tuple(sorted(CELLS))
 IMPLS = ("auto", "reference", "fused")

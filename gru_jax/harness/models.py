@@ -21,11 +21,13 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from gru_jax.cells import get_cell
+from gru_jax.cells import CHRONO_CELLS, get_cell
 from gru_jax.cells.base import Cell
 from gru_jax.scan import scan
 
-_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
+# model.dtype -> the compute dtype of the matrix products (None: the params' float32)
+COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
+DTYPES = tuple(COMPUTE_DTYPES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +58,8 @@ def _init_options(spec: ModelSpec, seq_len: int | None) -> dict:
     if spec.cell == "gru":
         opts["variant"] = spec.variant
     if spec.chrono:
-        if spec.cell not in ("gru", "lstm"):
-            raise ValueError(f"chrono init applies to gru and lstm, not {spec.cell!r}")
+        if spec.cell not in CHRONO_CELLS:
+            raise ValueError(f"chrono init applies to {CHRONO_CELLS}, not {spec.cell!r}")
         if seq_len is None:
             raise ValueError("chrono init needs seq_len (its T_max)")
         opts["chrono_t_max"] = float(seq_len)
@@ -84,7 +86,8 @@ def init_model(key: jax.Array, model_cfg, input_size: int, output_size: int, *,
 
 
 def _scan_kwargs(spec: ModelSpec) -> dict:
-    return dict(unroll=spec.unroll, remat=spec.remat, dtype=_DTYPES[spec.dtype], impl=spec.impl)
+    return dict(unroll=spec.unroll, remat=spec.remat, dtype=COMPUTE_DTYPES[spec.dtype],
+                impl=spec.impl)
 
 
 def run_layers(params, x: jax.Array, model_cfg) -> list[jax.Array]:
@@ -155,7 +158,7 @@ def apply_with_delta(params, x: jax.Array, delta: jax.Array, model_cfg, target: 
     cell = perturbed_cell(get_cell(spec.cell), h.shape[-1])
     xs = jnp.concatenate([h, delta.astype(h.dtype)], axis=-1)
     _, hs = scan(cell, params["layers"][-1], xs, unroll=spec.unroll, remat=spec.remat,
-                 dtype=_DTYPES[spec.dtype], impl="reference")
+                 dtype=COMPUTE_DTYPES[spec.dtype], impl="reference")
     return head(params, hs, target)
 
 

@@ -1,4 +1,4 @@
-"""Tables and figures from a sweep folder's runs (each run's summary, `records`).
+"""Tables and figures from a sweep folder's runs (each run's summary, `summary.RunSummary`).
 
 `write_report(DIR)` writes into DIR:
 
@@ -27,17 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from gru_jax.harness.errors import WorkdirError
-from gru_jax.harness.records import (
-    SUMMARY_FILE,
-    RunSummary,
-    SummaryError,
-    TaskInfo,
-    find_summaries,
-    flatten,
-    higher_is_better,
-    planned_runs,
-    read_summary,
-)
+from gru_jax.harness.files import SUMMARY_FILE, planned_runs
+from gru_jax.harness.keys import flatten
+from gru_jax.harness.metrics import higher_is_better
+from gru_jax.harness.summary import RunSummary, SummaryError, TaskInfo, find_summaries, read_summary
 
 CELL_ORDER = ("gru", "lstm", "rnn", "mingru")  # the rest follow alphabetically
 REFERENCE_CELL = "gru"  # the comparison table's ratios are against this cell

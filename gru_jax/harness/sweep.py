@@ -48,15 +48,13 @@ import ml_collections
 from gru_jax.harness.config import apply_overrides, config_to_dict
 from gru_jax.harness.config import make_task as default_validate
 from gru_jax.harness.errors import ConfigError, WorkdirError
-from gru_jax.harness.records import (
-    LOCK_FILE,
-    PACK_KEYS,
-    SWEEP_FILE,
+from gru_jax.harness.files import LOCK_FILE, SWEEP_FILE, write_json_atomic
+from gru_jax.harness.keys import PACK_KEYS
+from gru_jax.harness.summary import (
     RunSummary,
     SummaryError,
     read_summary,
     summary_mtime,
-    write_json_atomic,
     write_summary,
 )
 

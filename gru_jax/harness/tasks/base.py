@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import jax
 
-from gru_jax.harness.records import reached
+from gru_jax.harness.metrics import reached
 
 Batch = dict[str, jax.Array]
 

@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from gru_jax.harness.diagnostics import HORIZON_FRACTION
-from gru_jax.harness.records import SWEEP_FILE, RunSummary, read_summary
+from gru_jax.harness.files import SWEEP_FILE
 from gru_jax.harness.report import markdown_table, replace_section
+from gru_jax.harness.summary import RunSummary, read_summary
 from gru_jax.harness.sweep import point_names, prune_reason
 
 # arm -> the model overrides that make it (chrono: the GRU's update-gate bias ~ log U[1, T-1]).

@@ -19,7 +19,7 @@ import numpy as np
 
 from gru_jax.harness.checkpoint import Checkpointer
 from gru_jax.harness.errors import ConfigError, WorkdirError
-from gru_jax.harness.records import CONFIG_FILE, read_json
+from gru_jax.harness.files import CONFIG_FILE, read_json
 from gru_jax.proj.series.sources import Series, read_csv
 from gru_jax.proj.series.tasks import SeriesSplits, prepare
 

@@ -32,15 +32,9 @@ from typing import Any
 import numpy as np
 
 from gru_jax.harness.errors import WorkdirError
-from gru_jax.harness.records import (
-    SUMMARY_FILE,
-    RunSummary,
-    find_summaries,
-    read_summary,
-    write_json_atomic,
-    write_summary,
-)
+from gru_jax.harness.files import SUMMARY_FILE, write_json_atomic
 from gru_jax.harness.report import replace_section
+from gru_jax.harness.summary import RunSummary, find_summaries, read_summary, write_summary
 
 BEGIN, END = "<!-- series:begin -->", "<!-- series:end -->"
 CELL_LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "tanh RNN", "mingru": "minGRU"}
