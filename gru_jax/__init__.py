@@ -21,6 +21,7 @@ from gru_jax.cells import (
     init_rnn,
     lstm_step,
     mingru_step,
+    register_cell,
     rnn_step,
 )
 from gru_jax.modules import GRU, GRUCell, Recurrent
@@ -51,5 +52,5 @@ __all__ = [
     "CELLS", "Cell", "GRU", "GRUCell", "Impl", "Recurrent", "bidirectional", "count_params",
     "get_cell", "gru_scan", "gru_step", "gru_variant", "init_gru", "init_lstm", "init_mingru",
     "init_rnn", "init_stacked", "lstm_scan", "lstm_step", "merge", "mingru_scan", "mingru_step",
-    "resolve_impl", "rnn_scan", "rnn_step", "scan", "stacked_scan",
+    "register_cell", "resolve_impl", "rnn_scan", "rnn_step", "scan", "stacked_scan",
 ]

@@ -80,7 +80,7 @@ BAD = [
     ("train.learning_rate", -1e-3, "must be a float > 0"),
     ("train.learning_rate", float("nan"), "must be a float > 0"),
     ("train.learning_rate", "fast", "must be a float > 0"),
-    ("train.optimizer", "sgd", "must be one of adamw"),
+    ("train.optimizer", "sgdd", "must name an optax optimiser"),  # sgd itself is one (optax)
     ("train.weight_decay", -0.1, "must be a float >= 0"),
     ("train.warmup_steps", -1, "must be an int >= 0"),
     ("train.schedule", "linear", "must be one of cosine, constant"),

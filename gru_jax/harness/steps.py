@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from gru_jax.harness import diagnostics
+from gru_jax.harness import diagnostics, optimizers
 from gru_jax.harness.models import (
     ModelSpec,
     apply_model,
@@ -104,10 +104,9 @@ def make_schedule(train_cfg) -> optax.Schedule:
 
 
 def make_optimizer(train_cfg) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """clip_by_global_norm(clip_norm) then AdamW (weight decay on kernels only)."""
+    """clip_by_global_norm(clip_norm) then train.optimizer (weight decay on kernels only)."""
     schedule = make_schedule(train_cfg)
-    kernels = lambda params: jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)  # noqa: E731
-    tx = optax.adamw(schedule, weight_decay=train_cfg.weight_decay, mask=kernels)
+    tx = optimizers.optimizer(train_cfg.optimizer, schedule, train_cfg.weight_decay)
     if train_cfg.clip_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(train_cfg.clip_norm), tx)
     return tx, schedule
