@@ -11,3 +11,15 @@ class ConfigError(ValueError):
 
 class WorkdirError(RuntimeError):
     """The workdir cannot be used: it holds a different run, or cannot be written."""
+
+
+def need(module: str, extra: str, key: str):
+    """`import module`, or a ConfigError naming `key` and the extra that installs it, e.g.
+    ``task.name: 'digits' needs sklearn: pip install 'gru_jax[datasets]'``."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"{key}: needs {module.split('.')[0]}, "
+                          f"which is not installed: pip install 'gru_jax[{extra}]'") from None
