@@ -74,15 +74,16 @@ def heatmap_panels(panels: Mapping[str, Grid], xticks: Sequence, yticks: Sequenc
                    title: str, path: str | Path, xlabel: str = "sequence length",
                    ylabel: str = "hidden size", cmap: str = "viridis", log_scale: bool = False,
                    vmin: float | None = None, vmax: float | None = None,
-                   colorbar_label: str = "") -> Path:
-    """One panel per entry of `panels` (its title: the key), one shared colour scale."""
+                   colorbar_label: str = "", box_width: float = 0.9) -> Path:
+    """One panel per entry of `panels` (its title: the key), one shared colour scale;
+    `box_width` inches per column (room for the notes)."""
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.patches import Rectangle
 
     norm = _norm(list(panels.values()), log_scale, vmin, vmax)
     cm = colormaps[cmap].with_extremes(bad="white")  # missing points stay blank
-    fig = figure(1.2 + (0.9 * len(xticks) + 1.0) * len(panels), 1.6 + 0.55 * len(yticks))
+    fig = figure(1.2 + (box_width * len(xticks) + 1.0) * len(panels), 1.6 + 0.55 * len(yticks))
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     image = None
     for ax, (name, g) in zip(axes, panels.items(), strict=True):

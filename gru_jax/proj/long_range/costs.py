@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gru_jax.proj.long_range.report import (
+from gru_jax.proj.long_range.results import (
     curve_hidden,
     equal_params_hidden,
     gradient_length,
@@ -65,7 +65,11 @@ def measure_costs(config, pairs: Sequence[tuple[str, int]], *, repeats: int = 5,
     }
 
 
-def measure_study_costs(study: str | os.PathLike) -> dict:
+EXPERIMENTS = Path(__file__).resolve().parents[3] / "experiments"  # of this checkout
+
+
+def measure_study_costs(study: str | os.PathLike,
+                        experiments: str | os.PathLike = EXPERIMENTS) -> dict:
     """costs.json in `study`: `measure_costs` on its first task's experiment config at the
     gradient figure's length, for every arm at CURVE_HIDDEN and at equal parameters."""
     from gru_jax.harness.sweep import load_experiment
@@ -74,7 +78,7 @@ def measure_study_costs(study: str | os.PathLike) -> dict:
     hidden = curve_hidden(tr)
     pairs = sorted({(a, hidden) for a in tr.arms}
                    | set(equal_params_hidden(tr, ("gru", hidden)).items()))
-    config = load_experiment(Path("experiments") / f"long_range_{tr.name}.py").get_config()
+    config = load_experiment(Path(experiments) / f"long_range_{tr.name}.py").get_config()
     with config.unlocked():
         config.task.seq_len = gradient_length(tr) or config.task.seq_len
     costs = measure_costs(config, pairs)
