@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gru_jax.harness.errors import ConfigError
-from gru_jax.harness.tasks.base import Task
+from gru_jax.harness.tasks.base import Task, mse_task
 from gru_jax.harness.tasks.checks import (
     check_bool,
     check_choice,
@@ -198,16 +198,6 @@ def make(**fields) -> Task:
     persistence = splits.scale(0.0) if splits.difference else np.asarray(x_val)[:, -1, :]
     baseline = float(np.mean((persistence - np.asarray(y_val)) ** 2))
     sample, eval_batch = fixed_split_batches(x_train, y_train, x_val, y_val)
-    return Task(
-        name="series",
-        input_size=1,
-        output_size=splits.horizon,
-        seq_len=splits.seq_len,
-        target="last",
-        loss="mse",
-        metric="mse",
-        solved_at=baseline,
-        baseline=baseline,
-        sample=sample,
-        eval_batch=eval_batch,
-    )
+    return mse_task("series", input_size=1, output_size=splits.horizon,
+                    seq_len=splits.seq_len, solved_at=baseline, baseline=baseline,
+                    sample=sample, eval_batch=eval_batch)
