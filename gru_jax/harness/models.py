@@ -32,25 +32,33 @@ DTYPES = tuple(COMPUTE_DTYPES)
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """The `model` config section as a hashable value (usable as a static jit argument)."""
+    """The `model` config section as a hashable value (usable as a static jit argument).
 
-    cell: str = "gru"
-    hidden_size: int = 64
-    num_layers: int = 1
-    variant: str = "reset_after"
-    chrono: bool = False
-    dtype: str = "float32"
-    remat: bool | int = False
-    unroll: int = 1
-    impl: str = "auto"
+    Its fields are the ``model.*`` keys of `gru_jax.harness.config.SCHEMA`, which holds
+    their defaults and checks (`model_spec` fills in the defaults)."""
+
+    cell: str
+    hidden_size: int
+    num_layers: int
+    variant: str
+    chrono: bool
+    dtype: str
+    remat: bool | int
+    unroll: int
+    impl: str
 
 
 def model_spec(model_cfg) -> ModelSpec:
-    """A ModelSpec from a ConfigDict, a mapping or a ModelSpec."""
+    """A ModelSpec from a ConfigDict, a mapping (missing keys: the config's defaults)
+    or a ModelSpec."""
     if isinstance(model_cfg, ModelSpec):
         return model_cfg
+    from gru_jax.harness.config import SCHEMA  # lazy: the config imports DTYPES from here
+
     d = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
-    return ModelSpec(**d)
+    defaults = {k.name.removeprefix("model."): k.default for k in SCHEMA
+                if k.name.startswith("model.")}
+    return ModelSpec(**{**defaults, **d})
 
 
 def _init_options(spec: ModelSpec, seq_len: int | None) -> dict:

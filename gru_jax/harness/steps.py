@@ -286,12 +286,3 @@ def compiled_memory_bytes(compiled) -> int | None:
              - m.alias_size_in_bytes)
     # peak_memory_in_bytes, where reported, can leave out the temporaries (XLA:CPU).
     return int(max(total, getattr(m, "peak_memory_in_bytes", 0) or 0))
-
-
-def train_step_memory(config, task: Task) -> int | None:
-    """XLA's account of the train step of one run of `config` (what the trainer reports)."""
-    keys = jax.random.split(jax.random.key(config.seed), 2)
-    state = create_train_state(keys[:1], config, task)
-    _, replicated = data_mesh()
-    args = jax.device_put((state, keys[1:], jnp.ones((1,), jnp.float32)), replicated)
-    return compiled_memory_bytes(train_program(*args, task, config.train.batch_size))
