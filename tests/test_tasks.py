@@ -353,3 +353,14 @@ def test_unknown_task_lists_choices():
     msg = str(info.value)
     assert msg.startswith("task.name: unknown task 'x'; choose one of [")
     assert all(name in msg for name in TASKS)
+
+
+def test_a_missing_data_library_is_one_line_naming_the_extra(monkeypatch):
+    import sys
+
+    from gru_jax.harness.errors import need
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now fails
+    with pytest.raises(ConfigError, match=r"^task\.name: needs sklearn, which is not installed: "
+                                          r"pip install 'gru_jax\[datasets\]'$"):
+        need("sklearn", "datasets", "task.name")

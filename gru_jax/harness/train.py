@@ -45,7 +45,7 @@ from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.keys import PACK_KEYS, flatten
 from gru_jax.harness.machine import machine_info, peak_memory
 from gru_jax.harness.models import model_spec
-from gru_jax.harness.status import EXIT_PREEMPTED  # noqa: F401 - scripts/train.py's exit code, re-exported
+from gru_jax.harness.status import EXIT_PREEMPTED  # noqa: F401 - re-exported (the exit code)
 from gru_jax.harness.summary import RunSummary, TaskInfo, write_summary
 from gru_jax.harness.tasks.base import Task
 from gru_jax.harness.workdir import prepare_workdir

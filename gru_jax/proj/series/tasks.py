@@ -1,6 +1,6 @@
 """Forecasting a real series (packaged or a user's CSV) from a window of its past.
 
-The series y [n] (see `series_sources`) is split by time into train, validation
+The series y [n] (see `sources`) is split by time into train, validation
 and test (the last ``test_fraction``, before it ``val_fraction``, the rest
 train). It is standardised with the mean and std of the TRAIN values only::
 
