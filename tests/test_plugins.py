@@ -18,7 +18,7 @@ import gru_jax
 from gru_jax.harness import optimizers
 from gru_jax.harness.config import apply_overrides, validate
 from gru_jax.harness.errors import ConfigError
-from gru_jax.harness.tasks import TASKS, get_task, register_task
+from gru_jax.harness.tasks import TASK_DEFAULTS, TASKS, get_task, register_task
 from gru_jax.harness.tasks import adding as adding_task
 
 
@@ -76,6 +76,7 @@ def test_a_registered_task_is_built_from_its_defaults_and_checked():
             get_task({"name": "adding_short", "copy_len": 3})
     finally:
         TASKS.pop("adding_short")
+        TASK_DEFAULTS.pop("adding_short")
     with pytest.raises(ValueError, match="built-in task"):
         register_task("copy", adding_task.make, {})
 
