@@ -4,12 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STUDY  ?= runs/long_range
 
-.PHONY: setup study test lint bench clean
+.PHONY: setup study test lint lean bench clean
 
-# One virtual environment. `setup` (and `make study`) installs the package and what
-# the study needs; `make test` and `make lint` add the test extras ([test]: pytest,
-# ruff, and torch 2.13.0 CPU and Keras for the parity tests; KERAS_BACKEND=jax is
-# set where keras is imported).
+# One virtual environment. `setup` (and `make study`) installs the package with the
+# harness extra (what the study needs); `make test` and `make lint` add the test extra
+# ([test]: the datasets and series extras, pytest, ruff, and torch 2.13.0 CPU and Keras
+# for the parity tests; KERAS_BACKEND=jax is set where keras is imported).
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -37,6 +37,10 @@ test: $(BIN)/.installed-test
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check gru_jax scripts experiments tests
+
+# `pip install .` in a fresh environment is the library alone (no harness dependencies).
+lean:
+	$(PYTHON) scripts/check_lean_install.py
 
 bench: setup
 	$(BIN)/python scripts/bench.py --quick

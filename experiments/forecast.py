@@ -8,7 +8,7 @@ output. Same sizes here (checked by tests/test_experiments.py):
     LSTM(50) + Dense(1): 10400 + 51 = 10451
     RNN(50)  + Dense(1): 2600 + 51 =  2651
 
-Input: a window of 10 values, target: the next value (`gru_jax.harness.tasks.forecast`;
+Input: a window of 10 values, target: the next value (`gru_jax.proj.series.forecast_task`;
 normalised series, held-out windows from the last 20%). Training uses this
 project's trainer (AdamW with weight decay 0, i.e. Adam; warmup, cosine, clip
 1.0), not Keras' fit loop. Solved at held-out MSE <= 0.05 (sine: noise floor
@@ -39,6 +39,7 @@ It took 44 s wall (60 s CPU; 2 shared CPU cores). Final held-out MSE:
 Every model solves both series; on the sine all three sit at the noise floor.
 """
 
+import gru_jax.proj.series  # noqa: F401  (registers the forecast and series tasks)
 from gru_jax.harness.config import base_config
 
 

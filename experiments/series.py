@@ -2,7 +2,7 @@
 
 The seed articles' Keras models (`Sequential([GRU(50), Dense(1)])` and its
 LSTM and SimpleRNN twins, 8001 / 10451 / 2651 parameters) on four series that
-ship with statsmodels (`gru_jax.harness.tasks.series_sources`): monthly CO2, monthly
+ship with statsmodels (`gru_jax.proj.series.sources`): monthly CO2, monthly
 El Nino sea temperature, yearly sunspots and the yearly Nile flow. Windows of
 10 values -> the next one; train / validation / test = 70 / 15 / 15 % by
 time, scaled on train only. CO2 is modelled in first differences
@@ -46,6 +46,7 @@ commit, machine and times; the tables and verdicts are in
 results/series/series.md and the README.
 """
 
+import gru_jax.proj.series  # noqa: F401  (registers the forecast and series tasks)
 from gru_jax.harness.config import base_config
 
 DATASETS = ("co2", "elnino", "sunspots", "nile")

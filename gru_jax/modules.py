@@ -26,10 +26,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gru_jax.cells import CHRONO_CELLS as _CHRONO_CELLS
 from gru_jax.cells import gru_step
 from gru_jax.stacked import carry_dtype_of, gru_cell_with, init_cell, init_layer, layer_scan
 
-_CHRONO_CELLS = ("gru", "lstm")
 Initializer = Callable[..., jax.Array]
 
 

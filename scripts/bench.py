@@ -50,8 +50,6 @@ from collections.abc import Callable  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", "compare",
                   ["compare", "memory", "ablation", "rss", "ensemble", "ensemble_worker"],

@@ -24,18 +24,16 @@ queue; run the same command again to resume).
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 signal.signal(signal.SIGINT, lambda *_: sys.exit("interrupted"))  # one line, any time
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from gru_jax.errors import ConfigError, WorkdirError  # noqa: E402
 from gru_jax.harness import cli  # noqa: E402
+from gru_jax.harness.errors import ConfigError, WorkdirError  # noqa: E402
 
 PROG = "sweep.py"  # prefix of the one-line errors
 _CONFIG = config_flags.DEFINE_config_file(

@@ -11,9 +11,9 @@ import ml_collections
 import pytest
 from conftest import ROOT, experiment_config, run_train, subprocess_env
 
-from gru_jax.errors import ConfigError
 from gru_jax.harness import config as cfgmod
 from gru_jax.harness.config import apply_overrides, base_config, flatten, make_task
+from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.tasks import TASK_DEFAULTS
 
 
@@ -80,7 +80,7 @@ BAD = [
     ("train.learning_rate", -1e-3, "must be a float > 0"),
     ("train.learning_rate", float("nan"), "must be a float > 0"),
     ("train.learning_rate", "fast", "must be a float > 0"),
-    ("train.optimizer", "sgd", "must be one of adamw"),
+    ("train.optimizer", "sgdd", "must name an optax optimiser"),  # sgd itself is one (optax)
     ("train.weight_decay", -0.1, "must be a float >= 0"),
     ("train.warmup_steps", -1, "must be an int >= 0"),
     ("train.schedule", "linear", "must be one of cosine, constant"),

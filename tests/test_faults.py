@@ -19,7 +19,7 @@ import pytest
 from conftest import experiment_config, make_tiny_config, run_train, start_train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gru_jax.errors import WorkdirError
+from gru_jax.harness.errors import WorkdirError
 from gru_jax.harness.steps import train_step
 from gru_jax.harness.train import EXIT_PREEMPTED, train_and_evaluate
 

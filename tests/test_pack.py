@@ -20,8 +20,8 @@ import pytest
 from conftest import ROOT, make_tiny_config, subprocess_env
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gru_jax.errors import ConfigError
 from gru_jax.harness import sweep
+from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.steps import train_step
 from gru_jax.harness.train import EXIT_PREEMPTED, train_and_evaluate, train_packed
 

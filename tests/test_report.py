@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gru_jax.errors import WorkdirError
 from gru_jax.harness import report
-from gru_jax.harness.records import RunSummary
+from gru_jax.harness.errors import WorkdirError
+from gru_jax.harness.summary import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = {("gru", 8): 264, ("gru", 16): 912, ("lstm", 8): 352, ("lstm", 16): 1216}
@@ -245,3 +245,12 @@ def test_cli(sweep_dir, tmp_path_factory):
                        env=env, timeout=120)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
     assert "Traceback" not in p.stderr and "no */summary.json" in p.stderr
+
+
+def test_markdown_table_is_the_one_writer_with_alignment():
+    from gru_jax.harness.report.tables import markdown_table
+
+    assert markdown_table(["a", "b"], [[1, "x|y"]]) == "| a | b |\n|---|---|\n| 1 | x|y |"
+    assert markdown_table(["m", "n"], [["g", 2.5]], align="lr").splitlines()[1] == "|---|---:|"
+    with pytest.raises(ValueError, match="align"):
+        markdown_table(["a"], [], align="lr")

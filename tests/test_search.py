@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gru_jax.errors import ConfigError, WorkdirError
-from gru_jax.harness import records, search, sweep
+from gru_jax.harness import files, search, sweep
+from gru_jax.harness.errors import ConfigError, WorkdirError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -248,8 +248,8 @@ def test_search_log_and_best(tmp_path, config):
         assert json.loads((run_dir / "summary.json").read_text())["final"]["mse"] == c["value"]
     # search.json lists every candidate's run, so scripts/report.py reads the folder
     # (and no sweep.json pretends the search was a sweep)
-    assert set(records.planned_runs(tmp_path)) == {c["name"] for c in log["candidates"]}
-    assert not (tmp_path / records.SWEEP_FILE).exists()
+    assert set(files.planned_runs(tmp_path)) == {c["name"] for c in log["candidates"]}
+    assert not (tmp_path / files.SWEEP_FILE).exists()
     table = search.format_table(log, top=3)
     assert table.count("\n") == 4 and "learning_rate" in table and "mse" in table
     other = run(config, tmp_path / "random", FakeTrainer(), method="random")

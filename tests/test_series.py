@@ -20,11 +20,11 @@ pytest.importorskip("statsmodels")
 
 from conftest import ROOT, subprocess_env  # noqa: E402
 
-from gru_jax.errors import ConfigError  # noqa: E402
-from gru_jax.harness import baselines  # noqa: E402
+from gru_jax.harness.errors import ConfigError  # noqa: E402
 from gru_jax.harness.tasks import get_task  # noqa: E402
-from gru_jax.harness.tasks.series import prepare, split_series  # noqa: E402
-from gru_jax.harness.tasks.series_sources import Series, packaged  # noqa: E402
+from gru_jax.proj.series import baselines  # noqa: E402
+from gru_jax.proj.series.sources import Series, packaged  # noqa: E402
+from gru_jax.proj.series.tasks import prepare, split_series  # noqa: E402
 
 EXPERIMENT = ROOT / "experiments" / "series.py"
 
@@ -293,8 +293,8 @@ def tiny_run(tmp_path_factory):
 
 
 def test_predict_script_forecasts_the_test_split_and_the_future(tiny_run, tmp_path):
-    from gru_jax.harness import forecasting
     from gru_jax.harness.models import apply_model
+    from gru_jax.proj.series import forecasting
 
     workdir, path, values = tiny_run
     out = tmp_path / "pred"
@@ -339,7 +339,7 @@ def test_predict_on_another_csv_and_bad_workdir(tiny_run, tmp_path):
 
 
 def test_series_report_tables_plots_and_readme(tiny_run, tmp_path):
-    from gru_jax.harness import series_report
+    from gru_jax.proj.series import report as series_report
 
     workdir, _, _ = tiny_run
     runs = tmp_path / "runs"
@@ -367,7 +367,7 @@ def test_series_report_tables_plots_and_readme(tiny_run, tmp_path):
 
 def test_readme_series_section_is_rendered_from_the_committed_results():
     """Re-render the README's forecasting section from results/series: it must not differ."""
-    from gru_jax.harness import series_report
+    from gru_jax.proj.series import report as series_report
 
     readme = (ROOT / "README.md").read_text()
     section = series_report.render_section(ROOT / "results" / "series")

@@ -12,9 +12,9 @@ import pytest
 from conftest import make_tiny_config
 from test_sweep import FakeTrainer, base_config, no_validate
 
-from gru_jax.errors import ConfigError
 from gru_jax.harness import diagnostics, sweep
 from gru_jax.harness.config import make_task
+from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.models import hidden_grads, model_spec
 from gru_jax.harness.steps import create_train_state, task_loss
 from gru_jax.harness.train import DIAGNOSTIC_EXAMPLES, EVAL_SEED, train_and_evaluate

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from test_sweep import base_config, no_validate
 
-from gru_jax.harness import study_report, sweep
+from gru_jax.harness import sweep
+from gru_jax.proj.long_range import costs as study_costs
+from gru_jax.proj.long_range import report as study_report
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUNDARY = {"gru": lambda h: 4 * h, "rnn": lambda h: 40}  # solves T <= this
@@ -112,7 +114,7 @@ def test_readme_section_is_rendered_from_the_committed_results(monkeypatch):
 def test_measure_costs_times_every_pair_side_by_side():
     from conftest import make_tiny_config
 
-    costs = study_report.measure_costs(make_tiny_config(), [("gru", 8), ("chrono-gru", 8),
+    costs = study_costs.measure_costs(make_tiny_config(), [("gru", 8), ("chrono-gru", 8),
                                                             ("rnn", 8)], repeats=2, steps=2)
     assert [(r["arm"], r["hidden"]) for r in costs["rows"]] == [
         ("gru", 8), ("chrono-gru", 8), ("rnn", 8)]

@@ -15,8 +15,8 @@ from pathlib import Path
 import ml_collections
 import pytest
 
-from gru_jax.errors import ConfigError
 from gru_jax.harness import sweep
+from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.sweep import points as points_mod
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,12 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gru_jax.errors import ConfigError
+from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.tasks import TASK_DEFAULTS, TASKS, get_task
 from gru_jax.harness.tasks import mnist1d as mnist1d_mod
-from gru_jax.harness.tasks._dataset import fixed_permutation
+from gru_jax.harness.tasks.dataset import fixed_permutation
 from gru_jax.harness.tasks.digits import digits_split
-from gru_jax.harness.tasks.forecast import TRAIN_FRACTION, normalised_series
+from gru_jax.proj.series.forecast_task import TRAIN_FRACTION, normalised_series
 
 # Small configs, one per task (and variant).
 CONFIGS = {
@@ -294,7 +294,7 @@ def test_forecast_series_and_thresholds():
     sine = get_task({"name": "forecast", "seq_len": T, "series": "sine"})
     mg = get_task({"name": "forecast", "seq_len": T, "series": "mackey_glass"})
     # The sine's noise is what the docstring says: 0.1 around the clean sine.
-    from gru_jax.harness.tasks.forecast import mackey_glass_series, sine_series
+    from gru_jax.proj.series.forecast_task import mackey_glass_series, sine_series
 
     raw = sine_series()
     clean = np.sin(2 * np.pi * np.arange(len(raw)) / 25)
@@ -353,3 +353,14 @@ def test_unknown_task_lists_choices():
     msg = str(info.value)
     assert msg.startswith("task.name: unknown task 'x'; choose one of [")
     assert all(name in msg for name in TASKS)
+
+
+def test_a_missing_data_library_is_one_line_naming_the_extra(monkeypatch):
+    import sys
+
+    from gru_jax.harness.errors import need
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now fails
+    with pytest.raises(ConfigError, match=r"^task\.name: needs sklearn, which is not installed: "
+                                          r"pip install 'gru_jax\[datasets\]'$"):
+        need("sklearn", "datasets", "task.name")

@@ -130,3 +130,49 @@ def test_hparams_plugin_lists_both_runs(sweep_dir):
         got = last[f"hidden={hidden}"]["eval/mse"].value
         assert got == pytest.approx(summary["final"]["mse"], rel=1e-6)
     json.dumps(summaries)  # the summaries are plain JSON
+
+
+def test_writer_has_clus_metric_writer_methods_and_tensorboard_reads_them(tmp_path):
+    from gru_jax.harness import tb
+
+    w = tb.create_writer(str(tmp_path))
+    image = np.zeros((6, 5, 3), np.uint8)
+    image[2, 3] = (255, 0, 0)
+    w.write_scalars(3, {"a": 1.5, "b": 2})
+    w.write_images(3, {"img": image[None]})  # clu's [N, H, W, C]
+    w.write_texts(3, {"note": "hello *world*"})
+    w.write_hparams({"lr": 0.1, "cell": "gru"})
+    w.flush()
+    w.close()
+    acc = _accumulator(tmp_path)
+    assert [(e.step, e.value) for e in acc.Scalars("a")] == [(3, 1.5)]
+    png = acc.Images("img")[0].encoded_image_string
+    decoded = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    np.testing.assert_array_equal(decoded, image)  # PNG is lossless: the same pixels
+    (text,) = acc.Tensors("note")
+    assert text.step == 3 and text.tensor_proto.string_val == [b"hello *world*"]
+    start = _hparams_data(acc, "_hparams_/session_start_info").session_start_info
+    assert start.hparams["lr"].number_value == pytest.approx(0.1)
+
+
+def test_a_writer_factory_replaces_the_tensorboard_writer(tmp_path):
+    from gru_jax.harness import tb
+
+    calls = []
+
+    class Recorder:  # a stand-in for a clu / wandb writer: MetricWriter's methods only
+        def __init__(self, logdir, purge_step=None):
+            calls.append(("init", logdir, purge_step))
+
+        def __getattr__(self, name):
+            return lambda *a, **k: calls.append((name, *a))
+
+    tb.set_writer_factory(Recorder)
+    try:
+        w = tb.create_writer(str(tmp_path), purge_step=5)
+        w.write_scalars(1, {"x": 1.0})
+        tb.end_session(object(), "done", 1)  # a writer without hparams_end: skipped
+    finally:
+        tb.set_writer_factory(tb.Writer)
+    assert calls == [("init", str(tmp_path), 5), ("write_scalars", 1, {"x": 1.0})]
+    assert isinstance(tb.create_writer(str(tmp_path)), tb.Writer)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gru_jax.cells import _init
+from gru_jax.cells import initializers as _init
 from gru_jax.cells.base import Cell, Params, carry_dtype, hidden_size_of
 
 

@@ -60,8 +60,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gru_jax.cells._init import dot
 from gru_jax.cells.gru import gru_update, reset_after_factors, reset_after_gates
+from gru_jax.cells.initializers import dot
 from gru_jax.fused.plan import Plan, default_plan
 
 _SymbolicZero = jax.custom_derivatives.SymbolicZero

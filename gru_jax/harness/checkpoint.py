@@ -12,7 +12,7 @@ Why a crash cannot leave a bad latest checkpoint behind: Orbax writes each
 step into a temporary folder and renames it to ``<step>`` only once every
 file is written (the rename is atomic on a local file system); unfinished
 temporary folders are ignored and cleaned up on the next start, and
-``max_to_keep`` deletes an old step only after a newer one is complete. A
+the preservation policy deletes an old step only after a newer one is complete. A
 step folder that is damaged afterwards (a truncated or deleted file) fails to
 restore; `Checkpointer.restore_latest` then moves it aside into
 ``checkpoints_corrupt/`` (nothing is deleted) and falls back to the previous
@@ -30,20 +30,30 @@ log = logging.getLogger(__name__)
 
 
 class Checkpointer:
-    """An Orbax CheckpointManager over ``<workdir>/checkpoints``, saving
-    synchronously (a finished `save` is a complete checkpoint; the states here
-    are small), every `every` steps (`due`), keeping the `keep` newest."""
+    """An Orbax CheckpointManager over ``<workdir>/checkpoints``: Orbax decides when
+    (``FixedIntervalPolicy(every)``) and what stays (``LatestN(keep)``); this class
+    adds the corrupt-step fallback (`restore_latest`), which Orbax lacks.
 
-    def __init__(self, workdir: str, *, keep: int, every: int):
+    Saves are synchronous by default (a finished `save` is a complete checkpoint:
+    the trainer writes its meta and may exit right after; the states here are
+    small). ``async_save=True`` lets Orbax write in the background (Orbax's
+    ``enable_async_checkpointing``; still crash-safe: the step's folder appears
+    only when complete); `close` waits for it.
+    """
+
+    def __init__(self, workdir: str, *, keep: int, every: int, async_save: bool = False):
         import orbax.checkpoint as ocp
 
         self._ocp = ocp
         self.workdir = workdir
         self.every = every
+        self.async_save = async_save
         self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+        policies = ocp.checkpoint_managers
         self._options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep,
-            enable_async_checkpointing=False,
+            save_decision_policy=policies.FixedIntervalPolicy(every),
+            preservation_policy=policies.LatestN(keep),
+            enable_async_checkpointing=async_save,
             create=True,
             cleanup_tmp_directories=True,
         )
@@ -58,22 +68,24 @@ class Checkpointer:
         return sorted(self.manager.all_steps())
 
     def due(self, step: int) -> bool:
-        """`step` is a save step (a multiple of `every`)."""
+        """`step` is a save step: a multiple of `every`, as the FixedIntervalPolicy
+        decides (asked here without Orbax's per-call bookkeeping: it runs every step)."""
         return step % self.every == 0
 
     def save(self, step: int, state, meta: dict, *, force: bool = False) -> bool:
-        """Save `state` (a pytree) and `meta` (JSON-able) at `step` if it is `due` or
-        `force` (the last step, a stop); True if it saved."""
+        """Save `state` (a pytree) and `meta` (JSON-able) at `step` if Orbax's policy
+        says so or `force` (the last step, a stop); True if it saved."""
         ocp = self._ocp
-        if not (force or self.due(step)) or step in self.manager.all_steps():
-            return False  # not a save step, or already there (a resumed run's first step)
+        if step in self.manager.all_steps():
+            return False  # already there (a resumed run's first step)
         saved = self.manager.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                     meta=ocp.args.JsonSave(meta)),
-            force=True,  # the cadence is decided above
+            force=force,
         )
-        self.manager.wait_until_finished()
+        if not self.async_save:
+            self.manager.wait_until_finished()
         return bool(saved)
 
     def restore(self, step: int, target):

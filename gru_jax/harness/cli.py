@@ -16,8 +16,21 @@ import sys
 import ml_collections
 from absl import flags, logging
 
-from gru_jax.errors import ConfigError
 from gru_jax.harness.config import _type_name, _unknown, describe
+from gru_jax.harness.errors import ConfigError
+
+
+def run_command(main, module, flags_parser) -> None:
+    """`app.run(main)` for a command defined in `module` (a gru_jax.commands module),
+    whichever file is ``__main__`` (scripts/NAME.py, or the gru-jax entry point):
+    --help shows the module's docstring and its flags."""
+    from absl import app
+
+    sys.modules["__main__"].__doc__ = module.__doc__  # absl's usage text
+    # absl lists the flags of the main module, which it names by sys.argv[0]
+    for flag in flags.FLAGS.get_key_flags_for_module(module.__name__):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    app.run(main, flags_parser=flags_parser)
 
 
 def die(msg, prog: str | None = None):

@@ -24,14 +24,15 @@ import jax
 import ml_collections
 from ml_collections import config_dict
 
-from gru_jax.cells import CELLS
+from gru_jax.cells import CELLS, CHRONO_CELLS
 from gru_jax.cells.gru import VARIANTS
-from gru_jax.errors import ConfigError
-from gru_jax.harness.records import CHRONO_CELLS, DTYPES, flatten
+from gru_jax.harness import optimizers
+from gru_jax.harness.errors import ConfigError
+from gru_jax.harness.keys import flatten
+from gru_jax.harness.models import DTYPES
 
 CELL_NAMES = tuple(sorted(CELLS))
 IMPLS = ("auto", "reference", "fused")
-OPTIMIZERS = ("adamw",)
 SCHEDULES = ("cosine", "constant")
 
 # Keys a resumed run may change (they do not change what is trained). Every
@@ -187,7 +188,8 @@ class Key:
 
 SCHEMA: tuple[Key, ...] = (
     Key("seed", 0, _nonneg_int, "int >= 0", "parameter init and training data"),
-    Key("model.cell", "gru", _choice(*CELL_NAMES), " | ".join(CELL_NAMES), "the recurrent cell"),
+    Key("model.cell", "gru", lambda v: _choice(*sorted(CELLS))(v),  # read when checked: plug-ins
+        " | ".join(CELL_NAMES), "the recurrent cell (or one added by gru_jax.register_cell)"),
     Key("model.hidden_size", 64, _positive_int, "int > 0", "units per layer"),
     Key("model.num_layers", 1, _positive_int, "int > 0", "stacked recurrent layers"),
     Key("model.variant", "reset_after", _choice(*VARIANTS), " | ".join(VARIANTS),
@@ -208,9 +210,10 @@ SCHEMA: tuple[Key, ...] = (
     Key("train.batch_size", 64, _positive_int, "int > 0, divisible by the devices",
         "examples per step"),
     Key("train.learning_rate", 1e-2, _positive_float, "float > 0", "peak of the schedule"),
-    Key("train.optimizer", "adamw", _choice(*OPTIMIZERS), " | ".join(OPTIMIZERS),
+    Key("train.optimizer", "adamw", optimizers.check_name, "an optax optimiser | a registered one",
         "the optimiser"),
-    Key("train.weight_decay", 1e-4, _nonneg_float, "float >= 0", "AdamW, kernels only"),
+    Key("train.weight_decay", 1e-4, _nonneg_float, "float >= 0",
+        "kernels only; for optimisers that take it (adamw, lion, ...)"),
     Key("train.warmup_steps", 100, _nonneg_int, "int >= 0", "linear warmup from 0"),
     Key("train.schedule", "cosine", _choice(*SCHEDULES), " | ".join(SCHEDULES),
         "cosine: to 0 at train.steps"),

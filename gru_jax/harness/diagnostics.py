@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.cells._init import dot
 from gru_jax.cells.gru import gru_project
+from gru_jax.cells.initializers import dot
 
 HORIZON_FRACTION = 1e-3
 SATURATION = 0.05  # z within this of 0 or 1 counts as saturated

@@ -21,35 +21,45 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from gru_jax.cells import get_cell
+from gru_jax.cells import CHRONO_CELLS, get_cell
 from gru_jax.cells.base import Cell
 from gru_jax.scan import scan
 
-_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
+# model.dtype -> the compute dtype of the matrix products (None: the params' float32)
+COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
+DTYPES = tuple(COMPUTE_DTYPES)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """The `model` config section as a hashable value (usable as a static jit argument)."""
+    """The `model` config section as a hashable value (usable as a static jit argument).
 
-    cell: str = "gru"
-    hidden_size: int = 64
-    num_layers: int = 1
-    variant: str = "reset_after"
-    chrono: bool = False
-    chrono_t_max: float = 0.0  # 0: the task's input length
-    dtype: str = "float32"
-    remat: bool | int = False
-    unroll: int = 1
-    impl: str = "auto"
+    Its fields are the ``model.*`` keys of `gru_jax.harness.config.SCHEMA`, which holds
+    their defaults and checks (`model_spec` fills in the defaults)."""
+
+    cell: str
+    hidden_size: int
+    num_layers: int
+    variant: str
+    chrono: bool
+    chrono_t_max: float  # 0: the task's input length
+    dtype: str
+    remat: bool | int
+    unroll: int
+    impl: str
 
 
 def model_spec(model_cfg) -> ModelSpec:
-    """A ModelSpec from a ConfigDict, a mapping or a ModelSpec."""
+    """A ModelSpec from a ConfigDict, a mapping (missing keys: the config's defaults)
+    or a ModelSpec."""
     if isinstance(model_cfg, ModelSpec):
         return model_cfg
+    from gru_jax.harness.config import SCHEMA  # lazy: the config imports DTYPES from here
+
     d = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
-    return ModelSpec(**d)
+    defaults = {k.name.removeprefix("model."): k.default for k in SCHEMA
+                if k.name.startswith("model.")}
+    return ModelSpec(**{**defaults, **d})
 
 
 def _init_options(spec: ModelSpec, seq_len: int | None) -> dict:
@@ -57,8 +67,8 @@ def _init_options(spec: ModelSpec, seq_len: int | None) -> dict:
     if spec.cell == "gru":
         opts["variant"] = spec.variant
     if spec.chrono:
-        if spec.cell not in ("gru", "lstm"):
-            raise ValueError(f"chrono init applies to gru and lstm, not {spec.cell!r}")
+        if spec.cell not in CHRONO_CELLS:
+            raise ValueError(f"chrono init applies to {CHRONO_CELLS}, not {spec.cell!r}")
         if seq_len is None:
             raise ValueError("chrono init needs seq_len (its T_max)")
         opts["chrono_t_max"] = float(spec.chrono_t_max or seq_len)
@@ -85,7 +95,8 @@ def init_model(key: jax.Array, model_cfg, input_size: int, output_size: int, *,
 
 
 def _scan_kwargs(spec: ModelSpec) -> dict:
-    return dict(unroll=spec.unroll, remat=spec.remat, dtype=_DTYPES[spec.dtype], impl=spec.impl)
+    return dict(unroll=spec.unroll, remat=spec.remat, dtype=COMPUTE_DTYPES[spec.dtype],
+                impl=spec.impl)
 
 
 def run_layers(params, x: jax.Array, model_cfg) -> list[jax.Array]:
@@ -156,7 +167,7 @@ def apply_with_delta(params, x: jax.Array, delta: jax.Array, model_cfg, target: 
     cell = perturbed_cell(get_cell(spec.cell), h.shape[-1])
     xs = jnp.concatenate([h, delta.astype(h.dtype)], axis=-1)
     _, hs = scan(cell, params["layers"][-1], xs, unroll=spec.unroll, remat=spec.remat,
-                 dtype=_DTYPES[spec.dtype], impl="reference")
+                 dtype=COMPUTE_DTYPES[spec.dtype], impl="reference")
     return head(params, hs, target)
 
 

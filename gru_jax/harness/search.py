@@ -63,18 +63,13 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from gru_jax.errors import ConfigError, WorkdirError
 from gru_jax.harness import sweep
 from gru_jax.harness.config import config_to_dict
-from gru_jax.harness.records import (
-    SEARCH_FILE,
-    RunSummary,
-    flatten,
-    higher_is_better,
-    minimised,
-    read_summary,
-    write_json_atomic,
-)
+from gru_jax.harness.errors import ConfigError, WorkdirError
+from gru_jax.harness.files import SEARCH_FILE, write_json_atomic
+from gru_jax.harness.keys import flatten
+from gru_jax.harness.metrics import higher_is_better, minimised
+from gru_jax.harness.summary import RunSummary, read_summary
 
 SEARCH_LOCK = ".search.lock"  # no longer written: the study in DIR is the queue
 METHODS = ("woa", "random")
@@ -312,7 +307,7 @@ def make_proposer(method: str, dim: int, population: int, generations: int, seed
 
 def score(summary: RunSummary | None) -> float:
     """The minimised score of a run: its final metric (negated for one that goes
-    up, `records.minimised`) when the run is done with a finite value, else +inf
+    up, `metrics.minimised`) when the run is done with a finite value, else +inf
     (failed, diverged, missing)."""
     if summary is None or summary.status != "done":
         return math.inf

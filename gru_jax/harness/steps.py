@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from gru_jax.harness import diagnostics
+from gru_jax.harness import diagnostics, optimizers
 from gru_jax.harness.models import (
     ModelSpec,
     apply_model,
@@ -104,10 +104,9 @@ def make_schedule(train_cfg) -> optax.Schedule:
 
 
 def make_optimizer(train_cfg) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """clip_by_global_norm(clip_norm) then AdamW (weight decay on kernels only)."""
+    """clip_by_global_norm(clip_norm) then train.optimizer (weight decay on kernels only)."""
     schedule = make_schedule(train_cfg)
-    kernels = lambda params: jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)  # noqa: E731
-    tx = optax.adamw(schedule, weight_decay=train_cfg.weight_decay, mask=kernels)
+    tx = optimizers.optimizer(train_cfg.optimizer, schedule, train_cfg.weight_decay)
     if train_cfg.clip_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(train_cfg.clip_norm), tx)
     return tx, schedule
@@ -317,12 +316,3 @@ def compiled_memory_bytes(compiled) -> int | None:
              - m.alias_size_in_bytes)
     # peak_memory_in_bytes, where reported, can leave out the temporaries (XLA:CPU).
     return int(max(total, getattr(m, "peak_memory_in_bytes", 0) or 0))
-
-
-def train_step_memory(config, task: Task) -> int | None:
-    """XLA's account of the train step of one run of `config` (what the trainer reports)."""
-    keys = jax.random.split(jax.random.key(config.seed), 2)
-    state = create_train_state(keys[:1], config, task)
-    _, replicated = data_mesh()
-    args = jax.device_put((state, keys[1:], jnp.ones((1,), jnp.float32)), replicated)
-    return compiled_memory_bytes(train_program(*args, task, config.train.batch_size))

@@ -1,6 +1,7 @@
 """TensorBoard event files without TensorFlow: tensorboard's own EventFileWriter and protos.
 
-One `Writer` per run, writing into the run's workdir, so a sweep folder
+One `Writer` per run (`create_writer`), with the method names of clu's
+`MetricWriter`, writing into the run's workdir, so a sweep folder
 holding many workdirs is one TensorBoard logdir with one run per workdir.
 
 * Scalars are ``simple_value`` summaries, images PNG-encoded ``Summary.Image``s
@@ -25,6 +26,8 @@ from __future__ import annotations
 import io
 import numbers
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +67,20 @@ def plot_curve(values, *, title: str, xlabel: str, ylabel: str, logy: bool = Tru
     return buf.getvalue()
 
 
+def encode_png(image) -> bytes:
+    """uint8 [H, W, C] (or [N, H, W, C]: the first; C = 1, 3 or 4) as PNG bytes (matplotlib)."""
+    from matplotlib.image import imsave
+
+    image = np.asarray(image)
+    image = image[0] if image.ndim == 4 else image
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"write_images: expected [H, W, C] with C in 1, 3, 4, got {image.shape}")
+    buf = io.BytesIO()
+    imsave(buf, image[..., 0] if image.shape[-1] == 1 else image, format="png",
+           cmap="gray" if image.shape[-1] == 1 else None)
+    return buf.getvalue()
+
+
 def png_size(png: bytes) -> tuple[int, int]:
     """(height, width) from a PNG's IHDR chunk."""
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
@@ -71,7 +88,13 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 
 class Writer:
-    """Scalars, images and an HParams session into an event file in `logdir`."""
+    """Scalars, images, texts and an HParams session into an event file in `logdir`.
+
+    The methods are clu's `MetricWriter` (write_scalars, write_images, write_texts,
+    write_hparams, flush, close), so a clu or wandb writer can stand in for this one
+    (`set_writer_factory`); `hparams_end` (the session's status) is this writer's own
+    and optional: callers skip it on a writer without it (`end_session`).
+    """
 
     def __init__(self, logdir: str, *, purge_step: int | None = None, flush_secs: int = 30):
         from tensorboard.compat.proto import event_pb2
@@ -94,20 +117,36 @@ class Writer:
         self._add(self._event_pb2.Event(step=int(step),
                                         summary=summary_pb2.Summary(value=values)))
 
-    def scalars(self, step: int, values: dict) -> None:
+    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         """{tag: number} at `step`."""
         from tensorboard.compat.proto import summary_pb2
 
         self._summary(step, [summary_pb2.Summary.Value(tag=t, simple_value=float(v))
-                             for t, v in values.items()])
+                             for t, v in scalars.items()])
 
-    def image(self, tag: str, step: int, png: bytes) -> None:
-        """One PNG image at `step`."""
+    def write_images(self, step: int, images: Mapping[str, Any]) -> None:
+        """{tag: image} at `step`: an image is PNG bytes, or (clu's form) a uint8 array
+        [H, W, C] or [N, H, W, C] (of a batch, the first)."""
         from tensorboard.compat.proto import summary_pb2
 
-        h, w = png_size(png)
-        img = summary_pb2.Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=png)
-        self._summary(step, [summary_pb2.Summary.Value(tag=tag, image=img)])
+        values = []
+        for tag, image in images.items():
+            png = image if isinstance(image, bytes) else encode_png(image)
+            h, w = png_size(png)
+            img = summary_pb2.Summary.Image(height=h, width=w, colorspace=3,
+                                            encoded_image_string=png)
+            values.append(summary_pb2.Summary.Value(tag=tag, image=img))
+        self._summary(step, values)
+
+    def write_texts(self, step: int, texts: Mapping[str, str]) -> None:
+        """{tag: markdown text} at `step` (TensorBoard's Text dashboard)."""
+        from tensorboard.compat.proto import summary_pb2
+        from tensorboard.plugins.text import metadata
+        from tensorboard.util import tensor_util
+
+        self._summary(step, [summary_pb2.Summary.Value(
+            tag=tag, metadata=metadata.create_summary_metadata(tag, ""),
+            tensor=tensor_util.make_tensor_proto(str(text))) for tag, text in texts.items()])
 
     def _hparams(self, step: int, tag: str, data) -> None:
         from tensorboard.compat.proto import summary_pb2
@@ -118,7 +157,7 @@ class Writer:
             tensor=metadata.NULL_TENSOR)])
         self.flush()
 
-    def hparams_start(self, hparams: dict) -> None:
+    def write_hparams(self, hparams: Mapping[str, Any]) -> None:
         """Open the HParams session with {name: value} (values through `hparam_value`)."""
         from tensorboard.plugins.hparams import metadata, plugin_data_pb2
 
@@ -149,6 +188,39 @@ class Writer:
 
     def close(self) -> None:
         self._w.close()
+
+    # The trainer's earlier names (thin aliases).
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        self.write_scalars(step, values)
+
+    def image(self, tag: str, step: int, png: bytes) -> None:
+        self.write_images(step, {tag: png})
+
+    def hparams_start(self, hparams: Mapping[str, Any]) -> None:
+        self.write_hparams(hparams)
+
+
+WriterFactory = Callable[..., Any]  # (logdir, *, purge_step) -> a MetricWriter
+_factory: WriterFactory = Writer
+
+
+def set_writer_factory(factory: WriterFactory) -> None:
+    """Make `create_writer` build `factory(logdir, purge_step=...)`: e.g. a clu
+    ``metric_writers.create_default_writer`` or a wandb adapter with the same methods."""
+    global _factory
+    _factory = factory
+
+
+def create_writer(logdir: str, *, purge_step: int | None = None):
+    """A run's metric writer: this module's `Writer`, or what `set_writer_factory` chose."""
+    return _factory(logdir, purge_step=purge_step)
+
+
+def end_session(writer, status: str, step: int) -> None:
+    """`writer.hparams_end(status, step)` where the writer has it (clu's writers do not)."""
+    end = getattr(writer, "hparams_end", None)
+    if end is not None:
+        end(status, step)
 
 
 class NullWriter:

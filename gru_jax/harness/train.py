@@ -2,7 +2,7 @@
 
 Data flow: config -> task batches -> model (cells under scan) -> loss -> optax
 update -> metrics (TensorBoard) and checkpoints (Orbax) -> the run's summary
-(`records.RunSummary`). The pure pieces (steps, losses, diagnostics, packing) are
+(`summary.RunSummary`). The pure pieces (steps, losses, diagnostics, packing) are
 in `gru_jax.harness.steps`; this module is the loop around them.
 
 * Evaluation uses one fixed held-out batch, ``task.eval_batch(EVAL_SEED,
@@ -37,22 +37,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.errors import ConfigError
 from gru_jax.harness import diagnostics, steps
 from gru_jax.harness.checkpoint import Checkpointer
 from gru_jax.harness.chrono import PAUSES, TOTALS, Chrono
 from gru_jax.harness.config import make_task, resolved
 from gru_jax.harness.distributed import is_primary
+from gru_jax.harness.errors import ConfigError
+from gru_jax.harness.keys import PACK_KEYS, flatten
 from gru_jax.harness.machine import machine_info, peak_memory
 from gru_jax.harness.models import model_spec
-from gru_jax.harness.records import (
-    EXIT_PREEMPTED,  # noqa: F401 - scripts/train.py's exit code, re-exported
-    PACK_KEYS,
-    RunSummary,
-    TaskInfo,
-    flatten,
-    write_summary,
-)
+from gru_jax.harness.status import EXIT_PREEMPTED  # noqa: F401 - re-exported (the exit code)
+from gru_jax.harness.summary import RunSummary, TaskInfo, write_summary
 from gru_jax.harness.tasks.base import Task
 from gru_jax.harness.workdir import prepare_workdir
 

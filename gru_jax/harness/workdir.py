@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import os
 
-from gru_jax.errors import WorkdirError
 from gru_jax.harness.config import RESUMABLE_KEYS
-from gru_jax.harness.records import CONFIG_FILE, flatten, read_json, unflatten, write_json_atomic
+from gru_jax.harness.errors import WorkdirError
+from gru_jax.harness.files import CONFIG_FILE, read_json, write_json_atomic
+from gru_jax.harness.keys import flatten, unflatten
 
 log = logging.getLogger(__name__)
 

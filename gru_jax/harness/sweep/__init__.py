@@ -30,7 +30,7 @@ from typing import Any
 
 import ml_collections
 
-from gru_jax.errors import WorkdirError
+from gru_jax.harness.errors import WorkdirError
 from gru_jax.harness.sweep.points import (
     MAX_NAME,
     WORKDIR_KEY,

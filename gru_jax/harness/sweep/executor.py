@@ -160,7 +160,7 @@ def run_slurm(spec: WorkerSpec, workers: int, folder: str | os.PathLike | None =
     try:
         import submitit
     except ImportError as e:
-        from gru_jax.errors import ConfigError
+        from gru_jax.harness.errors import ConfigError
 
         raise ConfigError("--executor=slurm: submitit missing; pip install 'gru_jax[sweep]'") \
             from e

@@ -21,10 +21,11 @@ from typing import Any
 
 import ml_collections
 
-from gru_jax.errors import ConfigError
 from gru_jax.harness.config import apply_overrides
 from gru_jax.harness.config import make_task as default_validate
-from gru_jax.harness.records import PACK_KEYS, RunSummary, SummaryError, read_summary
+from gru_jax.harness.errors import ConfigError
+from gru_jax.harness.keys import PACK_KEYS
+from gru_jax.harness.summary import RunSummary, SummaryError, read_summary
 
 WORKDIR_KEY = "workdir"  # a point's own folder name, not a config override
 

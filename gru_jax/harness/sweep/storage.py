@@ -25,7 +25,7 @@ from optuna.storages import BaseStorage, JournalStorage, RetryHeartbeatStaleTria
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
-from gru_jax.errors import ConfigError
+from gru_jax.harness.errors import ConfigError
 
 DB_FILE = "study.db"
 STUDY_NAME = "sweep"

@@ -46,15 +46,10 @@ from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enable
 from optuna.trial import FrozenTrial, TrialState
 
 from gru_jax.harness.config import apply_overrides, config_to_dict
-from gru_jax.harness.records import (
-    PACK_KEYS,
-    SWEEP_FILE,
-    RunSummary,
-    minimised,
-    summary_mtime,
-    write_json_atomic,
-    write_summary,
-)
+from gru_jax.harness.files import SWEEP_FILE, write_json_atomic
+from gru_jax.harness.keys import PACK_KEYS
+from gru_jax.harness.metrics import minimised
+from gru_jax.harness.summary import RunSummary, summary_mtime, write_summary
 from gru_jax.harness.sweep.points import (
     _summary_or_none,
     canonical,

@@ -9,14 +9,20 @@
 
 `TASK_DEFAULTS[name]` lists the config fields a task takes (besides ``name``)
 with their defaults, so a config module can validate ``task.*`` keys.
+
+A project or an experiment file adds its own task without editing the package::
+
+    register_task("my_task", make, {"seq_len": 50})  # make(**fields) -> Task
+
+(`gru_jax.proj.series` registers ``forecast`` and ``series`` this way.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from gru_jax.errors import ConfigError
-from gru_jax.harness.tasks import adding, copy, digits, forecast, mnist1d, series
+from gru_jax.harness.errors import ConfigError
+from gru_jax.harness.tasks import adding, copy, digits, mnist1d
 from gru_jax.harness.tasks.base import Batch, Task
 
 TASKS: dict[str, Callable[..., Task]] = {
@@ -24,8 +30,6 @@ TASKS: dict[str, Callable[..., Task]] = {
     "copy": copy.make,
     "digits": digits.make,
     "mnist1d": mnist1d.make,
-    "forecast": forecast.make,
-    "series": series.make,
 }
 
 TASK_DEFAULTS: dict[str, dict] = {
@@ -33,9 +37,27 @@ TASK_DEFAULTS: dict[str, dict] = {
     "copy": dict(copy.DEFAULTS),
     "digits": dict(digits.DEFAULTS),
     "mnist1d": dict(mnist1d.DEFAULTS),
-    "forecast": dict(forecast.DEFAULTS),
-    "series": dict(series.DEFAULTS),
 }
+
+
+def register_task(name: str, make: Callable[..., Task], defaults: Mapping) -> None:
+    """Make ``task.name=<name>`` build ``make(**{**defaults, **task fields})``.
+
+    `defaults` lists every field the task takes (besides ``name``); the config
+    checks refuse any other ``task.*`` key. Registering a name again replaces it
+    (re-loading an experiment file is harmless); a built-in task cannot be replaced.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"register_task: name must be an identifier, got {name!r}")
+    if name in _BUILTIN and TASKS[name] is not make:
+        raise ValueError(f"register_task: {name!r} is a built-in task; choose another name")
+    if not callable(make):
+        raise TypeError(f"register_task: make must be callable, got {type(make).__name__}")
+    TASKS[name] = make
+    TASK_DEFAULTS[name] = dict(defaults)
+
+
+_BUILTIN = frozenset(TASKS)
 
 
 def _as_dict(task_cfg) -> dict:
@@ -66,4 +88,4 @@ def get_task(task_cfg) -> Task:
     return TASKS[name](**{**fields, **cfg})
 
 
-__all__ = ["TASKS", "TASK_DEFAULTS", "Batch", "Task", "get_task"]
+__all__ = ["TASKS", "TASK_DEFAULTS", "Batch", "Task", "get_task", "register_task"]

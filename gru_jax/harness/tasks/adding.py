@@ -19,8 +19,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from gru_jax.harness.tasks._checks import check_int
-from gru_jax.harness.tasks.base import Batch, Task
+from gru_jax.harness.tasks.base import Batch, Task, mse_task
+from gru_jax.harness.tasks.checks import check_int
 
 DEFAULTS = {"seq_len": 100}
 SOLVED_AT = 0.01  # eval MSE; the DESIGN's threshold (16x below the mean predictor)
@@ -49,17 +49,6 @@ def make(seq_len: int = DEFAULTS["seq_len"]) -> Task:
     """The adding task with dependency length `seq_len` (>= 2)."""
     seq_len = check_int("seq_len", seq_len, min_value=2)
     sample = functools.partial(adding_batch, seq_len=seq_len)
-    return Task(
-        name="adding",
-        input_size=2,
-        output_size=1,
-        seq_len=seq_len,
-        target="last",
-        loss="mse",
-        metric="mse",
-        solved_at=SOLVED_AT,
-        baseline=BASELINE,
-        sample=sample,
-        # Generated task: held-out data are fresh draws under the trainer's fixed eval key.
-        eval_batch=sample,
-    )
+    # Generated task: held-out data are fresh draws under the trainer's fixed eval key.
+    return mse_task("adding", input_size=2, output_size=1, seq_len=seq_len,
+                    solved_at=SOLVED_AT, baseline=BASELINE, sample=sample, eval_batch=sample)

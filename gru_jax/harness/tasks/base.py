@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import jax
 
-from gru_jax.harness.records import reached
+from gru_jax.harness.metrics import reached
 
 Batch = dict[str, jax.Array]
 
@@ -47,3 +47,12 @@ class Task:
     def solved(self, metrics: dict) -> bool:
         """Solved: `metrics[self.metric]` reaches `solved_at` (mse <= it, accuracy >= it)."""
         return reached(self.metric, float(metrics[self.metric]), self.solved_at)
+
+
+def mse_task(name: str, *, input_size: int, output_size: int, seq_len: int, solved_at: float,
+             baseline: float, sample: Callable, eval_batch: Callable) -> Task:
+    """A regression Task: `output_size` values predicted from the last step, trained and
+    scored by mean squared error (solved at MSE <= `solved_at`)."""
+    return Task(name=name, input_size=input_size, output_size=output_size, seq_len=seq_len,
+                target="last", loss="mse", metric="mse", solved_at=solved_at,
+                baseline=baseline, sample=sample, eval_batch=eval_batch)

@@ -40,8 +40,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from gru_jax.harness.tasks._checks import check_int
 from gru_jax.harness.tasks.base import Batch, Task
+from gru_jax.harness.tasks.checks import check_int
 
 DEFAULTS = {"seq_len": 100, "copy_len": 10, "num_symbols": 8}
 SOLVED_AT = 0.99  # accuracy on the recalled symbols

@@ -7,7 +7,7 @@ downloaded. The 1797 images are split once, stratified by class, with a fixed
 seed: 1500 train, 297 test (`digits_split`).
 
 ``permuted=True`` reorders the 64 pixels of every image by one fixed
-permutation (`gru_jax.harness.tasks._dataset.fixed_permutation(64)`, seed 0), as in
+permutation (`gru_jax.harness.tasks.dataset.fixed_permutation(64)`, seed 0), as in
 permuted sequential MNIST: neighbouring pixels end up far apart in time.
 
 Solved at test accuracy >= 0.9. Why 0.9: a logistic regression on the full
@@ -25,9 +25,10 @@ import functools
 
 import numpy as np
 
-from gru_jax.harness.tasks._checks import check_bool, check_equal
-from gru_jax.harness.tasks._dataset import classification_task
+from gru_jax.harness.errors import need
 from gru_jax.harness.tasks.base import Task
+from gru_jax.harness.tasks.checks import check_bool, check_equal
+from gru_jax.harness.tasks.dataset import classification_task
 
 DEFAULTS = {"seq_len": 64, "permuted": False}
 SEQ_LEN = 64
@@ -37,14 +38,19 @@ SPLIT_SEED = 0
 SOLVED_AT = 0.9
 
 
+def _sklearn():
+    """scikit-learn with the submodules used here (without it: one line naming the extra)."""
+    for sub in ("datasets", "model_selection"):
+        need(f"sklearn.{sub}", "datasets", "task.name")
+    return need("sklearn", "datasets", "task.name")
+
+
 @functools.lru_cache(maxsize=1)
 def digits_split() -> tuple[np.ndarray, np.ndarray]:
     """(train_idx [1500], test_idx [297]): fixed, class-stratified indices into load_digits()."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    labels = load_digits().target
-    train_idx, test_idx = train_test_split(
+    sklearn = _sklearn()
+    labels = sklearn.datasets.load_digits().target
+    train_idx, test_idx = sklearn.model_selection.train_test_split(
         np.arange(len(labels)), test_size=NUM_TEST, random_state=SPLIT_SEED, stratify=labels
     )
     for a in (train_idx, test_idx):
@@ -55,9 +61,7 @@ def digits_split() -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=1)
 def digits_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train [1500, 64], y_train [1500], x_test [297, 64], y_test [297]); x in [0, 1]."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
+    digits = _sklearn().datasets.load_digits()
     x = (digits.data / 16.0).astype(np.float32)  # pixel intensities are 0..16
     y = digits.target.astype(np.int32)
     train_idx, test_idx = digits_split()

@@ -26,9 +26,10 @@ import functools
 
 import numpy as np
 
-from gru_jax.harness.tasks._checks import check_bool, check_equal
-from gru_jax.harness.tasks._dataset import classification_task
+from gru_jax.harness.errors import need
 from gru_jax.harness.tasks.base import Task
+from gru_jax.harness.tasks.checks import check_bool, check_equal
+from gru_jax.harness.tasks.dataset import classification_task
 
 DEFAULTS = {"seq_len": 40, "permuted": False}
 SEQ_LEN = 40
@@ -39,13 +40,13 @@ SOLVED_AT = 0.85
 @functools.lru_cache(maxsize=1)
 def mnist1d_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train [4000, 40], y_train [4000], x_test [1000, 40], y_test [1000]), generated."""
-    from mnist1d.data import get_dataset_args, make_dataset
+    data_mod = need("mnist1d.data", "datasets", "task.name")
 
     # make_dataset seeds numpy's global RNG (np.random.seed(42)); restore the
     # caller's RNG state so that building this task has no side effect.
     state = np.random.get_state()
     try:
-        data = make_dataset(get_dataset_args())
+        data = data_mod.make_dataset(data_mod.get_dataset_args())
     finally:
         np.random.set_state(state)
     out = (

@@ -22,7 +22,8 @@ import os
 import statistics
 from collections import defaultdict
 
-from gru_jax.harness.records import find_summaries, read_json, read_summary, write_json_atomic
+from gru_jax.harness.files import read_json, write_json_atomic
+from gru_jax.harness.summary import find_summaries, read_summary
 from gru_jax.proj.long_range import design
 
 CHOICE_FILE = "lr.json"
@@ -123,7 +124,7 @@ def chosen(choices: dict, task: str) -> dict[tuple[str, int], float]:
 def markdown(choices: dict) -> str:
     """The chosen rates, per task a table: one row per arm, one column per hidden
     size; a cell is "lr (seeds solved/seeds)", ", edge" where the rate ends the grid."""
-    from gru_jax.harness.report import markdown_table
+    from gru_jax.harness.report.tables import markdown_table
 
     out = []
     for task, arms in choices.items():

@@ -34,7 +34,7 @@ import os
 
 import numpy as np
 
-from gru_jax.errors import ConfigError
+from gru_jax.harness.errors import ConfigError, need
 
 PACKAGED = ("co2", "elnino", "sunspots", "nile")
 SEASON = {"co2": 12, "elnino": 12, "sunspots": 11, "nile": 1}
@@ -86,12 +86,7 @@ def _dates_or_seconds(times: np.ndarray) -> np.ndarray:
 
 
 def _statsmodels_datasets():
-    try:
-        from statsmodels import datasets
-    except ImportError:
-        raise ConfigError("task.dataset: the packaged series need statsmodels "
-                          "(pip install -e .[series]); or give task.csv") from None
-    return datasets
+    return need("statsmodels.datasets", "series", "task.dataset")  # or give task.csv
 
 
 def _years(first: int, n: int) -> np.ndarray:
@@ -203,7 +198,7 @@ def read_csv(path: str, column: str = "", time_column: str = "", season: int = 1
     Raises ConfigError (one line naming the key, file and line) for a missing
     file or column, a missing or non-numeric value, or an uneven time column.
     """
-    import pandas as pd
+    pd = need("pandas", "series", "task.csv")
 
     if not os.path.isfile(path):
         raise ConfigError(f"task.csv: no such file {path!r}")

@@ -1,6 +1,6 @@
 """Forecasting a real series (packaged or a user's CSV) from a window of its past.
 
-The series y [n] (see `series_sources`) is split by time into train, validation
+The series y [n] (see `sources`) is split by time into train, validation
 and test (the last ``test_fraction``, before it ``val_fraction``, the rest
 train). It is standardised with the mean and std of the TRAIN values only::
 
@@ -25,7 +25,7 @@ an earlier split (the past is known when forecasting), never forward, so no
 validation or test value is ever an input or a target of a training window,
 and none reaches the scaler. Training batches are train windows drawn with
 replacement; the trainer's held-out batch is the validation windows; the test
-windows are scored only after training (`gru_jax.harness.forecasting`).
+windows are scored only after training (`gru_jax.proj.series.forecasting`).
 
 Task.baseline is the MSE of persistence (every target = y[t]) on the
 validation windows, in standardised units; a run counts as solved when its
@@ -48,18 +48,18 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.errors import ConfigError
-from gru_jax.harness.tasks._checks import (
+from gru_jax.harness.errors import ConfigError
+from gru_jax.harness.tasks.base import Task, mse_task
+from gru_jax.harness.tasks.checks import (
     check_bool,
     check_choice,
     check_fraction,
     check_int,
     check_str,
 )
-from gru_jax.harness.tasks._dataset import fixed_split_batches
-from gru_jax.harness.tasks.base import Task
-from gru_jax.harness.tasks.forecast import windows as cut_windows
-from gru_jax.harness.tasks.series_sources import PACKAGED, Series, packaged, read_csv
+from gru_jax.harness.tasks.dataset import fixed_split_batches
+from gru_jax.proj.series.forecast_task import windows as cut_windows
+from gru_jax.proj.series.sources import PACKAGED, Series, packaged, read_csv
 
 DEFAULTS = {"seq_len": 10, "horizon": 1, "dataset": "co2", "csv": "", "column": "",
             "time_column": "", "season": 0, "val_fraction": 0.15, "test_fraction": 0.15,
@@ -198,16 +198,6 @@ def make(**fields) -> Task:
     persistence = splits.scale(0.0) if splits.difference else np.asarray(x_val)[:, -1, :]
     baseline = float(np.mean((persistence - np.asarray(y_val)) ** 2))
     sample, eval_batch = fixed_split_batches(x_train, y_train, x_val, y_val)
-    return Task(
-        name="series",
-        input_size=1,
-        output_size=splits.horizon,
-        seq_len=splits.seq_len,
-        target="last",
-        loss="mse",
-        metric="mse",
-        solved_at=baseline,
-        baseline=baseline,
-        sample=sample,
-        eval_batch=eval_batch,
-    )
+    return mse_task("series", input_size=1, output_size=splits.horizon,
+                    seq_len=splits.seq_len, solved_at=baseline, baseline=baseline,
+                    sample=sample, eval_batch=eval_batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 
-from gru_jax.errors import ConfigError
+from gru_jax.harness.errors import ConfigError
 
 
 def check_int(key: str, value, *, min_value: int, max_value: int | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Forecast metrics and classical baselines on the splits of `gru_jax.harness.tasks.series`.
+"""Forecast metrics and classical baselines on the splits of `gru_jax.proj.series.tasks`.
 
 Every forecaster answers the same question as the recurrent models: from an
 origin t (the last known value), the next H values y[t+1 .. t+H]. Forecasts
@@ -36,7 +36,7 @@ import warnings
 
 import numpy as np
 
-from gru_jax.harness.tasks.series import SeriesSplits
+from gru_jax.proj.series.tasks import SeriesSplits
 
 # (order, seasonal_order or None, trend): classic textbook choices, stated, not searched
 # (an automatic order search costs minutes of maximum-likelihood fits per series here).

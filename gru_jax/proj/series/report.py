@@ -1,8 +1,8 @@
 """The forecasting study's results: every model and baseline per series, on the test split.
 
 `write_results(runs_dir, out_dir)` reads the `series` runs of a sweep folder,
-scores each run's test forecasts (`gru_jax.harness.forecasting`) and the classical
-baselines (`gru_jax.harness.baselines`) on the same splits, and writes into out_dir::
+scores each run's test forecasts (`gru_jax.proj.series.forecasting`) and the classical
+baselines (`gru_jax.proj.series.baselines`) on the same splits, and writes into out_dir::
 
     series.json        per series: one row per model (mean and std over seeds) and
                        baseline; what the README section is rendered from
@@ -31,16 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from gru_jax.errors import WorkdirError
-from gru_jax.harness.records import (
-    SUMMARY_FILE,
-    RunSummary,
-    find_summaries,
-    read_summary,
-    write_json_atomic,
-    write_summary,
-)
-from gru_jax.harness.report import replace_section
+from gru_jax.harness.errors import WorkdirError
+from gru_jax.harness.files import SUMMARY_FILE, write_json_atomic
+from gru_jax.harness.report.figures import Axes, Line, line_panels
+from gru_jax.harness.report.rows import load_runs
+from gru_jax.harness.report.tables import markdown_table, replace_section
+from gru_jax.harness.summary import RunSummary, SummaryError, write_summary
 
 BEGIN, END = "<!-- series:begin -->", "<!-- series:end -->"
 CELL_LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "tanh RNN", "mingru": "minGRU"}
@@ -56,10 +52,11 @@ METRICS = ("mae", "rmse", "mase")
 def _series_runs(runs_dir: Path) -> list[tuple[str, RunSummary]]:
     """(folder name, summary) of every finished `series` run under runs_dir."""
     out = []
-    for run_dir in find_summaries(runs_dir):
-        s = read_summary(run_dir)
+    for name, s in load_runs(runs_dir):
+        if isinstance(s, SummaryError):
+            raise s
         if s.status == "done" and s.config["task"]["name"] == "series":
-            out.append((run_dir.name, s))
+            out.append((name, s))
     if not out:
         raise WorkdirError(f"{runs_dir}: no finished series runs (*/{SUMMARY_FILE})")
     return out
@@ -102,7 +99,7 @@ def _figure_name(dataset: str) -> str:
 def score_runs(runs: list[tuple[str, dict]], runs_dir: Path) -> dict[str, list[dict]]:
     """{dataset: [one dict per run: name, key, seed, params, val_mse, test metrics,
     test forecasts]}; each run's checkpoint is loaded and forecasts the test split."""
-    from gru_jax.harness import baselines, forecasting
+    from gru_jax.proj.series import baselines, forecasting
 
     out: dict[str, list[dict]] = defaultdict(list)
     for name, summary in runs:
@@ -142,7 +139,7 @@ def _model_rows(runs: list[dict], usual: tuple) -> list[dict]:
 
 
 def _baseline_rows(splits) -> list[dict]:
-    from gru_jax.harness import baselines
+    from gru_jax.proj.series import baselines
 
     rows = []
     for name, pred in baselines.all_forecasts(splits, "test").items():
@@ -185,31 +182,22 @@ def verdict(rows: list[dict]) -> list[str]:
 def _plot(dataset: str, splits, rows: list[dict], path: Path) -> None:
     """Truth over the end of the series and each model's mean test forecast of the last
     step ahead (H = horizon: the forecast made H steps before each point)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     origins, h = splits.origins("test"), splits.horizon
     x = origins + h
     start = max(0, origins[0] + 1 - 2 * len(origins))
     y = splits.series.values
-    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
-    ax.plot(np.arange(start, len(y)), y[start:], color="black", lw=1.4, label="truth")
-    ax.axvline(x[0] - 0.5, color="grey", ls=":", lw=1)
     best = min((r for r in rows if r["kind"] != "recurrent"), key=lambda r: r["rmse"]["mean"])
     shown = [r for r in rows if r["kind"] == "recurrent"] + [best]
-    for r in shown:
-        ax.plot(x, r["forecast"][:, -1], lw=1, ls="--" if r is best else "-",
-                label=f"{r['model']} (RMSE {r['rmse']['mean']:.3g})")
+    lines = [Line(np.arange(start, len(y)), y[start:], "black", lw=1.4, label="truth")]
+    lines += [Line(x, r["forecast"][:, -1], f"C{k}", style="--" if r is best else "-", lw=1,
+                   label=f"{r['model']} (RMSE {r['rmse']['mean']:.3g})", order=k + 1)
+              for k, r in enumerate(shown)]
     ahead = "one-step" if h == 1 else f"{h}-steps-ahead"
-    ax.set_title(f"{dataset}: test split, {ahead} forecasts (models: mean over seeds)",
-                 fontsize=10)
-    ax.set_xlabel(f"time step (test from {x[0]}); {splits.series.unit}", fontsize=9)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    line_panels({"": lines},
+                Axes(xlabel=f"time step (test from {x[0]}); {splits.series.unit}",
+                     vlines=[x[0] - 0.5]),
+                title=f"{dataset}: test split, {ahead} forecasts (models: mean over seeds)",
+                path=path, panel_size=(8, 3.6))
 
 
 def _fmt(stat: dict, digits: int = 4) -> str:
@@ -220,13 +208,11 @@ def _fmt(stat: dict, digits: int = 4) -> str:
 
 def table(rows: list[dict]) -> str:
     """Markdown: model, parameters, seeds, test MAE / RMSE / MASE (mean ± std), by RMSE."""
-    lines = ["| model | params | seeds | test MAE | test RMSE | test MASE |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for r in sorted(rows, key=lambda r: r["rmse"]["mean"]):
-        params = "" if r["params"] is None else str(r["params"])
-        lines.append(f"| {r['model']} | {params} | {r['seeds']} | {_fmt(r['mae'])} | "
-                     f"{_fmt(r['rmse'])} | {_fmt(r['mase'], 3)} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["model", "params", "seeds", "test MAE", "test RMSE", "test MASE"],
+        [[r["model"], "" if r["params"] is None else r["params"], r["seeds"], _fmt(r["mae"]),
+          _fmt(r["rmse"]), _fmt(r["mase"], 3)]
+         for r in sorted(rows, key=lambda r: r["rmse"]["mean"])], align="lrrrrr")
 
 
 def _describe(splits) -> dict:
@@ -340,11 +326,6 @@ def write_forecast(table: dict[str, np.ndarray], series, out_dir: str | os.PathL
                    title: str) -> tuple[Path, Path]:
     """forecast.csv (one row per origin and step) and forecast.png (history, the
     step-1 forecasts against the truth, and the H values after the end) in out_dir."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, png_path = out_dir / "forecast.csv", out_dir / "forecast.png"
@@ -357,19 +338,15 @@ def write_forecast(table: dict[str, np.ndarray], series, out_dir: str | os.PathL
     n = len(series.values)
     target = table["origin"] + table["step"]
     future = target >= n
-    first = table["step"] == 1
-    known = first & ~future
+    known = (table["step"] == 1) & ~future
     start = max(0, int(table["origin"][0]) + 1 - 2 * int(known.sum()))
-    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
-    ax.plot(np.arange(start, n), series.values[start:], color="black", lw=1.4,
-            label="history and truth")
-    ax.plot(target[known], table["forecast"][known], lw=1, label="forecast (1 step ahead)")
-    ax.plot(target[future], table["forecast"][future], "o-", ms=3, lw=1,
-            label=f"forecast after the end ({int(future.sum())} steps)")
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel(f"time step; last value {series.time_labels()[-1]}", fontsize=9)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
+    line_panels({"": [
+        Line(np.arange(start, n), series.values[start:], "black", lw=1.4,
+             label="history and truth"),
+        Line(target[known], table["forecast"][known], "C0", lw=1, order=1,
+             label="forecast (1 step ahead)"),
+        Line(target[future], table["forecast"][future], "C1", marker="o", lw=1, order=2,
+             label=f"forecast after the end ({int(future.sum())} steps)"),
+    ]}, Axes(xlabel=f"time step; last value {series.time_labels()[-1]}"), title=title,
+        path=png_path, panel_size=(8, 3.6))
     return csv_path, png_path

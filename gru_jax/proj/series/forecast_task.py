@@ -41,8 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.harness.tasks._checks import check_choice, check_int
-from gru_jax.harness.tasks.base import Batch, Task
+from gru_jax.harness.tasks.base import Batch, Task, mse_task
+from gru_jax.harness.tasks.checks import check_choice, check_int
 
 DEFAULTS = {"seq_len": 10, "series": "sine"}
 SERIES = ("sine", "mackey_glass")
@@ -131,16 +131,6 @@ def make(seq_len: int = DEFAULTS["seq_len"], series: str = DEFAULTS["series"]) -
         stop = None if size is None else int(size)
         return {"x": x_eval[:stop], "y": y_eval[:stop]}
 
-    return Task(
-        name="forecast",
-        input_size=1,
-        output_size=1,
-        seq_len=seq_len,
-        target="last",
-        loss="mse",
-        metric="mse",
-        solved_at=SOLVED_AT[series],
-        baseline=baseline,
-        sample=sample,
-        eval_batch=eval_batch,
-    )
+    return mse_task("forecast", input_size=1, output_size=1, seq_len=seq_len,
+                    solved_at=SOLVED_AT[series], baseline=baseline, sample=sample,
+                    eval_batch=eval_batch)

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from gru_jax.errors import ConfigError, WorkdirError
 from gru_jax.harness.checkpoint import Checkpointer
-from gru_jax.harness.records import CONFIG_FILE, read_json
-from gru_jax.harness.tasks.series import SeriesSplits, prepare
-from gru_jax.harness.tasks.series_sources import Series, read_csv
+from gru_jax.harness.errors import ConfigError, WorkdirError
+from gru_jax.harness.files import CONFIG_FILE, read_json
+from gru_jax.proj.series.sources import Series, read_csv
+from gru_jax.proj.series.tasks import SeriesSplits, prepare
 
 
 @dataclasses.dataclass(frozen=True)

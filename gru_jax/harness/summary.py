@@ -1,10 +1,7 @@
-"""What the harness's parts hand each other on disk, in one JAX-free module.
+"""A run's ``summary.json``: its schema and the only code that reads or writes it (JAX-free).
 
-The trainer writes a run's ``summary.json``; the sweep, the search and the
-report read it. `RunSummary` is that file's schema and the only code that
-reads or writes it (`read_summary`, `write_summary`). Next to it: the workdir
-file names, which way each metric is better, atomic JSON writes, and the
-constants more than one part of the harness needs.
+The trainer writes it; the sweep, the search and the reports read it through
+`RunSummary` (`read_summary`, `write_summary`, `find_summaries`).
 
 Schema versions of summary.json:
 
@@ -19,141 +16,16 @@ Schema versions of summary.json:
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gru_jax.harness.files import SUMMARY_FILE, json_safe, read_json, write_json_atomic
+from gru_jax.harness.metrics import METRICS
+from gru_jax.harness.status import FINISHED, STATUSES
+
 SCHEMA_VERSION = 1
-
-# --- the files of a workdir -----------------------------------------------------------
-
-SUMMARY_FILE = "summary.json"  # a run's RunSummary (only this module names it)
-CONFIG_FILE = "config.json"  # the resolved config a run started with (checked on resume)
-SWEEP_FILE = "sweep.json"  # a sweep's points and their folders
-SEARCH_FILE = "search.json"  # a search's candidates, scores and best
-LOCK_FILE = ".lock"  # held while a point runs
-
-# --- statuses, exit codes, shared constants -----------------------------------------------
-
-STATUSES = ("done", "diverged", "failed", "preempted")
-FINISHED = ("done", "diverged")  # a run in one of these states is never run again
-STOP_REASONS = ("solved", "budget", "diverged", "preempted", "failed")
-EXIT_PREEMPTED = 143  # 128 + SIGTERM: what a shell reports for a process ended by SIGTERM
-
-# Keys in which the members of a packed group may differ: the seed (a pytree leaf of
-# nothing static) and the learning rate (a per-member scale of one schedule).
-PACK_KEYS = frozenset({"seed", "train.learning_rate"})
-CHRONO_CELLS = ("gru", "lstm")  # cells with a gate that keeps the state (chrono init)
-DTYPES = ("float32", "bfloat16")  # model.dtype: compute dtype of the matrix products
-
-# --- metric direction: stated once ----------------------------------------------------
-
-METRICS = ("mse", "accuracy")  # the tasks' eval metrics
-HIGHER_IS_BETTER = frozenset({"accuracy"})  # every other metric (mse, loss) goes down
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric in HIGHER_IS_BETTER
-
-
-def reached(metric: str, value: float, threshold: float) -> bool:
-    """`value` of `metric` is at least as good as `threshold` (mse <= t, accuracy >= t)."""
-    return value >= threshold if higher_is_better(metric) else value <= threshold
-
-
-def minimised(metric: str, value: float) -> float:
-    """`value` as a number to minimise: as is, or negated for a metric that goes up."""
-    return -value if higher_is_better(metric) else value
-
-
-# --- JSON files ------------------------------------------------------------------------
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """`obj` as JSON into `path`: readers see the old file or the new one, whole.
-
-    The file gets the permissions a plain ``open(path, "w")`` would give
-    (0o666 less the umask), not mkstemp's 0o600. NaN/inf are written as null.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(json_safe(obj), f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    """The JSON in `path`, or None if there is no such file (ValueError if it is not JSON)."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-
-
-def json_safe(x: Any) -> Any:
-    """Plain JSON values: NaN/inf -> None, numpy scalars and tuples -> Python ones."""
-    if isinstance(x, Mapping):
-        return {str(k): json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [json_safe(v) for v in x]
-    if isinstance(x, bool) or x is None or isinstance(x, str):
-        return x
-    if hasattr(x, "item") and getattr(x, "ndim", 1) == 0:  # numpy scalar, 0-d array
-        return json_safe(x.item())
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    return x
-
-
-# --- flat dotted keys --------------------------------------------------------------------
-
-
-def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; ConfigDicts are read through `to_dict()`."""
-    if hasattr(d, "to_dict"):
-        d = d.to_dict()
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping) or hasattr(v, "to_dict"):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def unflatten(flat: Mapping[str, Any]) -> dict:
-    """{"a.b": 1} -> {"a": {"b": 1}}: the inverse of `flatten`."""
-    out: dict = {}
-    for k, v in flat.items():
-        node = out
-        *path, leaf = k.split(".")
-        for p in path:
-            node = node.setdefault(p, {})
-        node[leaf] = v
-    return out
-
-
-# --- the run summary -----------------------------------------------------------------
 
 
 class SummaryError(ValueError):
@@ -306,19 +178,3 @@ def find_summaries(workdir: str | os.PathLike) -> list[Path]:
     workdir = Path(workdir)
     runs = sorted(p.parent for p in workdir.glob(f"*/{SUMMARY_FILE}"))
     return ([workdir] if summary_path(workdir).is_file() else []) + runs
-
-
-# --- the runs a folder was meant to hold ---------------------------------------------
-
-
-def planned_runs(workdir: str | os.PathLike) -> list[str] | None:
-    """The run folder names a sweep (sweep.json) or a search (search.json's
-    candidates) planned in `workdir`, in order; None if it holds neither."""
-    workdir = Path(workdir)
-    sweep = read_json(workdir / SWEEP_FILE)
-    if sweep is not None:
-        return [p["name"] for p in sweep["points"]]
-    search = read_json(workdir / SEARCH_FILE)
-    if search is not None:
-        return list(dict.fromkeys(c["name"] for c in search["candidates"]))
-    return None
