@@ -26,7 +26,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gru_jax.cells import GRU as _GRU_CELL
 from gru_jax.cells import gru_step
+from gru_jax.cells.base import check_step
 from gru_jax.stacked import carry_dtype_of, gru_cell_with, init_cell, init_layer, layer_scan
 
 _CHRONO_CELLS = ("gru", "lstm")
@@ -182,8 +184,13 @@ class GRUCell(nn.RNNCellBase):
 
     @nn.compact
     def __call__(self, carry, x):
+        """carry [*batch, hidden], x [*batch, input] (the same batch shape) -> (h', h');
+        h' complex when x is (flax's GRUCell too)."""
+        if jnp.ndim(x) < 1:
+            raise ValueError(f"GRUCell: x must be [*batch, input], got shape {list(jnp.shape(x))}")
         params = self.param("gru", lambda key: init_cell(
             "gru", key, x.shape[-1], hidden_of(self), **init_options(self, "gru")))
+        check_step("GRUCell", _GRU_CELL, params, carry, x, "carry")
         h = gru_step(params, carry, x, dtype=self.dtype, gate_fn=self.gate_fn,
                      activation_fn=self.activation_fn)
         return h, h
