@@ -180,7 +180,9 @@ def check_lengths(seq_lengths, T: int):
     concrete jax arrays) each must lie in [0, T], else one ValueError naming
     the first that does not. Traced lengths are not known until run time:
     the time loop clamps them to [0, T] (`gru_jax.loop.time_reverse`), so
-    out-of-range values never gather outside the sequence."""
+    out-of-range values never gather outside the sequence. Returns them as an array."""
+    if not isinstance(seq_lengths, (jax.Array, np.ndarray)):  # a list, a tuple, an int
+        seq_lengths = np.asarray(seq_lengths)
     dt = jnp.result_type(seq_lengths)
     if not jnp.issubdtype(dt, jnp.integer) or dt == jnp.bool_:
         raise TypeError(f"seq_lengths must be integers, got dtype {dt}")
@@ -192,13 +194,14 @@ def check_lengths(seq_lengths, T: int):
             at = ", ".join(map(str, i))
             raise ValueError(f"seq_lengths must lie in [0, {T}] (the number of time steps), "
                              f"got {values[i]} at [{at}]")
+    return seq_lengths
 
 
 def _per_sequence(layout: Layout, T: int, seq_lengths, mask):
     """seq_lengths [*batch] -> [B]; mask [*batch, T] ([T, *batch] if time_major) -> [B, T]
     ([T, B]); each checked, one line if it does not fit."""
     if seq_lengths is not None:
-        check_lengths(seq_lengths, T)
+        seq_lengths = check_lengths(seq_lengths, T)
         seq_lengths = layout.flat(seq_lengths, "seq_lengths")
     if mask is not None:
         mask = jnp.asarray(mask)

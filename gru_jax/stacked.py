@@ -216,6 +216,24 @@ def check_layers(cell: Cell, params, n_features: int, merge_mode: str = "concat"
                  f"merge_mode={merge_mode!r}) has"
 
 
+def check_layer_input(cell: Cell | str, params, xs, merge_mode: str = "concat") -> None:
+    """`init_layer`'s params (one cell's dict, or stacked layers) against xs
+    [..., features]: the checks `layer_scan` makes, for modules to run before
+    flax's own (multi-line) parameter shape check."""
+    cell = _cell(cell)
+    if jnp.ndim(xs) < 2:
+        raise ValueError(f"xs must be [..., time, features], got shape {list(jnp.shape(xs))}")
+    n = jnp.shape(xs)[-1]
+    if not isinstance(params, (list, tuple)):
+        check_params(cell, params)
+        takes = cell.input_size(params) if cell.input_size else n
+        if takes != n:
+            raise ValueError(f"xs has {n} features (last axis of shape {list(jnp.shape(xs))}); "
+                             f"these {cell.name} params take {takes}")
+    else:
+        check_layers(cell, params, n, merge_mode)
+
+
 def _dropout(rng, rate: float, h: jax.Array) -> jax.Array:
     keep = jax.random.bernoulli(rng, 1.0 - rate, h.shape)
     return jnp.where(keep, h / (1.0 - rate), jnp.zeros_like(h))
@@ -326,6 +344,6 @@ def layer_scan(cell: Cell | str, params, xs, carry0=None, *, reverse: bool = Fal
     return stacked_scan(cell, params, xs, carry0, **kw)
 
 
-__all__ = ["MERGE_MODES", "bidirectional", "carry_dtype_of", "check_layers", "gru_cell_with",
-           "init_cell", "init_layer", "init_stacked", "layer_scan", "merge", "num_directions",
-           "scan_fn_of", "stacked_scan"]
+__all__ = ["MERGE_MODES", "bidirectional", "carry_dtype_of", "check_layer_input", "check_layers",
+           "gru_cell_with", "init_cell", "init_layer", "init_stacked", "layer_scan", "merge",
+           "num_directions", "scan_fn_of", "stacked_scan"]
