@@ -33,7 +33,15 @@ import numpy as np
 from gru_jax.cells import GRU, LSTM, MINGRU, RNN, Cell, get_cell, gru_variant
 from gru_jax.cells.base import carry_dtype as default_carry_dtype
 from gru_jax.cells.base import check_params, check_state, is_complex, shape_str, state_dtype
-from gru_jax.loop import Layout, Run, associative_run, drive, dropout_masks, reference_run
+from gru_jax.loop import (
+    Layout,
+    Run,
+    associative_run,
+    drive,
+    dropout_masks,
+    reference_run,
+    remat_chunk,
+)
 
 
 def _fused_run(cell: Cell, params, *, dtype=None, unroll: int = 1, rec_mask=None) -> Run:
@@ -161,9 +169,9 @@ def _initial_carry(cell: Cell, params, carry0, layout: Layout, xs, carry_dtype):
     flat = []
     for c, t in zip(leaves, trailing, strict=True):
         c = layout.flat(c, "carry0", t)
-        c = c.astype(carry_dtype or state_dtype(c.dtype, xs, params))
-        check_state("carry0", c, c.shape)  # its dtype: float or complex
-        flat.append(c)
+        if carry_dtype is None:
+            check_state("carry0", c, c.shape)  # its dtype: float or complex
+        flat.append(c.astype(carry_dtype or state_dtype(c.dtype, xs, params)))
     return tree.unflatten(flat)  # the cell's own structure (a list (c, h) as a tuple)
 
 
@@ -300,6 +308,7 @@ def scan(cell: Cell | str, params, xs, carry0=None, *, time_major=False, reverse
     T = xs.shape[0 if time_major else -2]
     carry = _initial_carry(cell, params, carry0, layout, xs, carry_dtype)
     seq_lengths, mask = _per_sequence(layout, T, seq_lengths, mask)
+    remat_chunk(remat, max(T, 1))  # checked here too: a length-0 sequence runs no loop
     xs_flat, rec_mask = _dropout(cell, layout.flat_seq(xs), layout, carry,
                                  dropout=dropout, recurrent_dropout=recurrent_dropout,
                                  deterministic=deterministic, rng=rng)
