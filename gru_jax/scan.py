@@ -258,7 +258,8 @@ def scan(cell: Cell | str, params, xs, carry0=None, *, time_major=False, reverse
         the outputs stay aligned with xs.
       seq_lengths: [*batch] int, valid length of each sequence, 0 <= length
         <= time: the carry returned is the state after the last valid step,
-        hs is zero past it. Concrete lengths (numpy, lists, jax arrays
+        hs is zero past it (with zero_output_for_mask=False it holds the last
+        output there, as at masked steps). Concrete lengths (numpy, lists, jax arrays
         outside jit) outside that range raise; traced ones (inside jit,
         where the values are unknown) are clamped to [0, time].
       mask: [*batch, time] bool ([time, *batch] if time_major), Keras's mask:

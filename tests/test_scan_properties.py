@@ -246,7 +246,7 @@ def _corruptions(cell, params, xs, carry0, kw, facts):
 
 @pytest.mark.parametrize("cell", list(CELLS))
 @given(data=st.data())
-@budget(10)
+@budget(15)
 def test_every_invalid_call_raises_one_line_naming_the_argument(cell, data):
     params, xs, carry0, kw, facts = data.draw(calls(cell))
     cases = _corruptions(cell, params, xs, carry0, kw, facts)
