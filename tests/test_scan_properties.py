@@ -147,7 +147,7 @@ def assert_close(got, want, facts, loose=1.0):
 
 @pytest.mark.parametrize("cell", list(CELLS))
 @given(data=st.data())
-@budget(12)
+@budget(9)
 def test_reference_scan_equals_a_python_loop_over_the_step(cell, data):
     params, xs, carry0, kw, facts = data.draw(calls(cell))
     facts["bf16"] = "dtype" in kw
@@ -161,7 +161,7 @@ def test_reference_scan_equals_a_python_loop_over_the_step(cell, data):
 
 
 @given(data=st.data())
-@budget(6)
+@budget(5)
 def test_fused_gradients_equal_the_reference_scans(data):
     """The hand-written backward against JAX's autodiff of the reference scan."""
     params, xs, carry0, kw, facts = data.draw(calls("gru", times=[3, 6], empty=False))
@@ -185,7 +185,7 @@ def test_fused_gradients_equal_the_reference_scans(data):
 
 
 @given(data=st.data())
-@budget(8)
+@budget(6)
 def test_traced_lengths_out_of_range_are_clamped_inside_jit(data):
     cell = data.draw(st.sampled_from(list(CELLS)))
     params, xs, carry0, kw, facts = data.draw(calls(cell, times=[3, 6], empty=False))
