@@ -29,7 +29,9 @@ from collections.abc import Callable, Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.cells.gru import gru_variant
+from gru_jax.cells.base import check_params
+from gru_jax.cells.gru import GRU, gru_variant
+from gru_jax.cells.lstm import LSTM
 
 _FLAX_GRU = {"ir": True, "iz": True, "in": True, "hr": False, "hz": False, "hn": True}
 
@@ -132,10 +134,29 @@ def _from_torch(sd, n_gates: int, what: str, one: Callable):
     """`one(w_ih, w_hh, b_ih, b_hh)` per layer and direction: one params dict for a
     single-layer unidirectional module, else the `init_stacked` list."""
     layers = _torch_layers(sd, what)
-    out = [{d: one(*_gates(g, _suffix(layer, j), n_gates, what))
-            for j, (d, g) in enumerate(zip(("fwd", "bwd"), dirs, strict=False))}
-           for layer, dirs in enumerate(layers)]
+    gates = [[_gates(g, _suffix(layer, j), n_gates, what) for j, g in enumerate(dirs)]
+             for layer, dirs in enumerate(layers)]
+    _check_stack(gates, n_gates)
+    out = [{d: one(*g) for d, g in zip(("fwd", "bwd"), dirs, strict=False)} for dirs in gates]
     return out[0]["fwd"] if len(out) == 1 and len(layers[0]) == 1 else out
+
+
+def _check_stack(gates: list[list[tuple]], n_gates: int) -> None:
+    """Every layer and direction of one hidden size (weight_hh_l0's), layer 0's
+    directions reading the same input, layer l > 0 reading D * hidden (torch's
+    layout); one line naming the tensor otherwise."""
+    D, H = len(gates[0]), gates[0][0][1].shape[1]
+    for layer, dirs in enumerate(gates):
+        for j, (w_ih, w_hh, _, _) in enumerate(dirs):
+            s = _suffix(layer, j)
+            if w_hh.shape[1] != H:
+                raise ValueError(f"weight_hh{s}: expected shape ({n_gates * H}, {H}) (hidden "
+                                 f"{H}, as weight_hh_l0), got {w_hh.shape}")
+            want, why = (gates[0][0][0].shape[1], "the input size of weight_ih_l0") if \
+                layer == 0 else (D * H, f"layer {layer} reads {D} direction(s) x hidden {H}")
+            if w_ih.shape[1] != want:
+                raise ValueError(f"weight_ih{s}: expected shape ({n_gates * H}, {want}) ({why}), "
+                                 f"got {w_ih.shape}")
 
 
 def _to_torch(params, one: Callable) -> dict:
@@ -185,6 +206,7 @@ def _gru_from_torch(w_ih, w_hh, b_ih, b_hh) -> dict:
 def _gru_to_torch(params: Mapping):
     if "w_ir" in params and gru_variant(params) == "reset_before":
         raise ValueError("torch.nn.GRU is reset_after; these params are reset_before")
+    check_params(GRU, params)
     keys = [f"{k}{g}" for k in ("w_i", "w_h", "b_i", "b_h") for g in "rzn"]
     p = _our_params(params, keys, "GRU")
     cat = lambda k: np.concatenate([p[f"{k}{g}"] for g in "rzn"], axis=0)  # noqa: E731
@@ -223,6 +245,7 @@ def _lstm_from_torch(w_ih, w_hh, b_ih, b_hh) -> dict:
 
 
 def _lstm_to_torch(params: Mapping):
+    check_params(LSTM, params)
     keys = [f"{k}{g}" for k in ("w_i", "w_h", "b_") for g in "ifgo"]
     p = _our_params(params, keys, "LSTM")
     b = np.concatenate([p[f"b_{g}"] for g in "ifgo"], axis=0)
@@ -287,6 +310,7 @@ def from_keras(weights: Sequence, reset_after: bool = True) -> dict:
 def to_keras(params: Mapping) -> list[np.ndarray]:
     """[kernel, recurrent_kernel, bias] for `keras.layers.GRU(H, reset_after=...)`
     .set_weights(), reset_after as the params' variant."""
+    check_params(GRU, params)
     reset_after = gru_variant(params) == "reset_after"
     keys = [f"{k}{g}" for k in ("w_i", "w_h", "b_i") + (("b_h",) if reset_after else ())
             for g in "rzn"]
@@ -331,6 +355,7 @@ def to_flax_gru_cell(params: Mapping) -> dict:
     reset_after params; b_hr and b_hz fold into the ir and iz biases."""
     if "w_ir" in params and gru_variant(params) == "reset_before":
         raise ValueError("flax GRUCell is reset_after; these params are reset_before")
+    check_params(GRU, params)
     keys = [f"{k}{g}" for k in ("w_i", "w_h", "b_i", "b_h") for g in "rzn"]
     p = {k: jnp.asarray(v) for k, v in _our_params(params, keys, "GRU").items()}
     return {

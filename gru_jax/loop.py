@@ -33,13 +33,20 @@ Run = Callable  # (carry, xs [T, B, I], mask [T, B] or None) -> (carry, ys [T, B
 def time_reverse(xs, seq_lengths=None):
     """Reverse the time axis (axis 0) of every leaf; with `seq_lengths` [batch],
     reverse only each sequence's valid prefix and leave the padding in place.
-    Its own inverse."""
+    Its own inverse.
+
+    Lengths outside [0, T] are clamped to it (a length past T reverses the
+    whole sequence, a negative one nothing): every gather index stays in
+    [0, T). `gru_jax.scan` refuses such lengths when they are concrete; this
+    clamp is what keeps traced ones (inside jit) from reading out of bounds.
+    """
     if seq_lengths is None:
         return jax.tree_util.tree_map(lambda x: x[::-1], xs)
 
     def rev(x):
         t = jnp.arange(x.shape[0])[:, None]
-        idx = jnp.where(t < seq_lengths[None, :], seq_lengths[None, :] - 1 - t, t)
+        lengths = jnp.clip(seq_lengths, 0, x.shape[0])[None, :]
+        idx = jnp.where(t < lengths, lengths - 1 - t, t)
         idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
         return jnp.take_along_axis(x, jnp.broadcast_to(idx, idx.shape[:2] + x.shape[2:]), axis=0)
 
@@ -157,7 +164,8 @@ def drive(run: Run, xs, carry0, *, time_major=False, reverse=False, seq_lengths=
 
     xs [batch, time, features] (or time-major) -> (carry, hs) in xs's layout.
     `seq_lengths` [batch] and `mask` ([batch, time], or [time, batch] if
-    time_major) combine: a step runs where both allow it. Reverse flips each
+    time_major) combine: a step runs where both allow it (a length past T
+    counts as T, a negative one as 0: safe for traced lengths). Reverse flips each
     valid prefix (with seq_lengths) or the whole time axis, the mask with it.
     zero_output_for_mask=False puts the last output (y0 before any) at masked steps.
     """

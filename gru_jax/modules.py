@@ -27,8 +27,17 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax.cells import CHRONO_CELLS as _CHRONO_CELLS
+from gru_jax.cells import GRU as _GRU_CELL
 from gru_jax.cells import gru_step
-from gru_jax.stacked import carry_dtype_of, gru_cell_with, init_cell, init_layer, layer_scan
+from gru_jax.cells.base import check_step
+from gru_jax.stacked import (
+    carry_dtype_of,
+    check_layer_input,
+    gru_cell_with,
+    init_cell,
+    init_layer,
+    layer_scan,
+)
 
 Initializer = Callable[..., jax.Array]
 
@@ -85,6 +94,8 @@ class _Layer(nn.Module):
     features: int | None = None
 
     def _run(self, name: str, cell, xs, carry0, seq_lengths, mask, reverse, deterministic):
+        if self.has_variable("params", name):  # ours before flax's multi-line shape error
+            check_layer_input(cell, self.get_variable("params", name), xs, self.merge_mode)
         params = self.param(name, lambda key: init_layer(
             cell, key, xs.shape[-1], hidden_of(self), num_layers=self.num_layers,
             bidirectional=self.bidirectional, merge_mode=self.merge_mode,
@@ -182,8 +193,16 @@ class GRUCell(nn.RNNCellBase):
 
     @nn.compact
     def __call__(self, carry, x):
+        """carry [*batch, hidden], x [*batch, input] (the same batch shape) -> (h', h');
+        h' complex when x is (flax's GRUCell too)."""
+        if jnp.ndim(x) < 1:
+            raise ValueError(f"GRUCell: x must be [*batch, input], got shape {list(jnp.shape(x))}")
+        if self.has_variable("params", "gru"):  # ours before flax's multi-line shape error
+            check_step("GRUCell", _GRU_CELL, self.get_variable("params", "gru"), carry, x,
+                       "carry")
         params = self.param("gru", lambda key: init_cell(
             "gru", key, x.shape[-1], hidden_of(self), **init_options(self, "gru")))
+        check_step("GRUCell", _GRU_CELL, params, carry, x, "carry")
         h = gru_step(params, carry, x, dtype=self.dtype, gate_fn=self.gate_fn,
                      activation_fn=self.activation_fn)
         return h, h

@@ -24,7 +24,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from gru_jax.cells import GRU as _GRU_CELL
 from gru_jax.cells import gru_step
+from gru_jax.cells.base import check_step, shape_str
 from gru_jax.stacked import carry_dtype_of, gru_cell_with, init_cell, init_layer, layer_scan
 
 Initializer = Callable[..., jax.Array]
@@ -47,7 +49,21 @@ class _HasParams(nnx.Module):
         return jax.tree_util.tree_map(_value, self.params, is_leaf=_is_var)
 
     def set_params(self, params) -> None:
-        """Assign a params pytree of the same structure (e.g. from `gru_jax.interop`)."""
+        """Assign a params pytree of the same structure and shapes (e.g. from
+        `gru_jax.interop`); anything else raises one line naming the entry."""
+        held = jax.tree_util.tree_flatten_with_path(self.get_params())
+        given = jax.tree_util.tree_flatten_with_path(params)
+        if held[1] != given[1]:
+            have = {jax.tree_util.keystr(p) for p, _ in held[0]}
+            got = {jax.tree_util.keystr(p) for p, _ in given[0]}
+            raise ValueError(f"set_params: params must have the structure of get_params(); "
+                             f"missing {sorted(have - got)}, unexpected {sorted(got - have)}"
+                             + ("" if have != got else f" (containers differ: got {given[1]})"))
+        for (path, old), (_, new) in zip(held[0], given[0], strict=True):
+            if jnp.shape(new) != jnp.shape(old):
+                raise ValueError(f"set_params: params{jax.tree_util.keystr(path)} has shape "
+                                 f"{shape_str(jnp.shape(new))}, this module holds "
+                                 f"{shape_str(jnp.shape(old))}")
         jax.tree_util.tree_map(lambda v, x: v.set_value(jnp.asarray(x)), self.params, params,
                                is_leaf=_is_var)
 
@@ -162,7 +178,11 @@ class GRUCell(_HasParams):
         self.gate_fn, self.activation_fn = gate_fn, activation_fn
 
     def __call__(self, carry, x):
-        h = gru_step(self.get_params(), carry, x, dtype=self.dtype, gate_fn=self.gate_fn,
+        """carry [*batch, hidden], x [*batch, input] (the same batch shape) -> (h', h');
+        h' complex when x is (flax's GRUCell too)."""
+        params = self.get_params()
+        check_step("GRUCell", _GRU_CELL, params, carry, x, "carry")
+        h = gru_step(params, carry, x, dtype=self.dtype, gate_fn=self.gate_fn,
                      activation_fn=self.activation_fn)
         return h, h
 

@@ -23,14 +23,25 @@ function; import this module's other names with ``from gru_jax.scan import ...``
 from __future__ import annotations
 
 import enum
+import operator
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gru_jax.cells import GRU, LSTM, MINGRU, RNN, Cell, get_cell, gru_variant
 from gru_jax.cells.base import carry_dtype as default_carry_dtype
-from gru_jax.loop import Layout, Run, associative_run, drive, dropout_masks, reference_run
+from gru_jax.cells.base import check_params, check_state, is_complex, shape_str, state_dtype
+from gru_jax.loop import (
+    Layout,
+    Run,
+    associative_run,
+    drive,
+    dropout_masks,
+    reference_run,
+    remat_chunk,
+)
 
 
 def _fused_run(cell: Cell, params, *, dtype=None, unroll: int = 1, rec_mask=None) -> Run:
@@ -107,6 +118,8 @@ def resolve_impl(impl: Impl | str, cell: Cell, params, backend: str | None = Non
 
 def _check_xs(cell: Cell, params, xs):
     xs = jnp.asarray(xs)
+    if not (jnp.issubdtype(xs.dtype, jnp.number)):
+        raise TypeError(f"xs must be a float, complex or int array, got {xs.dtype}")
     want = cell.input_size(params) if cell.input_size is not None else xs.shape[-1]
     if xs.ndim >= 1 and xs.shape[-1] != want:
         raise ValueError(f"xs has {xs.shape[-1]} features (last axis of shape "
@@ -114,37 +127,98 @@ def _check_xs(cell: Cell, params, xs):
     return xs
 
 
+def _check_options(time_major, reverse, zero_output_for_mask, unroll) -> None:
+    for name, v in (("time_major", time_major), ("reverse", reverse),
+                    ("zero_output_for_mask", zero_output_for_mask)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a bool, got {v!r}")
+    try:
+        ok = isinstance(unroll, (bool, np.bool_)) or operator.index(unroll) >= 1
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"unroll must be a positive int (or a bool, as lax.scan's), "
+                         f"got {unroll!r}")
+
+
 def _initial_carry(cell: Cell, params, carry0, layout: Layout, xs, carry_dtype):
     """carry0 (or zeros) flattened to [B, ...], in carry_dtype; the default dtype
-    is float32 (float64 for float64 params), complex for complex inputs."""
+    is float32 (float64 for float64 params), complex for complex inputs or params
+    (a given real carry0 too: a real state would drop the imaginary part)."""
     zeros = cell.zero_carry(params, (1,))
-    if carry_dtype is None and carry0 is None:
-        carry_dtype = jnp.result_type(default_carry_dtype(params),
-                                      *(xs.dtype,) * jnp.iscomplexobj(xs))
-    if carry0 is None:
-        carry = jax.tree_util.tree_map(
-            lambda z: jnp.zeros((layout.batch, *z.shape[1:]), carry_dtype), zeros)
-    else:
-        trailing = [z.shape[1:] for z in jax.tree_util.tree_leaves(zeros)]
-        leaves, tree = jax.tree_util.tree_flatten(carry0)
-        carry = tree.unflatten([layout.flat(c, "carry0", t) for c, t in zip(
-            leaves, trailing, strict=True)])
     if carry_dtype is not None:
-        carry = jax.tree_util.tree_map(lambda c: c.astype(carry_dtype), carry)
-    return carry
+        carry_dtype = jnp.dtype(carry_dtype)
+        if not jnp.issubdtype(carry_dtype, jnp.inexact):
+            raise TypeError(f"carry_dtype must be a float or complex dtype, got {carry_dtype}")
+        if not jnp.issubdtype(carry_dtype, jnp.complexfloating) and is_complex(xs, params):
+            raise TypeError(f"carry_dtype={carry_dtype} is real but the inputs or params are "
+                            "complex; pass a complex carry_dtype (or None)")
+    if carry0 is None:
+        dt = carry_dtype or state_dtype(default_carry_dtype(params), xs, params)
+        return jax.tree_util.tree_map(
+            lambda z: jnp.zeros((layout.batch, *z.shape[1:]), dt), zeros)
+    trailing = [z.shape[1:] for z in jax.tree_util.tree_leaves(zeros)]
+    leaves, _ = jax.tree_util.tree_flatten(carry0)
+    tree = jax.tree_util.tree_structure(zeros)
+    if len(leaves) != len(trailing) or (len(trailing) > 1 and not isinstance(
+            carry0, (tuple, list))):
+        want = "one array" if len(trailing) == 1 else f"a tuple of {len(trailing)} arrays"
+        raise ValueError(f"carry0 of the {cell.name} must be {want}, each "
+                         f"[*batch, hidden], got {type(carry0).__name__} with {len(leaves)} "
+                         "array(s)")
+    flat = []
+    for c, t in zip(leaves, trailing, strict=True):
+        c = layout.flat(c, "carry0", t)
+        if carry_dtype is None:
+            check_state("carry0", c, c.shape)  # its dtype: float or complex
+        flat.append(c.astype(carry_dtype or state_dtype(c.dtype, xs, params)))
+    return tree.unflatten(flat)  # the cell's own structure (a list (c, h) as a tuple)
+
+
+def _concrete(a):
+    """`a` as a numpy array, or None when it is traced (inside jit, vmap, grad)."""
+    try:
+        return np.asarray(a)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def check_lengths(seq_lengths, T: int):
+    """seq_lengths must be integers; when they are concrete (numpy, lists,
+    concrete jax arrays) each must lie in [0, T], else one ValueError naming
+    the first that does not. Traced lengths are not known until run time:
+    the time loop clamps them to [0, T] (`gru_jax.loop.time_reverse`), so
+    out-of-range values never gather outside the sequence. Returns them as an array."""
+    if not isinstance(seq_lengths, (jax.Array, np.ndarray)):  # a list, a tuple, an int
+        seq_lengths = np.asarray(seq_lengths)
+    dt = jnp.result_type(seq_lengths)
+    if not jnp.issubdtype(dt, jnp.integer) or dt == jnp.bool_:
+        raise TypeError(f"seq_lengths must be integers, got dtype {dt}")
+    values = _concrete(seq_lengths)
+    if values is not None and values.size:
+        bad = np.flatnonzero((values.ravel() < 0) | (values.ravel() > T))
+        if bad.size:
+            i = np.unravel_index(bad[0], values.shape)
+            at = ", ".join(map(str, i))
+            raise ValueError(f"seq_lengths must lie in [0, {T}] (the number of time steps), "
+                             f"got {values[i]} at [{at}]")
+    return seq_lengths
 
 
 def _per_sequence(layout: Layout, T: int, seq_lengths, mask):
     """seq_lengths [*batch] -> [B]; mask [*batch, T] ([T, *batch] if time_major) -> [B, T]
     ([T, B]); each checked, one line if it does not fit."""
     if seq_lengths is not None:
+        seq_lengths = check_lengths(seq_lengths, T)
         seq_lengths = layout.flat(seq_lengths, "seq_lengths")
     if mask is not None:
         mask = jnp.asarray(mask)
         want = (T, *layout.batch_shape) if layout.time_major else (*layout.batch_shape, T)
         if mask.shape != want:
-            raise ValueError(f"mask must have shape {list(want)} (as xs without features), "
-                             f"got {list(mask.shape)}")
+            raise ValueError(f"mask must have shape {shape_str(want)} (as xs without features), "
+                             f"got {shape_str(mask.shape)}")
+        if not (mask.dtype == jnp.bool_ or jnp.issubdtype(mask.dtype, jnp.integer)):
+            raise TypeError(f"mask must be bool (True: run the step), got dtype {mask.dtype}")
         mask = layout.flat_seq(mask)
     return seq_lengths, mask
 
@@ -182,8 +256,12 @@ def scan(cell: Cell | str, params, xs, carry0=None, *, time_major=False, reverse
         pair (c, h) for the LSTM.
       reverse: run back to front (over each valid prefix with `seq_lengths`);
         the outputs stay aligned with xs.
-      seq_lengths: [*batch] int, valid length of each sequence: the carry
-        returned is the state after the last valid step, hs is zero past it.
+      seq_lengths: [*batch] int, valid length of each sequence, 0 <= length
+        <= time: the carry returned is the state after the last valid step,
+        hs is zero past it (with zero_output_for_mask=False it holds the last
+        output there, as at masked steps). Concrete lengths (numpy, lists, jax arrays
+        outside jit) outside that range raise; traced ones (inside jit,
+        where the values are unknown) are clamped to [0, time].
       mask: [*batch, time] bool ([time, *batch] if time_major), Keras's mask:
         where False the step is skipped (the carry is held); holes allowed.
       zero_output_for_mask: outputs at masked steps are zero (True), or the
@@ -212,18 +290,30 @@ def scan(cell: Cell | str, params, xs, carry0=None, *, time_major=False, reverse
     Returns:
       (carry, hs [*batch, time, hidden]) in xs's layout. A sequence of
       length 0 returns carry0 (zeros by default) and an empty hs.
+
+    Raises:
+      ValueError / TypeError, one line naming the argument, what it got and
+      what it must be: params that are not `cell`'s, xs without [time,
+      features] or with the wrong feature size, a carry0, seq_lengths or
+      mask whose shape is not xs's batch shape (no broadcasting), integer
+      carries, float lengths or masks, a real carry_dtype with complex
+      inputs, an impl that does not apply. The checks read shapes and dtypes
+      (trace time, nothing in the compiled loop), and the values of concrete
+      seq_lengths.
     """
     cell = get_cell(cell) if isinstance(cell, str) else cell
+    check_params(cell, params)
+    _check_options(time_major, reverse, zero_output_for_mask, unroll)
     xs = _check_xs(cell, params, xs)
     layout = Layout.of(xs, time_major)
     T = xs.shape[0 if time_major else -2]
     carry = _initial_carry(cell, params, carry0, layout, xs, carry_dtype)
     seq_lengths, mask = _per_sequence(layout, T, seq_lengths, mask)
+    remat_chunk(remat, max(T, 1))  # checked here too: a length-0 sequence runs no loop
     xs_flat, rec_mask = _dropout(cell, layout.flat_seq(xs), layout, carry,
                                  dropout=dropout, recurrent_dropout=recurrent_dropout,
                                  deterministic=deterministic, rng=rng)
-    needs = Needs(jnp.iscomplexobj(xs) or any(
-        jnp.iscomplexobj(c) for c in jax.tree_util.tree_leaves(carry)), rec_mask is not None)
+    needs = Needs(is_complex(xs, carry, params), rec_mask is not None)
     chosen = resolve_impl(impl, cell, params, needs=needs)
     if T == 0:
         hidden = cell.hidden_of(carry)

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax.cells import GRU, Cell, get_cell
+from gru_jax.cells.base import check_params, hidden_size_of
 from gru_jax.cells.gru import gru_recur
 from gru_jax.scan import scan
 
@@ -71,6 +72,10 @@ def bidirectional(scan_fn: Callable, params_fwd, params_bwd, xs, carry0=None, *,
     """
     if merge_mode not in MERGE_MODES and merge_mode is not None:
         raise ValueError(f"merge_mode must be one of {MERGE_MODES} or None, got {merge_mode!r}")
+    if carry0 is not None and not (isinstance(carry0, (tuple, list)) and len(carry0) == 2):
+        got = f" of shape {list(carry0.shape)}" if hasattr(carry0, "shape") else ""
+        raise ValueError("carry0 must be None or the pair (carry_fwd, carry_bwd), got "
+                         f"{type(carry0).__name__}{got}")
     cf0, cb0 = (None, None) if carry0 is None else carry0
     rng = kw.pop("rng", None)  # each direction its own dropout masks (as Keras's two layers)
     rf, rb = (None, None) if rng is None else jax.random.split(rng)
@@ -184,6 +189,51 @@ def num_directions(params) -> int:
     raise ValueError(f"every layer needs keys ('fwd',) or ('bwd', 'fwd'), got {sorted(ds)}")
 
 
+def check_layers(cell: Cell, params, n_features: int, merge_mode: str = "concat") -> None:
+    """Every layer and direction `cell`'s params, layer 0 reading `n_features`,
+    layer l > 0 its predecessor's merged output (D * hidden for concat, else
+    hidden), both directions of a layer the same hidden size; one line naming
+    params[l][d] otherwise. Shapes only (trace time)."""
+    D = num_directions(params)
+    if D == 2 and merge_mode not in MERGE_MODES:
+        raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
+    size, source = n_features, "xs has"
+    for i, layer in enumerate(params):
+        hidden = {}
+        for d in DIRECTIONS[:D]:
+            check_params(cell, layer[d])
+            takes = cell.input_size(layer[d]) if cell.input_size else size
+            if takes != size:
+                raise ValueError(f"params[{i}][{d!r}] takes {takes} input features, but "
+                                 f"{source} {size}; build the layers with init_stacked(..., "
+                                 f"input_size, merge_mode={merge_mode!r})")
+            hidden[d] = hidden_size_of(layer[d])
+        if len(set(hidden.values())) > 1:
+            raise ValueError(f"params[{i}]: the two directions differ in hidden size "
+                             f"({hidden['fwd']} and {hidden['bwd']})")
+        size = hidden["fwd"] * (D if merge_mode == "concat" else 1)
+        source = f"layer {i}'s output ({D} direction(s) x hidden {hidden['fwd']}, " \
+                 f"merge_mode={merge_mode!r}) has"
+
+
+def check_layer_input(cell: Cell | str, params, xs, merge_mode: str = "concat") -> None:
+    """`init_layer`'s params (one cell's dict, or stacked layers) against xs
+    [..., features]: the checks `layer_scan` makes, for modules to run before
+    flax's own (multi-line) parameter shape check."""
+    cell = _cell(cell)
+    if jnp.ndim(xs) < 2:
+        raise ValueError(f"xs must be [..., time, features], got shape {list(jnp.shape(xs))}")
+    n = jnp.shape(xs)[-1]
+    if not isinstance(params, (list, tuple)):
+        check_params(cell, params)
+        takes = cell.input_size(params) if cell.input_size else n
+        if takes != n:
+            raise ValueError(f"xs has {n} features (last axis of shape {list(jnp.shape(xs))}); "
+                             f"these {cell.name} params take {takes}")
+    else:
+        check_layers(cell, params, n, merge_mode)
+
+
 def _dropout(rng, rate: float, h: jax.Array) -> jax.Array:
     keep = jax.random.bernoulli(rng, 1.0 - rate, h.shape)
     return jnp.where(keep, h / (1.0 - rate), jnp.zeros_like(h))
@@ -224,6 +274,9 @@ def stacked_scan(cell: Cell | str, params, xs, carry0=None, *, merge_mode: str =
     scan_fn = scan_fn_of(cell)
     D = num_directions(params)
     L = len(params)
+    if jnp.ndim(xs) < 2:
+        raise ValueError(f"xs must be [..., time, features], got shape {list(jnp.shape(xs))}")
+    check_layers(_cell(cell), params, jnp.shape(xs)[-1], merge_mode)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     drop = dropout > 0.0 and not deterministic and L > 1
@@ -291,6 +344,6 @@ def layer_scan(cell: Cell | str, params, xs, carry0=None, *, reverse: bool = Fal
     return stacked_scan(cell, params, xs, carry0, **kw)
 
 
-__all__ = ["MERGE_MODES", "bidirectional", "carry_dtype_of", "gru_cell_with", "init_cell",
-           "init_layer", "init_stacked", "layer_scan", "merge", "num_directions", "scan_fn_of",
-           "stacked_scan"]
+__all__ = ["MERGE_MODES", "bidirectional", "carry_dtype_of", "check_layer_input", "check_layers",
+           "gru_cell_with", "init_cell", "init_layer", "init_stacked", "layer_scan", "merge",
+           "num_directions", "scan_fn_of", "stacked_scan"]

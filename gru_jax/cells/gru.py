@@ -34,7 +34,15 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax.cells import initializers as _init
-from gru_jax.cells.base import Cell, Params, carry_dtype, hidden_size_of
+from gru_jax.cells.base import (
+    Cell,
+    Params,
+    anchor_sizes,
+    carry_dtype,
+    check_step,
+    hidden_size_of,
+    state_dtype,
+)
 
 VARIANTS = ("reset_after", "reset_before")
 
@@ -155,12 +163,17 @@ def gru_recur(params: Params, h: jax.Array, xp, dtype=None, rec_mask=None, *,
 
 def gru_step(params: Params, h: jax.Array, x: jax.Array, *, dtype=None,
              gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh) -> jax.Array:
-    """One GRU step for your own loops: h [batch, hidden], x [batch, input] -> h'.
+    """One GRU step for your own loops: h [*batch, hidden], x [*batch, input] -> h'
+    [*batch, hidden]; h and x share the batch shape exactly (no broadcasting,
+    as torch's GRUCell), else one ValueError naming the shapes.
 
     `dtype` is the compute dtype of the matrix products (e.g. jnp.bfloat16,
-    accumulated in float32); the state keeps the dtype of `h`. `gate_fn` /
+    accumulated in float32); the state keeps the dtype of `h`, made complex
+    when x or the params are (flax's GRUCell too). `gate_fn` /
     `activation_fn` replace sigmoid / tanh (flax's GRUCell hooks).
     """
+    check_step("gru_step", GRU, params, h, x)
+    h = jnp.asarray(h).astype(state_dtype(jnp.result_type(h), x, params))
     return gru_recur(params, h, gru_project(params, x, dtype), dtype, gate_fn=gate_fn,
                      activation_fn=activation_fn)
 
@@ -174,5 +187,13 @@ def _zero_carry(params, batch_shape):
     return jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
 
 
+def gru_param_shapes(params) -> dict[str, tuple]:
+    """{name: shape} of GRU params of `params`' variant, sizes read from w_ir."""
+    In, H = anchor_sizes(params, "w_ir", "gru")
+    shapes = {f"w_i{g}": (In, H) for g in "rzn"} | {f"w_h{g}": (H, H) for g in "rzn"}
+    biases = ("b_i", "b_h") if gru_variant(params) == "reset_after" else ("b_i",)
+    return shapes | {f"{b}{g}": (H,) for b in biases for g in "rzn"}
+
+
 GRU = Cell("gru", init_gru, gru_project, _step, _zero_carry, lambda h: h,
-           lambda params: params["w_ir"].shape[0])
+           lambda params: params["w_ir"].shape[0], gru_param_shapes)

@@ -18,7 +18,15 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax.cells import initializers as _init
-from gru_jax.cells.base import Cell, Params, carry_dtype, hidden_size_of
+from gru_jax.cells.base import (
+    Cell,
+    Params,
+    anchor_sizes,
+    carry_dtype,
+    check_step,
+    hidden_size_of,
+    state_dtype,
+)
 
 GATES = "ifgo"
 
@@ -69,7 +77,12 @@ def lstm_recur(params: Params, carry, xp, dtype=None, rec_mask=None):
 
 
 def lstm_step(params: Params, carry, x: jax.Array, *, dtype=None):
-    """One LSTM step for your own loops: (c, h), x [batch, input] -> (c', h')."""
+    """One LSTM step for your own loops: (c, h) each [*batch, hidden], x [*batch,
+    input] -> (c', h'); the state keeps its dtypes, made complex when x or the
+    params are. Shapes that do not agree raise one ValueError."""
+    check_step("lstm_step", LSTM, params, carry, x, "carry", ("c", "h"))
+    carry = tuple(jnp.asarray(a).astype(state_dtype(jnp.result_type(a), x, params))
+                  for a in carry)
     return lstm_recur(params, carry, lstm_project(params, x, dtype), dtype)
 
 
@@ -83,5 +96,12 @@ def _zero_carry(params, batch_shape):
     return z, z
 
 
+def lstm_param_shapes(params) -> dict[str, tuple]:
+    """{name: shape} of LSTM params, sizes read from w_ii."""
+    In, H = anchor_sizes(params, "w_ii", "lstm")
+    return ({f"w_i{g}": (In, H) for g in GATES} | {f"w_h{g}": (H, H) for g in GATES}
+            | {f"b_{g}": (H,) for g in GATES})
+
+
 LSTM = Cell("lstm", init_lstm, lstm_project, _step, _zero_carry, lambda c: c[1],
-            lambda params: params["w_ii"].shape[0])
+            lambda params: params["w_ii"].shape[0], lstm_param_shapes)

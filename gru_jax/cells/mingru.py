@@ -18,7 +18,15 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax.cells import initializers as _init
-from gru_jax.cells.base import Cell, Params, carry_dtype, hidden_size_of
+from gru_jax.cells.base import (
+    Cell,
+    Params,
+    anchor_sizes,
+    carry_dtype,
+    check_step,
+    hidden_size_of,
+    state_dtype,
+)
 
 
 def init_mingru(
@@ -49,7 +57,10 @@ def mingru_project(params: Params, x: jax.Array, dtype=None):
 
 
 def mingru_step(params: Params, h: jax.Array, x: jax.Array, *, dtype=None) -> jax.Array:
-    """One minGRU step for your own loops: h [batch, hidden], x [batch, input] -> h'."""
+    """One minGRU step for your own loops: h [*batch, hidden], x [*batch, input] -> h'
+    (the batch shapes equal; h's dtype, made complex when x or the params are)."""
+    check_step("mingru_step", MINGRU, params, h, x)
+    h = jnp.asarray(h).astype(state_dtype(jnp.result_type(h), x, params))
     a, b = mingru_project(params, x, dtype)
     return (a * h + b).astype(h.dtype)
 
@@ -66,5 +77,11 @@ def _zero_carry(params, batch_shape):
     return jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
 
 
+def mingru_param_shapes(params) -> dict[str, tuple]:
+    """{name: shape} of minGRU params, sizes read from w_z."""
+    In, H = anchor_sizes(params, "w_z", "mingru")
+    return {"w_z": (In, H), "w_h": (In, H), "b_z": (H,), "b_h": (H,)}
+
+
 MINGRU = Cell("mingru", init_mingru, mingru_project, _step, _zero_carry, lambda h: h,
-              lambda params: params["w_z"].shape[0])
+              lambda params: params["w_z"].shape[0], mingru_param_shapes)

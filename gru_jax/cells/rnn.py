@@ -12,7 +12,15 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax.cells import initializers as _init
-from gru_jax.cells.base import Cell, Params, carry_dtype, hidden_size_of
+from gru_jax.cells.base import (
+    Cell,
+    Params,
+    anchor_sizes,
+    carry_dtype,
+    check_step,
+    hidden_size_of,
+    state_dtype,
+)
 
 
 def init_rnn(
@@ -46,7 +54,10 @@ def rnn_recur(params: Params, h: jax.Array, xp: jax.Array, dtype=None,
 
 
 def rnn_step(params: Params, h: jax.Array, x: jax.Array, *, dtype=None) -> jax.Array:
-    """One tanh-RNN step for your own loops: h [batch, hidden], x [batch, input] -> h'."""
+    """One tanh-RNN step for your own loops: h [*batch, hidden], x [*batch, input] -> h'
+    (the batch shapes equal; h's dtype, made complex when x or the params are)."""
+    check_step("rnn_step", RNN, params, h, x)
+    h = jnp.asarray(h).astype(state_dtype(jnp.result_type(h), x, params))
     return rnn_recur(params, h, rnn_project(params, x, dtype), dtype)
 
 
@@ -59,5 +70,11 @@ def _zero_carry(params, batch_shape):
     return jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
 
 
+def rnn_param_shapes(params) -> dict[str, tuple]:
+    """{name: shape} of tanh-RNN params, sizes read from w_i."""
+    In, H = anchor_sizes(params, "w_i", "rnn")
+    return {"w_i": (In, H), "w_h": (H, H), "b": (H,)}
+
+
 RNN = Cell("rnn", init_rnn, rnn_project, _step, _zero_carry, lambda h: h,
-           lambda params: params["w_i"].shape[0])
+           lambda params: params["w_i"].shape[0], rnn_param_shapes)
