@@ -61,3 +61,31 @@ def default_plan(backend: str | None = None) -> Plan:
     if backend == "cpu":
         return Plan(proj="step")
     return Plan(proj="block", block_elems=1 << 24, unroll=4)
+
+
+def packing_pays(backend: str | None, hidden_size: int, batch: int, num_members: int) -> bool:
+    """Whether `jax.vmap` over `num_members` runs of the fused GRU's training step
+    beats running them one by one, per member, on `backend` (default: the
+    current one): True packs, False runs apart.
+
+    Measured (``python scripts/bench.py --mode=vmap``: K = 8, batch 32, T = 200,
+    input 2; medians, interleaved, one process):
+
+    - GPU (H100, the trainer's ensemble mode, hidden 32, batch 64): 8.25x; a GPU
+      is launch-bound at these sizes, so packing pays everywhere.
+    - CPU (2-core EPYC, heavily shared, load 5-12): with the member-native
+      kernels and their vmap rule (`gru_jax.fused.members`), per-member speed-up
+      0.57x / 0.92x / 1.44x / 0.70x at hidden 16 / 32 / 64 / 128 (before them:
+      0.49x / 0.63x / 0.58x / 0.70x). Only the hidden sizes near 64 gain; at 16
+      the packed backward's block work still costs more than it saves, and at 128
+      one member's products already keep the two cores busy.
+
+    So on CPU it packs for 48 <= hidden <= 96 and batches up to 64 (the measured
+    regime); a single member never packs.
+    """
+    if num_members < 2:
+        return False
+    backend = backend or jax.default_backend()
+    if backend != "cpu":
+        return True
+    return 48 <= hidden_size <= 96 and batch <= 64
