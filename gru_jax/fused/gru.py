@@ -354,7 +354,8 @@ def _core_fwd(plan, dtype, fp, h0, xs, mask):
     args = jax.tree_util.tree_map(
         lambda a: a.value, (fp, h0, xs, mask),
         is_leaf=lambda a: isinstance(a, jax.custom_derivatives.CustomVJPPrimal))
-    if plan.save == "gh":
+    K, T, B, _ = args[2].shape
+    if plan.saves_gh(T, K * B, args[1].shape[-1]):
         h_last, hc, gh = forward(plan, dtype, *args, save_gh=True)
     else:
         (h_last, hc), gh = forward(plan, dtype, *args), None
