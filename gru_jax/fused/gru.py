@@ -41,9 +41,18 @@ bench's ablation mode): on CPU the three input
 products run inside the step (flax's way) and nothing is unrolled: on
 XLA:CPU a fresh large buffer costs page faults (~0.3 ms per MB), so writing a
 [time, batch, 3H] projection costs more than three small products per step,
-and blocks are kept cache-sized (block * batch * hidden ~ 2^18). On GPU the
+and blocks are kept cache-sized (block * batch * hidden ~ 2^18); at large
+steps the forward stores h W_h for the backward (`Plan.save`). On GPU the
 input products are hoisted, one large product per block, and the per-step
 loops are unrolled 4x (kernel-launch bound at small batch).
+
+Members: every loop runs K GRUs at once (params with a leading member axis,
+arrays member-major [K, T, B, ...]; each product one dot_general with the member
+as its batch dimension, a plain product at K = 1). `fused_run` is K = 1, and a
+`jax.vmap` over runs (of the loss, of its gradient, or inside `jax.grad`) folds
+the vmapped axis into K (`gru_jax.fused.members`), so an ensemble is one loop
+instead of per-op batching. Whether that pays per backend and size:
+`gru_jax.fused.plan.packing_pays`.
 
 The gate math (forward gates, the update and the factors K, A, z) is
 `gru_jax.cells.gru`'s, shared with the reference step; this module holds
