@@ -87,12 +87,15 @@ def packing_pays(backend: str | None, hidden_size: int, batch: int, num_members:
 
     - GPU (H100, the trainer's ensemble mode, hidden 32, batch 64): 8.25x; a GPU
       is launch-bound at these sizes, so packing pays everywhere.
-    - CPU (2-core EPYC, heavily shared, load 5-12): with the member-native
-      kernels and their vmap rule (`gru_jax.fused.members`), per-member speed-up
-      0.57x / 0.92x / 1.44x / 0.70x at hidden 16 / 32 / 64 / 128 (before them:
-      0.49x / 0.63x / 0.58x / 0.70x). Only the hidden sizes near 64 gain; at 16
-      the packed backward's block work still costs more than it saves, and at 128
-      one member's products already keep the two cores busy.
+    - CPU (2-core EPYC shared with other jobs, load 6-12 throughout): with the
+      member-native kernels and their vmap rule (`gru_jax.fused.members`), the
+      per-member speed-up over one by one in three runs at hidden 16 / 32 / 64
+      / 128 was 0.57, 0.71, 0.46 / 0.92, 0.80, 0.49 / 1.44, 0.44, 1.27 / 0.70,
+      1.09, 1.00 (medians 0.57x / 0.80x / 1.27x / 1.00x; before them 0.49x /
+      0.63x / 0.58x / 0.70x in one run). Only hidden sizes near 64 gain: at 16
+      and 32 the packed backward's batched block products still cost more than
+      the per-step overhead they save, and at 128 one member's products
+      already keep the two cores busy.
 
     So on CPU it packs for 48 <= hidden <= 96 and batches up to 64 (the measured
     regime); a single member never packs.
