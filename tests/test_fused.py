@@ -166,3 +166,23 @@ def test_block_len():
 def test_bad_plan_is_refused(bad):
     with pytest.raises(ValueError):
         Plan(**bad)
+
+
+def test_save_auto_stores_products_only_where_a_step_is_large():
+    auto = Plan()
+    assert auto.save == "auto"
+    assert auto.saves_gh(200, 128, 256) and not auto.saves_gh(1000, 32, 128)
+    assert not auto.saves_gh(100_000, 128, 256)  # 9.8 GB of products: recompute instead
+    assert Plan(save="gh").saves_gh(1, 1, 1) and not Plan(save="h").saves_gh(200, 128, 256)
+
+
+def test_save_auto_at_a_large_step_matches_reference():
+    """batch * hidden = 2^15: the auto plan stores h W_h; values and gradients unchanged."""
+    k = jax.random.split(jax.random.key(3), 3)
+    p = init_gru(k[0], 2, 256, param_dtype=jnp.float64)
+    xs = jax.random.normal(k[1], (128, 3, 2), jnp.float64)
+    h0 = jax.random.normal(k[2], (128, 256), jnp.float64)
+    assert Plan().saves_gh(3, 128, 256)
+    ref, fused = _runs(Plan(), None, False, False)
+    _assert_close(_loss(ref, True)(p, xs, h0), _loss(fused, True)(p, xs, h0),
+                  rtol=1e-9, atol=1e-11)

@@ -41,9 +41,18 @@ bench's ablation mode): on CPU the three input
 products run inside the step (flax's way) and nothing is unrolled: on
 XLA:CPU a fresh large buffer costs page faults (~0.3 ms per MB), so writing a
 [time, batch, 3H] projection costs more than three small products per step,
-and blocks are kept cache-sized (block * batch * hidden ~ 2^18). On GPU the
+and blocks are kept cache-sized (block * batch * hidden ~ 2^18); at large
+steps the forward stores h W_h for the backward (`Plan.save`). On GPU the
 input products are hoisted, one large product per block, and the per-step
 loops are unrolled 4x (kernel-launch bound at small batch).
+
+Members: every loop runs K GRUs at once (params with a leading member axis,
+arrays member-major [K, T, B, ...]; each product one dot_general with the member
+as its batch dimension, a plain product at K = 1). `fused_run` is K = 1, and a
+`jax.vmap` over runs (of the loss, of its gradient, or inside `jax.grad`) folds
+the vmapped axis into K (`gru_jax.fused.members`), so an ensemble is one loop
+instead of per-op batching. Whether that pays per backend and size:
+`gru_jax.fused.plan.packing_pays`.
 
 The gate math (forward gates, the update and the factors K, A, z) is
 `gru_jax.cells.gru`'s, shared with the reference step; this module holds
@@ -61,38 +70,44 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax.cells.gru import gru_update, reset_after_factors, reset_after_gates
-from gru_jax.cells.initializers import dot
+from gru_jax.fused.members import members_vmap
 from gru_jax.fused.plan import Plan, default_plan
 
 _SymbolicZero = jax.custom_derivatives.SymbolicZero
 
 
 class FusedParams(NamedTuple):
-    """The GRU params laid out for the fused loops (reset_after)."""
+    """The GRU params of K members laid out for the fused loops (reset_after)."""
 
-    w_i: tuple  # (W_ir, W_iz, W_in), each [input, hidden]
-    b_i: tuple  # (b_ir + b_hr, b_iz + b_hz, b_in), each [hidden]
-    w_h: jax.Array  # [W_hr | W_hz | W_hn], [hidden, 3 hidden]
-    b_hn: jax.Array  # [hidden]
+    w_i: tuple  # (W_ir, W_iz, W_in), each [K, input, hidden]
+    b_i: tuple  # (b_ir + b_hr, b_iz + b_hz, b_in), each [K, hidden]
+    w_h: jax.Array  # [W_hr | W_hz | W_hn], [K, hidden, 3 hidden]
+    b_hn: jax.Array  # [K, hidden]
 
 
 class Residuals(NamedTuple):
-    """What the forward keeps for the backward."""
+    """What the forward keeps for the backward (member-major: member axis first)."""
 
     fp: FusedParams
-    h0: jax.Array  # [B, H]
-    xs: jax.Array  # [T, B, I]
-    mask: jax.Array | None  # [T, B] bool
-    hc: jax.Array  # [T, B, H], the carry after every step
-    gh: jax.Array | None  # [T, B, 3H], h_{t-1} W_h (Plan.save == "gh")
+    h0: jax.Array  # [K, B, H]
+    xs: jax.Array  # [K, T, B, I]
+    mask: jax.Array | None  # [K, T, B] bool
+    hc: jax.Array  # [K, T, B, H], the carry after every step
+    gh: jax.Array | None  # [K, T, B, 3H], h_{t-1} W_h (Plan.save == "gh")
 
 
 def fuse_params(params) -> FusedParams:
-    """Per-gate params -> FusedParams; the hidden biases of r and z fold into b_i."""
-    p = params
-    w_h = jnp.concatenate([p["w_hr"], p["w_hz"], p["w_hn"]], axis=1)
+    """Per-gate params of one GRU ([in, out] kernels) or of K stacked ([K, in, out])
+    -> FusedParams (member axis first); the hidden biases of r and z fold into b_i."""
+    p = params if params["w_hr"].ndim == 3 else jax.tree_util.tree_map(lambda a: a[None], params)
+    w_h = jnp.concatenate([p["w_hr"], p["w_hz"], p["w_hn"]], axis=-1)
     return FusedParams((p["w_ir"], p["w_iz"], p["w_in"]),
                        (p["b_ir"] + p["b_hr"], p["b_iz"] + p["b_hz"], p["b_in"]), w_h, p["b_hn"])
+
+
+def _bias(b, like):
+    """A per-member bias [K, H] shaped to broadcast over `like` [K, ..., H]."""
+    return b.reshape(b.shape[0], *(1,) * (like.ndim - 2), b.shape[-1])
 
 
 def _split3(a):
@@ -100,45 +115,105 @@ def _split3(a):
     return a[..., :H], a[..., H:2 * H], a[..., 2 * H:]
 
 
-def _flat(a):
-    return a.reshape(-1, a.shape[-1])
-
-
 def _dyn(a, start, size):
-    return jax.lax.dynamic_slice_in_dim(a, start, size, axis=0)
+    """Steps [start, start + size) of a member-major [K, T, ...] array."""
+    return jax.lax.dynamic_slice_in_dim(a, start, size, axis=1)
+
+
+def _at(a, t):
+    """Step t of a member-major [K, T, ...] array -> [K, ...]."""
+    return jax.lax.dynamic_index_in_dim(a, t, axis=1, keepdims=False)
 
 
 def _before(hc, h0, s):
-    """The carry before step s: h0 at s = 0, else hc[s - 1]."""
-    return jnp.where(s == 0, h0, hc[jnp.maximum(s - 1, 0)])
+    """The carry before step s: h0 at s = 0, else hc[:, s - 1]."""
+    return jnp.where(s == 0, h0, _at(hc, jnp.maximum(s - 1, 0)))
+
+
+def scan_members(step, carry, xs, length: int, *, reverse=False, unroll=1):
+    """`lax.scan` over axis 1 of member-major arrays: xs leaves [K, T, ...] (None
+    allowed), step(carry, x_t) -> (carry, y_t) -> (carry, ys [K, T, ...]).
+
+    Why not lax.scan: it scans axis 0, so K members would be laid out [T, K, ...]
+    while every block product wants each member's rows together ([K, T B, ...]
+    for one dot_general with K as its batch dimension); XLA:CPU then copied
+    each block through a transpose (the packed backward ran 6x slower).
+    Reading step t in place and writing outputs by dynamic_update_slice costs
+    nothing extra per step."""
+    x0 = jax.tree_util.tree_map(lambda a: _at(a, 0), xs)
+    y_like = jax.eval_shape(step, carry, x0)[1]
+    ys = jax.tree_util.tree_map(
+        lambda y: jnp.zeros((y.shape[0], length, *y.shape[1:]), y.dtype), y_like)
+
+    def body(i, c):
+        carry, ys = c
+        t = length - 1 - i if reverse else i
+        carry, y = step(carry, jax.tree_util.tree_map(lambda a: _at(a, t), xs))
+        ys = jax.tree_util.tree_map(
+            lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, t, axis=1), ys, y)
+        return carry, ys
+
+    return jax.lax.fori_loop(0, length, body, (carry, ys), unroll=unroll)
+
+
+def _matmul(a, b, dtype):
+    """a @ b in the compute `dtype`, float32 accumulation (`dtype=None`: no casts)."""
+    if dtype is None:
+        return a @ b
+    return jnp.matmul(a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
+
+
+def _einsum(spec, a, b, dtype):
+    """einsum with inputs cast to the compute `dtype` and float32 accumulation
+    (`dtype=None`: the promoted dtype, no casts)."""
+    if dtype is None:
+        return jnp.einsum(spec, a, b)
+    return jnp.einsum(spec, a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
+
+
+def mdot(a, w, dtype):
+    """Each member's rows times its matrix: a [K, ..., I], w [K, I, O] -> [K, ..., O].
+    One member: a plain product (XLA:CPU runs a size-1 batch dimension slower);
+    K members: one dot_general with the member as its batch dimension."""
+    if w.shape[0] == 1:
+        return _matmul(a, w[0], dtype)
+    return _einsum("k...i,kio->k...o", a, w, dtype)
+
+
+def mgram(a, d, dtype):
+    """Per member, the sum over steps and batch of a^T d: a [K, C, B, I],
+    d [K, C, B, O] -> [K, I, O]."""
+    if a.shape[0] == 1:
+        return _matmul(a.reshape(-1, a.shape[-1]).T, d.reshape(-1, d.shape[-1]), dtype)[None]
+    return _einsum("kcbi,kcbo->kio", a, d, dtype)
 
 
 def input_terms(fp: FusedParams, x, dtype):
-    """x [..., I] -> (xr, xz, xn), each [..., H], biases in."""
-    return tuple(dot(x, w, dtype) + b for w, b in zip(fp.w_i, fp.b_i, strict=True))
+    """x [K, ..., B, I] -> (xr, xz, xn), each [K, ..., B, H], biases in."""
+    return tuple(_bias(b, x) + mdot(x, w, dtype) for w, b in zip(fp.w_i, fp.b_i, strict=True))
 
 
 def cell_step(fp: FusedParams, h, xp, m_t, dtype):
-    """One forward step: h [B, H], xp input terms -> (h' [B, H], gh = h W_h [B, 3H]);
-    h' = h where m_t [B] is False (m_t None: no mask)."""
-    gh = dot(h, fp.w_h, dtype)
-    _, z, n, _ = reset_after_gates(xp, _split3(gh), fp.b_hn)
+    """One forward step: h [K, B, H], xp input terms -> (h' [K, B, H], gh = h W_h
+    [K, B, 3H]); h' = h where m_t [K, B] is False (m_t None: no mask)."""
+    gh = mdot(h, fp.w_h, dtype)
+    _, z, n, _ = reset_after_gates(xp, _split3(gh), _bias(fp.b_hn, h))
     new = gru_update(h, z, n).astype(h.dtype)
     if m_t is not None:
-        new = jnp.where(m_t[:, None], new, h)
+        new = jnp.where(m_t[..., None], new, h)
     return new, gh
 
 
 def forward_by_step(fp, h0, xs, mask, *, dtype, unroll, save_gh):
     """The input products inside each step (Plan.proj == "step").
-    -> (h_last, hc [T, B, H]) or, with save_gh, (h_last, hc, gh [T, B, 3H])."""
+    -> (h_last, hc [K, T, B, H]) or, with save_gh, (h_last, hc, gh [K, T, B, 3H])."""
 
     def step(h, inp):
         x_t, m_t = inp
         new, gh = cell_step(fp, h, input_terms(fp, x_t, dtype), m_t, dtype)
         return new, ((new, gh) if save_gh else new)
 
-    h_last, ys = jax.lax.scan(step, h0, (xs, mask), unroll=unroll)
+    h_last, ys = scan_members(step, h0, (xs, mask), xs.shape[1], unroll=unroll)
     return (h_last, *ys) if save_gh else (h_last, ys)
 
 
@@ -148,7 +223,7 @@ def forward_by_block(fp, h0, xs, mask, *, C, dtype, unroll, save_gh):
     Blocks [s, s + C), s = min(k C, T - C): the last block may start early
     and recompute (identically) a few steps. Returns as `forward_by_step`.
     """
-    T = xs.shape[0]
+    T = xs.shape[1]
 
     def step(h, inp):
         xp_t, m_t = inp
@@ -159,39 +234,44 @@ def forward_by_block(fp, h0, xs, mask, *, C, dtype, unroll, save_gh):
         s = jnp.minimum(k * C, T - C)
         m = None if mask is None else _dyn(mask, s, C)
         xp = input_terms(fp, _dyn(xs, s, C), dtype)
-        _, ys = jax.lax.scan(step, _before(bufs[0], h0, s), (xp, m), unroll=unroll)
-        return tuple(jax.lax.dynamic_update_slice_in_dim(b, y, s, axis=0)
+        _, ys = scan_members(step, _before(bufs[0], h0, s), (xp, m), C, unroll=unroll)
+        return tuple(jax.lax.dynamic_update_slice_in_dim(b, y, s, axis=1)
                      for b, y in zip(bufs, ys, strict=True))
 
-    bufs = (jnp.zeros((T, *h0.shape), h0.dtype),)
+    K, B, H = h0.shape
+    bufs = (jnp.zeros((K, T, B, H), h0.dtype),)
     if save_gh:
         gh_dtype = jnp.float32 if dtype else fp.w_h.dtype
-        bufs += (jnp.zeros((T, h0.shape[0], fp.w_h.shape[1]), gh_dtype),)
+        bufs += (jnp.zeros((K, T, B, 3 * H), gh_dtype),)
     bufs = jax.lax.fori_loop(0, -(-T // C), block, bufs)
-    return (bufs[0][-1], *bufs)
+    return (bufs[0][:, -1], *bufs)
 
 
-def forward(plan: Plan, dtype, fp, h0, xs, mask, save_gh=False):
-    """The fused forward as `plan` says: -> (h_last, hc[, gh])."""
+def _forward(plan: Plan, dtype, save_gh, fp, h0, xs, mask):
     kw = dict(dtype=dtype, unroll=plan.unroll, save_gh=save_gh)
     if plan.proj == "step":
         return forward_by_step(fp, h0, xs, mask, **kw)
-    return forward_by_block(fp, h0, xs, mask, C=plan.block_len(xs.shape[0], *h0.shape), **kw)
+    K, T, B, _ = xs.shape
+    return forward_by_block(fp, h0, xs, mask, C=plan.block_len(T, K * B, h0.shape[-1]), **kw)
+
+
+def forward(plan: Plan, dtype, fp, h0, xs, mask, save_gh=False):
+    """The fused forward as `plan` says: -> (h_last, hc[, gh]). Under jax.vmap the
+    vmapped axis joins the member axis (`members_vmap`): one loop for all."""
+    run = members_vmap(functools.partial(_forward, plan, dtype, save_gh))
+    return run(fp, h0, xs, mask)
 
 
 def block_factors(res: Residuals, s, C, live, dtype):
     """Recompute the gates of steps [s, s + C) at once (two large products) ->
-    (h_{t-1} [C, B, H], x [C, B, I], kaz [C, B, 5H] = [K_r, K_z, K_n, A, z]);
-    where `live` [C, B, 1] is False, K = A = 0 and z = 1 (the carry is held)."""
+    (h_{t-1} [K, C, B, H], x [K, C, B, I], kaz [K, C, B, 5H] = [K_r, K_z, K_n, A, z]);
+    where `live` [K, C, B, 1] is False, K = A = 0 and z = 1 (the carry is held)."""
     fp = res.fp
     H = res.h0.shape[-1]
     hc_b, x_b = _dyn(res.hc, s, C), _dyn(res.xs, s, C)
-    hp = jnp.concatenate([_before(res.hc, res.h0, s)[None], hc_b[:-1]], axis=0)
-    if res.gh is None:
-        gh = dot(_flat(hp), fp.w_h, dtype).reshape(C, -1, 3 * H)
-    else:
-        gh = _dyn(res.gh, s, C)
-    r, z, n, a = reset_after_gates(input_terms(fp, x_b, dtype), _split3(gh), fp.b_hn)
+    hp = jnp.concatenate([_before(res.hc, res.h0, s)[:, None], hc_b[:, :-1]], axis=1)
+    gh = mdot(hp, fp.w_h, dtype) if res.gh is None else _dyn(res.gh, s, C)
+    r, z, n, a = reset_after_gates(input_terms(fp, x_b, dtype), _split3(gh), _bias(fp.b_hn, hp))
     f32 = jnp.promote_types(res.h0.dtype, jnp.float32)
     kaz = jnp.concatenate(reset_after_factors(hp, r, z, n, a), -1).astype(f32)
     fill = jnp.concatenate([jnp.zeros((4 * H,), f32), jnp.ones((H,), f32)])
@@ -199,76 +279,83 @@ def block_factors(res: Residuals, s, C, live, dtype):
 
 
 def reverse_steps(kaz, dh, dhc_b, w_h_t, *, dtype, unroll):
-    """dL/dh back through a block: one [B, 3H] x [3H, H] product per step.
-    -> (dL/dh before the block, G [C, B, H] = dL/dh' of every step)."""
+    """dL/dh back through a block: one [B, 3H] x [3H, H] product per member and step.
+    -> (dL/dh before the block, G [K, C, B, H] = dL/dh' of every step)."""
     H = dh.shape[-1]
 
     def rstep(dh, inp):
         kz_t, dhc_t = inp
         g = dh if dhc_t is None else dh + dhc_t
-        gk = jnp.concatenate([g, g, g], axis=-1) * kz_t[:, :3 * H]
-        return (g * kz_t[:, 4 * H:] + dot(gk, w_h_t, dtype)).astype(dh.dtype), g
+        gk = jnp.concatenate([g, g, g], axis=-1) * kz_t[..., :3 * H]
+        return (g * kz_t[..., 4 * H:] + mdot(gk, w_h_t, dtype)).astype(dh.dtype), g
 
-    return jax.lax.scan(rstep, dh, (kaz, dhc_b), reverse=True, unroll=unroll)
+    return scan_members(rstep, dh, (kaz, dhc_b), kaz.shape[1], reverse=True, unroll=unroll)
 
 
 def backward_block(res: Residuals, dhc, w_t, C, k, carry, *, dtype, unroll):
     """Block k from the end: the reverse scan, then every weight gradient and
     dL/dx of the block as large products. carry = (dh, dW_i4, db4, dW_h, dxs);
-    w_t = (W_h^T [3H, H], [W_ir; W_iz; 0; W_in]^T [4H, I])."""
+    w_t = (W_h^T [K, 3H, H], [W_ir; W_iz; 0; W_in]^T [K, 4H, I])."""
     dh, d_w_i4, d_b4, d_w_h, d_xs = carry
-    T, B, IN = res.xs.shape
+    T = res.xs.shape[1]
     H = res.h0.shape[-1]
     s = jnp.maximum(T - (k + 1) * C, 0)
-    valid = jnp.arange(C) < (T - k * C - s)  # steps no later block has done
-    live = valid[:, None, None]
+    valid = (jnp.arange(C) < (T - k * C - s))[None, :, None, None]  # no later block did them
+    live = valid
     if res.mask is not None:
         live = live & _dyn(res.mask, s, C)[..., None]
     hp, x_b, kaz = block_factors(res, s, C, live, dtype)
-    dhc_b = None if dhc is None else jnp.where(valid[:, None, None], _dyn(dhc, s, C), 0.0)
+    dhc_b = None if dhc is None else jnp.where(valid, _dyn(dhc, s, C), 0.0)
     dh, G = reverse_steps(kaz, dh, dhc_b, w_t[0], dtype=dtype, unroll=unroll)
-    D = _flat(jnp.concatenate([G, G, G, G], axis=-1) * kaz[..., :4 * H])  # [dr, dz, dn r, dn]
-    d_w_h = d_w_h + dot(_flat(hp).T, D[:, :3 * H], dtype)
-    d_w_i4 = d_w_i4 + dot(_flat(x_b).T, D, dtype)
-    d_b4 = d_b4 + D.sum(0)
-    dx_b = dot(D, w_t[1], dtype).reshape(C, B, IN).astype(d_xs.dtype)
-    dx_b = jnp.where(valid[:, None, None], dx_b, _dyn(d_xs, s, C))
-    d_xs = jax.lax.dynamic_update_slice_in_dim(d_xs, dx_b, s, axis=0)
+    D = jnp.concatenate([G, G, G, G], axis=-1) * kaz[..., :4 * H]  # [dr, dz, dn r, dn]
+    d_w_h = d_w_h + mgram(hp, D[..., :3 * H], dtype)
+    d_w_i4 = d_w_i4 + mgram(x_b, D, dtype)
+    d_b4 = d_b4 + D.sum((1, 2))
+    dx_b = mdot(D, w_t[1], dtype).astype(d_xs.dtype)
+    dx_b = jnp.where(valid, dx_b, _dyn(d_xs, s, C))
+    d_xs = jax.lax.dynamic_update_slice_in_dim(d_xs, dx_b, s, axis=1)
     return dh, d_w_i4, d_b4, d_w_h, d_xs
+
+
+def _backward(plan: Plan, dtype, res: Residuals, dh, dhc):
+    fp, h0, xs = res.fp, res.h0, res.xs
+    K, T, B, IN = xs.shape
+    H = h0.shape[-1]
+    C = plan.block_len(T, K * B, H)
+    f32 = jnp.promote_types(h0.dtype, jnp.float32)
+    # dL/dx = [dr, dz, dn r, dn] [W_ir; W_iz; 0; W_in]^T, one product per block
+    w4 = jnp.concatenate([fp.w_i[0], fp.w_i[1], jnp.zeros_like(fp.w_i[2]), fp.w_i[2]], -1)
+    block = functools.partial(backward_block, res, dhc, (jnp.swapaxes(fp.w_h, 1, 2),
+                                                         jnp.swapaxes(w4, 1, 2)),
+                              C, dtype=dtype, unroll=plan.unroll)
+    init = (dh.astype(h0.dtype), jnp.zeros((K, IN, 4 * H), f32), jnp.zeros((K, 4 * H), f32),
+            jnp.zeros(fp.w_h.shape, f32), jnp.zeros(xs.shape, xs.dtype))
+    dh0, d_w_i4, d_b4, d_w_h, d_xs = jax.lax.fori_loop(0, -(-T // C), block, init)
+    gate = lambda v, j: v[..., j * H:(j + 1) * H]  # noqa: E731  [r, z, n r, n] columns
+    cast = lambda g, like: g.astype(like.dtype).reshape(like.shape)  # noqa: E731
+    d_fp = FusedParams(
+        tuple(cast(gate(d_w_i4, j), w) for j, w in zip((0, 1, 3), fp.w_i, strict=True)),
+        tuple(cast(gate(d_b4, j), b) for j, b in zip((0, 1, 3), fp.b_i, strict=True)),
+        cast(d_w_h, fp.w_h), cast(gate(d_b4, 2), fp.b_hn))
+    return d_fp, cast(dh0, h0), d_xs
 
 
 def backward(plan: Plan, dtype, res: Residuals, cts):
     """The custom VJP: blocks from the last to the first (see the module docstring)."""
     dh_last, dhc = cts
-    fp, h0, xs = res.fp, res.h0, res.xs
-    T, B, IN = xs.shape
-    H = h0.shape[-1]
-    C = plan.block_len(T, B, H)
-    dh = jnp.zeros_like(h0) if isinstance(dh_last, _SymbolicZero) else dh_last
+    dh = jnp.zeros_like(res.h0) if isinstance(dh_last, _SymbolicZero) else dh_last
     dhc = None if isinstance(dhc, _SymbolicZero) else dhc
-    f32 = jnp.promote_types(h0.dtype, jnp.float32)
-    # dL/dx = [dr, dz, dn r, dn] [W_ir; W_iz; 0; W_in]^T, one product per block
-    w_i = fp.w_i
-    w4_t = jnp.concatenate([w_i[0].T, w_i[1].T, jnp.zeros_like(w_i[2].T), w_i[2].T], 0)
-    block = functools.partial(backward_block, res, dhc, (fp.w_h.T, w4_t), C, dtype=dtype,
-                              unroll=plan.unroll)
-    init = (dh.astype(h0.dtype), jnp.zeros((IN, 4 * H), f32), jnp.zeros((4 * H,), f32),
-            jnp.zeros(fp.w_h.shape, f32), jnp.zeros(xs.shape, xs.dtype))
-    dh0, d_w_i4, d_b4, d_w_h, d_xs = jax.lax.fori_loop(0, -(-T // C), block, init)
-    gate = lambda v, j: v[..., j * H:(j + 1) * H]  # noqa: E731  [r, z, n r, n] columns
-    cast = lambda g, like: g.astype(like.dtype)  # noqa: E731
-    d_fp = FusedParams(
-        tuple(cast(gate(d_w_i4, j), w) for j, w in zip((0, 1, 3), w_i, strict=True)),
-        tuple(cast(gate(d_b4, j), b) for j, b in zip((0, 1, 3), fp.b_i, strict=True)),
-        cast(d_w_h, fp.w_h), cast(gate(d_b4, 2), fp.b_hn))
-    return d_fp, cast(dh0, h0), d_xs, None
+    run = members_vmap(functools.partial(_backward, plan, dtype))
+    return (*run(res, dh, dhc), None)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def fused_core(plan: Plan, dtype, fp: FusedParams, h0, xs, mask):
-    """(fp, h0 [B, H], xs [T, B, I], mask [T, B] or None) -> (h_last [B, H],
-    hc [T, B, H]), hc the carry after every step (held where mask is False);
-    reverse mode by `backward`. `plan` and the compute `dtype` are static."""
+    """K GRUs at once: (fp, h0 [K, B, H], xs [K, T, B, I], mask [K, T, B] or None) ->
+    (h_last [K, B, H], hc [K, T, B, H]), hc the carry after every step (held where
+    mask is False); reverse mode by `backward`. `plan` and the compute `dtype` are
+    static. Under jax.vmap (of this, of its gradient, or of a loss around it) the
+    vmapped axis folds into K."""
     return forward(plan, dtype, fp, h0, xs, mask)
 
 
@@ -276,7 +363,8 @@ def _core_fwd(plan, dtype, fp, h0, xs, mask):
     args = jax.tree_util.tree_map(
         lambda a: a.value, (fp, h0, xs, mask),
         is_leaf=lambda a: isinstance(a, jax.custom_derivatives.CustomVJPPrimal))
-    if plan.save == "gh":
+    K, T, B, _ = args[2].shape
+    if plan.saves_gh(T, K * B, args[1].shape[-1]):
         h_last, hc, gh = forward(plan, dtype, *args, save_gh=True)
     else:
         (h_last, hc), gh = forward(plan, dtype, *args), None
@@ -288,7 +376,8 @@ fused_core.defvjp(_core_fwd, backward, symbolic_zeros=True)
 
 def fused_run(params, *, dtype=None, unroll: int = 1, plan: Plan | None = None):
     """A `gru_jax.scan` run (carry, xs [T, B, I], mask [T, B] or None) ->
-    (h_last [B, H], hs [T, B, H]) using the hand-written backward.
+    (h_last [B, H], hs [T, B, H]) using the hand-written backward: one GRU, a
+    member axis of 1 for `fused_core` (so `jax.vmap` over runs packs them).
 
     `plan` defaults to `default_plan()` for the current backend (with
     `unroll` if it is not 1).
@@ -301,8 +390,9 @@ def fused_run(params, *, dtype=None, unroll: int = 1, plan: Plan | None = None):
     fp = fuse_params(params)
 
     def run(h0, xs, mask):
-        h_last, hc = fused_core(plan, dtype, fp, h0, xs.astype(fp.w_h.dtype), mask)
-        ys = hc if mask is None else jnp.where(mask[..., None], hc, 0.0)
-        return h_last, ys
+        m = None if mask is None else mask[None]
+        h_last, hc = fused_core(plan, dtype, fp, h0[None], xs.astype(fp.w_h.dtype)[None], m)
+        ys = hc[0] if mask is None else jnp.where(mask[..., None], hc[0], 0.0)
+        return h_last[0], ys
 
     return run
