@@ -48,11 +48,14 @@ def test_interleaved_medians_is_the_median():
     assert med == {"a": 2000.0}
 
 
-def test_compiled_memory_bytes_matches_the_trainers_account():
-    from gru_jax.harness.steps import compiled_memory_bytes as trainers
+def test_compiled_memory_bytes_is_xlas_buffer_account():
+    from gru_jax.harness import steps  # the trainer reports the same function's number
 
     c = jax.jit(lambda x: jnp.tanh(x @ x.T)).lower(jnp.ones((64, 32))).compile()
-    assert bench.compiled_memory_bytes(c) == trainers(c)
+    m = c.memory_analysis()
+    assert steps.compiled_memory_bytes is bench.compiled_memory_bytes
+    assert bench.compiled_memory_bytes(c) >= (m.argument_size_in_bytes + m.output_size_in_bytes
+                                              + m.temp_size_in_bytes - m.alias_size_in_bytes)
     assert bench.compiled_memory_bytes(c) >= (64 * 32 + 64 * 64) * 4  # argument + output
 
 

@@ -37,7 +37,7 @@ def test_no_subcommand_or_an_unknown_one_is_an_error():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, flag", [("train", "print_config"), ("sweep", "--shard"),
+@pytest.mark.parametrize("name, flag", [("train", "print_config"), ("sweep", "--workers"),
                                         ("report", "--series_results")])
 def test_each_subcommand_runs_its_command_line(name, flag):
     # --help: absl exits 1 after printing the flags (the contract's scripts do the same)

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from gru_jax.bench.timing import compiled_memory_bytes  # noqa: F401 - the trainer's account
 from gru_jax.harness import diagnostics, optimizers
 from gru_jax.harness.models import (
     ModelSpec,
@@ -300,19 +301,3 @@ def train_loop_program(state: TrainState, data_keys: jax.Array, lr_scales: jax.A
     n = jnp.zeros((), jnp.int32)
     return jax.jit(loop, out_shardings=replicated).lower(
         state, data_keys, lr_scales, n).compile()
-
-
-def compiled_memory_bytes(compiled) -> int | None:
-    """Peak memory of one call of a compiled program, by XLA's buffer assignment
-    (arguments + outputs + temporaries): the same number on every backend, and
-    per run even when many runs share a process."""
-    try:
-        m = compiled.memory_analysis()
-    except Exception:  # noqa: BLE001 - not every backend implements it
-        return None
-    if m is None:
-        return None
-    total = (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
-             - m.alias_size_in_bytes)
-    # peak_memory_in_bytes, where reported, can leave out the temporaries (XLA:CPU).
-    return int(max(total, getattr(m, "peak_memory_in_bytes", 0) or 0))

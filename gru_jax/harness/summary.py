@@ -65,7 +65,7 @@ class RunSummary:
     wall_time_sec: float | None = None
     # Where the wall time went: train_time_sec (stepping), compile_sec, eval_sec (with
     # diagnostics), checkpoint_sec, log_sec (host syncs, TensorBoard), summed over sessions.
-    time_breakdown: dict = dataclasses.field(default_factory=dict)
+    time_breakdown: dict | None = None
     resumed_from: int | None = None
     grad_horizon: int | None = None
     grad_norms: list | None = None
@@ -129,7 +129,7 @@ class RunSummary:
 
 
 # Optional fields left out of the file when unset (the rest are always written).
-_DROPPED_WHEN_NONE = frozenset({"diverged_at", "error", "traceback"})
+_DROPPED_WHEN_NONE = frozenset({"diverged_at", "error", "traceback", "time_breakdown"})
 _FIELDS = frozenset(f.name for f in dataclasses.fields(RunSummary)) - {"schema_version"}
 
 

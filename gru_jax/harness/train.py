@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.harness import diagnostics, steps
+from gru_jax.harness import diagnostics, steps, tb
 from gru_jax.harness.checkpoint import Checkpointer
 from gru_jax.harness.chrono import PAUSES, TOTALS, Chrono
 from gru_jax.harness.config import make_task, resolved
@@ -239,7 +239,7 @@ def _log_train(ses: _Session, sums, count: int, step: int, bar) -> None:
         mean = {k: float(v[i]) for k, v in means.items()}
         if rate is not None:
             mean["steps_per_sec"] = rate
-        m.writer.scalars(step, {f"train/{k}": v for k, v in mean.items()})
+        m.writer.write_scalars(step, {f"train/{k}": v for k, v in mean.items()})
         bar.set_postfix(loss=f"{mean['loss']:.4g}", refresh=False)
 
 
@@ -256,18 +256,18 @@ def _evaluate(ses: _Session, state, step: int, members, *, diagnose=True, image=
     for i, m in members:
         ev = {k: float(v[i]) for k, v in ev_all.items()}
         m.record_eval(step, ev, ses.task)
-        m.writer.scalars(step, {f"eval/{k}": v for k, v in ev.items()})
+        m.writer.write_scalars(step, {f"eval/{k}": v for k, v in ev.items()})
         if diagnose:
             diag = {k: v[i] for k, v in diag_all.items()}
             norms = np.asarray(diag.pop("grad_norms"), np.float64)
             horizon = m.record_diagnostics(step, norms)
-            m.writer.scalars(step, {"diagnostics/grad_horizon": horizon,
+            m.writer.write_scalars(step, {"diagnostics/grad_horizon": horizon,
                                     "diagnostics/grad_horizon_median": m.median_horizon(),
                                     **diag})
         if diagnose and image:
-            m.writer.image("diagnostics/grad_norm_vs_t", step, plot_curve(
+            m.writer.write_images(step, {"diagnostics/grad_norm_vs_t": plot_curve(
                 norms, title=f"||dL/dh_t|| at step {step} (horizon {horizon})",
-                xlabel="t", ylabel="||dL/dh_t||"))
+                xlabel="t", ylabel="||dL/dh_t||")})
         m.writer.flush()
         # One short line: the task metric (and the loss, when it is another number).
         extra = f", loss {ev['loss']:.4g}" if ev["loss"] != ev[metric] else ""
@@ -283,7 +283,7 @@ def _init_diagnostics(ses: _Session, state) -> None:
         norms = np.asarray(diag_all["grad_norms"][i], np.float64)
         m.record["grad_horizon_init"] = diagnostics.grad_horizon(norms)
         m.record["grad_norms_init"] = [float(v) for v in norms]
-        m.writer.scalars(0, {"diagnostics/grad_horizon": m.record["grad_horizon_init"]})
+        m.writer.write_scalars(0, {"diagnostics/grad_horizon": m.record["grad_horizon_init"]})
 
 
 def _stop_diverged(ses: _Session, state) -> None:
@@ -329,7 +329,7 @@ def _finish(ses: _Session, state, step: int, i: int, m: Member) -> None:
     m.summary = ses.summary(m, step)
     if is_primary():
         write_summary(m.workdir, m.summary)
-    m.writer.hparams_end(m.status, step)
+    tb.end_session(m.writer, m.status, step)
 
 
 def _fail(ses: _Session, e: BaseException) -> None:
@@ -342,7 +342,7 @@ def _fail(ses: _Session, e: BaseException) -> None:
             step = ses.step if m.stopped_at is None else m.stopped_at
             if is_primary():
                 write_summary(m.workdir, ses.summary(m, step))
-            m.writer.hparams_end("failed", step)
+            tb.end_session(m.writer, "failed", step)
         except Exception:  # noqa: BLE001 - the original error matters more
             log.exception("could not write the failed run's summary")
 
@@ -422,16 +422,16 @@ class Member:
         return int(hs[(len(hs) - 1) // 2]) if hs else None
 
     def open_writer(self, start: int) -> None:
-        from gru_jax.harness.tb import NullWriter, Writer
+        from gru_jax.harness.tb import NullWriter
 
         if not is_primary():  # one TensorBoard run per run, not per process
             self.writer = NullWriter()
             return
         # Steps up to `start` were logged by the session that saved the checkpoint; later
         # ones by a killed session may be stale and get logged again: TensorBoard drops them.
-        self.writer = Writer(self.workdir, purge_step=start + 1)
+        self.writer = tb.create_writer(self.workdir, purge_step=start + 1)
         if start == 0:
-            self.writer.hparams_start({k: v for k, v in flatten(self.config).items()
+            self.writer.write_hparams({k: v for k, v in flatten(self.config).items()
                                        if k not in NOT_HPARAMS})
 
     def close(self) -> None:
