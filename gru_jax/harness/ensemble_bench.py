@@ -149,13 +149,12 @@ def run_ensemble(K: int, steps: int, repeats: int, dp: bool = False) -> list[dic
 
 
 def ensemble_markdown(rows) -> str:
-    out = ["| variant | what | runs x steps | median s | run-steps/s | vs apart |",
-           "|---|---|---|---|---|---|"]
-    for r in rows:
-        out.append(f"| {r['variant']} | {r['note']} | {r['runs']} x {r['steps']} | "
-                   f"{r['median_s']:.2f} | {r['run_steps_per_s']:.0f} | "
-                   f"{r['vs_apart']:.2f}x |")
-    return "\n".join(out)
+    from gru_jax.harness.report.tables import markdown_table
+
+    return markdown_table(
+        ["variant", "what", "runs x steps", "median s", "run-steps/s", "vs apart"],
+        [[r["variant"], r["note"], f"{r['runs']} x {r['steps']}", f"{r['median_s']:.2f}",
+          f"{r['run_steps_per_s']:.0f}", f"{r['vs_apart']:.2f}x"] for r in rows])
 
 
 # --------------------------------------------------------------------------- main

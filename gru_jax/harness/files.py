@@ -14,7 +14,6 @@ SUMMARY_FILE = "summary.json"  # a run's RunSummary (only this module names it)
 CONFIG_FILE = "config.json"  # the resolved config a run started with (checked on resume)
 SWEEP_FILE = "sweep.json"  # a sweep's points and their folders
 SEARCH_FILE = "search.json"  # a search's candidates, scores and best
-LOCK_FILE = ".lock"  # held while a point runs
 
 
 def _umask() -> int:
