@@ -44,7 +44,7 @@ def test_experiment_loads_validates_and_expands(path):
     assert len(points) == len(raw) >= 2
     names = sweep.point_names(points)
     assert len(set(names)) == len(names)
-    for point in points:  # each point changes the config it names
+    for point in map(sweep.overrides_of, points):  # each point changes the config it names
         cfg = sweep.apply_overrides(config, point)
         for key, value in point.items():
             node = cfg

@@ -94,10 +94,10 @@ def expand(
         clean = {}
         for key, value in point.items():
             if key == WORKDIR_KEY:
-                if not isinstance(value, str) or not value or value != os.path.basename(
-                        value) or value in (".", ".."):
-                    raise ConfigError(f"sweep point {i}: workdir must be a plain folder "
-                                      f"name, got {value!r}")
+                parts = value.split("/") if isinstance(value, str) else [""]
+                if any(p in ("", ".", "..") or os.sep in p for p in parts):
+                    raise ConfigError(f"sweep point {i}: workdir must be a relative folder "
+                                      f"(names joined by '/', no '..'), got {value!r}")
                 clean[key] = value
                 continue
             if not isinstance(key, str) or not key or any(not p for p in key.split(".")):

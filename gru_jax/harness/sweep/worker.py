@@ -354,7 +354,7 @@ class Worker:
             for group in groups.values():
                 if len(group) > 1:
                     self.say(f"packing {len(group)} points into one program: "
-                             f"{', '.join(j.run_dir.name for j in group)}")
+                             f"{', '.join(self._name(j) for j in group)}")
                 summaries = _train_points(group, self.train_fn, self.pack_fn)
                 trained.update(zip(map(id, group), summaries, strict=True))
                 if any(s.status == "preempted" for s in summaries):
@@ -367,6 +367,10 @@ class Worker:
                 s = dataclasses.replace(s, status="preempted")
             out.append(s)
         return out
+
+    def _name(self, job: Job) -> str:
+        """The point's folder relative to the sweep's (what the console names)."""
+        return job.run_dir.relative_to(self.workdir).as_posix()
 
     def _finished_before(self, job: Job) -> RunSummary | None:
         """The folder's summary if it finished this very point (same overrides and
@@ -397,7 +401,7 @@ class Worker:
                     requeue(self.study, storage.get_trial(tid), **{PREEMPTED_ATTR: True})
                     self.preempted = True
             self.ran.append((job.point, s))
-            self.say(f"{job.run_dir.name}: {format_summary(s)}")
+            self.say(f"{self._name(job)}: {format_summary(s)}")
 
     def _extend(self) -> bool:
         """Enqueue the source's next points from every finished one; True if any."""

@@ -1,0 +1,60 @@
+"""The long-range study, second protocol: per (arm, hidden size, seed), the adaptive
+search over the length T (`gru_jax.proj.long_range.adaptive`: grow x2 on the sqrt-2
+ladder 10, 14, 20, ..., extend a still-improving run once to twice the cap, bisect to
+one rung), at the learning rate the calibration's stage 2 chose
+(results/long_range/calibration/<task>_refine/lr.json, experiments/long_range_lr.py). The
+protocol of every run is `gru_jax.proj.long_range.design`.
+
+The searches run through the sweep engine (the experiment's `get_source`); two
+workers on a 2-core machine::
+
+    python scripts/sweep.py --config=experiments/long_range_search.py:adding \\
+        --workdir=results/long_range/search/adding --workers=2
+
+One run of it::
+
+    python scripts/train.py --config=experiments/long_range_search.py:adding \\
+        --workdir=runs/search_one --config.task.seq_len=113 --config.train.learning_rate=0.01
+
+`:adding:reduced` / `:copy:reduced`: gru and lstm at H = 16, one seed, up to T = 40
+(make study).
+"""
+
+import os
+
+from gru_jax.proj.long_range import calibration, design
+from gru_jax.proj.long_range.adaptive import LADDER_TOP, LengthSearch, Lineage
+
+CALIBRATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "results", "long_range", "calibration")
+REDUCED = {"arms": ("gru", "lstm"), "hidden": (16,), "seeds": (0,), "top": 4, "cap": 1000}
+
+
+def _parse(arg: str) -> tuple[str, bool]:
+    task, _, grid = (arg or "adding").partition(":")
+    if task not in design.CAP or grid not in ("", "full", "reduced"):
+        raise ValueError(f"config argument must be adding|copy[:reduced], got {arg!r}")
+    return task, grid == "reduced"
+
+
+def get_config(arg: str = "adding"):
+    return design.base_config(_parse(arg)[0])
+
+
+def get_source(arg: str = "adding"):
+    task, reduced = _parse(arg)
+    choices = calibration.read_choices(
+        os.path.join(CALIBRATION, f"{task}_refine", calibration.CHOICE_FILE))
+    arms = REDUCED["arms"] if reduced else tuple(design.ARMS)
+    lineages = [Lineage(arm, h, seed) for arm in arms
+                for h in (REDUCED["hidden"] if reduced else design.hidden_sizes(task, arm))
+                for seed in (REDUCED["seeds"] if reduced else design.SEEDS)]
+    return LengthSearch(task, lineages,
+                        lambda arm, h: calibration.learning_rate(choices, task, arm, h),
+                        base_cap=REDUCED["cap"] if reduced else design.CAP[task],
+                        top=REDUCED["top"] if reduced else LADDER_TOP[task])
+
+
+def get_sweep(arg: str = "adding"):
+    """The searches' first points (the engine's `get_source` grows them)."""
+    return get_source(arg).initial()
