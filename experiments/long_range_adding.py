@@ -29,7 +29,7 @@ The reduced grid (`make study`: 2 hidden sizes x 2 lengths x 2 seeds, a few minu
 """
 
 from gru_jax.harness.config import base_config
-from gru_jax.proj.long_range.report import study_points
+from gru_jax.proj.long_range.first_protocol.report import study_points
 
 GRIDS = {
     "full": {"hidden": (16, 32, 64, 128), "seq_len": (10, 20, 50, 100, 200, 500, 1000),

@@ -22,7 +22,7 @@ The study (into the committed results folder), and its reduced grid (`make study
 """
 
 from gru_jax.harness.config import base_config
-from gru_jax.proj.long_range.report import study_points
+from gru_jax.proj.long_range.first_protocol.report import study_points
 
 GRIDS = {
     "full": {"hidden": (16, 32, 64, 128), "seq_len": (10, 20, 40, 80, 160),

@@ -10,8 +10,8 @@ import pytest
 from test_sweep import base_config, no_validate
 
 from gru_jax.harness import sweep
-from gru_jax.proj.long_range import costs as study_costs
-from gru_jax.proj.long_range import report as study_report
+from gru_jax.proj.long_range.first_protocol import costs as study_costs
+from gru_jax.proj.long_range.first_protocol import report as study_report
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUNDARY = {"gru": lambda h: 4 * h, "rnn": lambda h: 40}  # solves T <= this

@@ -16,7 +16,7 @@ README between its series markers (alone, without --workdir, it only renders)::
 
 The long-range study (experiments/long_range_*.py): --study=DIR, a folder of task sweeps
 (results/long_range/{adding,copy}), writes its figures, runs.csv, manifest.json and
-report.md (`gru_jax.proj.long_range.report`); --study_readme=README.md also replaces the
+report.md (`gru_jax.proj.long_range.first_protocol.report`); --study_readme=README.md also replaces the
 README's section between its long-range markers; --measure_costs first times every arm's
 training step side by side (into DIR/costs.json); --reduced labels it the reduced grid::
 
@@ -97,8 +97,8 @@ def main(argv: list[str]) -> None:
 
 
 def _study(study: str) -> None:
-    from gru_jax.proj.long_range import costs as study_costs
-    from gru_jax.proj.long_range import report as study_report
+    from gru_jax.proj.long_range.first_protocol import costs as study_costs
+    from gru_jax.proj.long_range.first_protocol import report as study_report
 
     if _MEASURE.value:
         study_costs.measure_study_costs(study)

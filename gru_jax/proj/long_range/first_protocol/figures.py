@@ -10,7 +10,7 @@ import numpy as np
 
 from gru_jax.harness.diagnostics import HORIZON_FRACTION
 from gru_jax.harness.report.figures import Axes, Grid, Line, color, heatmap_panels, line_panels
-from gru_jax.proj.long_range.results import (
+from gru_jax.proj.long_range.first_protocol.results import (
     TaskResults,
     boundaries,
     boundary_fits,

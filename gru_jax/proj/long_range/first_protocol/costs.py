@@ -1,7 +1,7 @@
 """The study's cost table: train-step time and memory of each arm, measured side by side.
 
 `measure_study_costs(study)` writes costs.json beside the study's runs; the
-report (`gru_jax.proj.long_range.report`) reads it into the comparison table.
+report (`gru_jax.proj.long_range.first_protocol.report`) reads it into the comparison table.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gru_jax.proj.long_range.results import (
+from gru_jax.proj.long_range.first_protocol.results import (
     curve_hidden,
     equal_params_hidden,
     gradient_length,

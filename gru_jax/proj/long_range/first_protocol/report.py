@@ -22,8 +22,8 @@ import numpy as np
 from gru_jax.harness.diagnostics import HORIZON_FRACTION
 from gru_jax.harness.report.tables import markdown_table, replace_section, write_csv
 from gru_jax.harness.summary import RunSummary
-from gru_jax.proj.long_range import figures
-from gru_jax.proj.long_range.results import (  # noqa: F401 - the study's names, kept here
+from gru_jax.proj.long_range.first_protocol import figures
+from gru_jax.proj.long_range.first_protocol.results import (  # noqa: F401 - the study's names, kept here
     ARM_OVERRIDES,
     ARMS,
     CURVE_HIDDEN,
