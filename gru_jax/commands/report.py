@@ -14,11 +14,13 @@ README between its series markers (alone, without --workdir, it only renders)::
     python scripts/report.py --workdir=runs/series --series_results=results/series
     python scripts/report.py --series_readme=README.md --series_results=results/series
 
-The long-range study (experiments/long_range_*.py): --study=DIR, a folder of task sweeps
-(results/long_range/{adding,copy}), writes its figures, runs.csv, manifest.json and
-report.md (`gru_jax.proj.long_range.first_protocol.report`); --study_readme=README.md also replaces the
-README's section between its long-range markers; --measure_costs first times every arm's
-training step side by side (into DIR/costs.json); --reduced labels it the reduced grid::
+The long-range study's first protocol (experiments/long_range_{adding,copy}.py):
+--study=DIR, a folder of task sweeps (results/long_range/{adding,copy}), writes its
+figures, runs.csv, manifest.json and report.md
+(`gru_jax.proj.long_range.first_protocol.report`); --study_readme=README.md also
+replaces the README's section between its long-range markers; --measure_costs first
+times every arm's training step side by side (into DIR/costs.json); --reduced labels
+it the reduced grid::
 
     python scripts/report.py --study=results/long_range --measure_costs --study_readme=README.md
 """
