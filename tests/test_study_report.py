@@ -1,5 +1,5 @@
-"""The long-range study's report: grid states, boundaries and their fit, verdicts, and the
-README section rendered from the committed results."""
+"""The long-range study's first protocol report: grid states, boundaries and their fit,
+verdicts, and its committed report.md re-rendered from the committed runs."""
 
 from __future__ import annotations
 
@@ -101,14 +101,16 @@ def test_report_writes_files_and_renders_its_markdown(study):
                                                readme_dir=root)
 
 
-def test_readme_section_is_rendered_from_the_committed_results(monkeypatch):
+def test_committed_first_protocol_report_re_renders(monkeypatch):
+    """The retired first protocol stays under results/long_range, labelled, and its
+    report.md is what the code renders from the committed runs."""
     monkeypatch.chdir(ROOT)  # the report names folders as the command line did
     study = Path("results/long_range")
-    readme = Path("README.md").read_text()
+    committed = (study / "report.md").read_text()
     expected = study_report.study_markdown(study, study_report.load_study(study))
-    assert study_report.replace_readme_section(readme, expected) == readme, (
-        "README's long-range section differs from the committed results: run "
-        "python scripts/report.py --study=results/long_range --study_readme=README.md")
+    assert committed == f"# {study_report.REPORT_TITLE}\n\n{expected}", (
+        "results/long_range/report.md differs from the committed runs: run "
+        "python scripts/report.py --study=results/long_range --first_protocol")
 
 
 def test_measure_costs_times_every_pair_side_by_side():

@@ -14,15 +14,19 @@ README between its series markers (alone, without --workdir, it only renders)::
     python scripts/report.py --workdir=runs/series --series_results=results/series
     python scripts/report.py --series_readme=README.md --series_results=results/series
 
-The long-range study's first protocol (experiments/long_range_{adding,copy}.py):
---study=DIR, a folder of task sweeps (results/long_range/{adding,copy}), writes its
-figures, runs.csv, manifest.json and report.md
-(`gru_jax.proj.long_range.first_protocol.report`); --study_readme=README.md also
-replaces the README's section between its long-range markers; --measure_costs first
-times every arm's training step side by side (into DIR/costs.json); --reduced labels
-it the reduced grid::
+The long-range study (second protocol, `gru_jax.proj.long_range.report`): --study=DIR,
+the study folder (results/long_range: search/<task> the length searches of
+experiments/long_range_search.py), writes report.md, runs.csv, manifest.json and the
+figures into DIR/search; --study_readme=README.md also renders the README's section
+between its long-range markers; --reduced labels it the reduced grid (make study)::
 
-    python scripts/report.py --study=results/long_range --measure_costs --study_readme=README.md
+    python scripts/report.py --study=results/long_range --study_readme=README.md
+
+--first_protocol: DIR holds the first protocol's task sweeps (results/long_range/{adding,
+copy}; `gru_jax.proj.long_range.first_protocol.report`), re-rendered into DIR, and
+--measure_costs first times every arm's training step side by side (DIR/costs.json)::
+
+    python scripts/report.py --study=results/long_range --first_protocol
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ _STUDY = flags.DEFINE_string("study", None, "A study folder: one sweep folder pe
 _STUDY_README = flags.DEFINE_string("study_readme", None,
                                     "--study: replace this README's long-range section.")
 _REDUCED = flags.DEFINE_bool("reduced", False, "--study: label it the reduced grid.")
-_MEASURE = flags.DEFINE_bool("measure_costs", False,
-                             "--study: time each arm's training step side by side first.")
+_FIRST = flags.DEFINE_bool("first_protocol", False,
+                           "--study: the first protocol's sweeps (DIR/adding, DIR/copy).")
+_MEASURE = flags.DEFINE_bool("measure_costs", False, "--study --first_protocol: time each "
+                             "arm's training step side by side first.")
 
 
 def _die(msg) -> None:
@@ -66,7 +72,7 @@ def main(argv: list[str]) -> None:
     workdir = _WORKDIR.value
     if _STUDY.value:
         try:
-            return _study(_STUDY.value)
+            return (_first_protocol if _FIRST.value else _study)(_STUDY.value)
         except (WorkdirError, OSError, ValueError) as e:
             _die(e)
     if _README.value and not _SERIES.value:
@@ -99,22 +105,28 @@ def main(argv: list[str]) -> None:
 
 
 def _study(study: str) -> None:
+    from gru_jax.proj.long_range import report as study_report
+
+    if not os.path.isdir(os.path.join(study, "search")):
+        raise WorkdirError(f"--study={study}: no search/ folder (the length searches of "
+                           "experiments/long_range_search.py); --first_protocol for the "
+                           "first protocol's sweeps")
+    print(study_report.write_study_report(study, reduced=_REDUCED.value,
+                                          readme=_STUDY_README.value))
+    if _STUDY_README.value:
+        print(f"{_STUDY_README.value}: long-range section rendered from {study}")
+    print(f"Wrote report.md, runs.csv, manifest.json and the figures (*.png) into "
+          f"{os.path.join(study, 'search')}")
+
+
+def _first_protocol(study: str) -> None:
     from gru_jax.proj.long_range.first_protocol import costs as study_costs
     from gru_jax.proj.long_range.first_protocol import report as study_report
 
     if _MEASURE.value:
         study_costs.measure_study_costs(study)
-    readme = _STUDY_README.value
-    readme_dir = os.path.dirname(os.path.abspath(readme)) if readme else "."
-    text = study_report.write_study_report(study, reduced=_REDUCED.value,
-                                           readme_dir=readme_dir)
+    text = study_report.write_study_report(study, reduced=_REDUCED.value, readme_dir=".")
     print(text)
-    if readme:
-        with open(readme) as f:
-            old = f.read()
-        with open(readme, "w") as f:
-            f.write(study_report.replace_readme_section(old, text))
-        print(f"{readme}: long-range section rendered from {study}")
     print(f"Wrote report.md, runs.csv, manifest.json and the figures (*.png) into {study}")
 
 

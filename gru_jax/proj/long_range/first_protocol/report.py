@@ -313,13 +313,17 @@ def study_markdown(study: str | os.PathLike, tasks: Sequence[TaskResults], *,
     return "\n\n".join(parts) + "\n"
 
 
+REPORT_TITLE = ("long-range study, first protocol (retired: its answers were set by its "
+                "protocol; the second protocol is gru_jax.proj.long_range.design)")
+
+
 def write_study_report(study: str | os.PathLike, *, reduced: bool = False,
                        readme_dir: str | os.PathLike = ".") -> str:
     """Figures, runs.csv, manifest.json and report.md into `study`; returns the markdown
     of `study_markdown`."""
     study = Path(study)
     tasks = load_study(study)
-    title = "long-range study" + (" (reduced grid)" if reduced else "")
+    title = REPORT_TITLE + (" (reduced grid)" if reduced else "")
     for tr in tasks:
         figs = _figures(study, tr)
         figures.phase_figure(tr, figs["phase"], title)

@@ -1,0 +1,118 @@
+"""Published results side by side with ours: each claim, our number under the closest
+setup on the ladder, and a verdict computed from the runs (never typed in).
+
+A length the search did not run is decided from the lineage's bracket: at or below
+its longest solved length it counts as solved, at or above its shortest failed one
+as failed (the searches assume a longer dependency is not easier), otherwise open.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+
+from gru_jax.harness.report.tables import markdown_table
+from gru_jax.proj.long_range import design
+from gru_jax.proj.long_range.searches import first_solve, lineage_bracket, reread
+
+
+def nearest_rung(t: int) -> int:
+    return min(design.LADDER, key=lambda x: abs(x / t - 1))
+
+
+def decided_at(study, arm: str, hidden: int, t: int) -> list[bool | None]:
+    """Per seed of (arm, hidden): solved at length t (True / False / None open)."""
+    out = []
+    for k in study.seeds_of(arm, hidden):
+        run = next((r for r in study.lineages[k] if r.seq_len == t), None)
+        d = reread(run) if run is not None else None
+        if d is None:
+            lo, hi = lineage_bracket(study.lineages[k])
+            d = (True if lo is not None and t <= lo else
+                 False if hi is not None and t >= hi else None)
+        out.append(d)
+    return out
+
+
+def _count(ds: list[bool | None]) -> str:
+    if not ds:
+        return "not run"
+    open_ = sum(d is None for d in ds)
+    return f"{sum(d is True for d in ds)}/{len(ds)} solved" + (f", {open_} open" if open_ else "")
+
+
+def _solves(ds: list[bool | None]) -> bool | None:
+    """Most seeds solved (True), most failed (False), or not decided (None)."""
+    yes, no = sum(d is True for d in ds), sum(d is False for d in ds)
+    return True if yes > len(ds) / 2 else False if no > len(ds) / 2 else None
+
+
+def _verdict(ours: bool | None, theirs: bool) -> str:
+    return "open" if ours is None else "agrees" if ours == theirs else "disagrees"
+
+
+def bai_adding(studies) -> list[list[str]]:
+    """Bai et al. 2018 (TCN), Table 1: adding T = 600, ~70K parameters: GRU 5.3e-5,
+    LSTM 0.164, RNN 0.177 (MSE; solved = at most 0.01)."""
+    s = studies.get("adding")
+    t = nearest_rung(600)
+    rows = []
+    for arm, mse in (("gru", 5.3e-5), ("lstm", 0.164), ("rnn", 0.177)):
+        ds = decided_at(s, arm, 128, t) if s else []
+        rows.append([f"Bai et al. 2018, adding T=600: {arm} MSE {mse:g}",
+                     f"T={t}, H=128: {_count(ds)}", _verdict(_solves(ds), mse <= 0.01)])
+    return rows
+
+
+def _median_steps(study, arm: str, hidden: int, t: int) -> float | None:
+    steps = [first_solve(r) for k in study.seeds_of(arm, hidden) for r in study.lineages[k]
+             if r.seq_len == t and reread(r)]
+    return statistics.median(steps) if steps else None
+
+
+def tallec_adding(studies) -> list[list[str]]:
+    """Tallec & Ollivier 2018: chrono-LSTM learns adding T = 750 about 7x faster than
+    the LSTM (forget bias 1). Ours: median steps to solve, H=128, the two rungs
+    around 750."""
+    s = studies.get("adding")
+    rows = []
+    for t in (640, 905):
+        a = _median_steps(s, "lstm", 128, t) if s else None
+        c = _median_steps(s, "chrono-lstm", 128, t) if s else None
+        if a is None or c is None:
+            ours, verdict = f"T={t}, H=128: not solved by both (lstm {a}, chrono {c})", "open"
+        else:
+            ratio = a / c
+            ours = f"T={t}, H=128: lstm {a:g} / chrono-lstm {c:g} steps = {ratio:.2f}x"
+            verdict = "agrees" if ratio >= 2 else "disagrees"
+        rows.append(["Tallec & Ollivier 2018, adding T=750: chrono-LSTM ~7x faster", ours,
+                     verdict])
+    return rows
+
+
+def arjovsky_rnn(studies) -> list[list[str]]:
+    """Arjovsky et al. 2016 (Fig. 3): the tanh RNN stays at the baseline on adding
+    for T = 100 ... 750. Ours: the RNN at T = 100's rung, every hidden size."""
+    s = studies.get("adding")
+    t = nearest_rung(100)
+    ds = [d for h in (s.hiddens if s else []) for d in decided_at(s, "rnn", h, t)]
+    return [["Arjovsky et al. 2016, adding T>=100: tanh RNN fails",
+             f"T={t}, H=16-128: {_count(ds)}", _verdict(_solves(ds), False)]]
+
+
+def not_yet(studies) -> list[list[str]]:
+    """Claims on the copy task and the capacity control, not yet run here."""
+    if studies.get("copy") and studies["copy"].runs:
+        return []
+    return [[c, "copy task not run yet", "open"] for c in (
+        "Tallec & Ollivier 2018, copy T=500: LSTM at the baseline, chrono-LSTM solves",
+        "Bai et al. 2018, copy T=1000: every RNN at the baseline",
+        "Collins et al. 2017: about one number stored per unit (capacity)")]
+
+
+CLAIMS = (bai_adding, tallec_adding, arjovsky_rnn, not_yet)
+
+
+def published_markdown(studies: Mapping[str, object]) -> str:
+    rows = [row for claim in CLAIMS for row in claim(studies)]
+    return markdown_table(["published", "ours (closest setup)", "verdict"], rows)

@@ -1,0 +1,290 @@
+"""The second protocol's report: tables, figures, runs.csv and manifest of the study
+under results/long_range (search/<task>, calibration/<task>_refine), and the README's
+section between its long-range markers.
+
+    python scripts/report.py --study=results/long_range --study_readme=README.md
+
+Everything is read from the run folders; nothing is typed in. A lineage whose search
+has not finished shows what it has so far and is counted as open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from gru_jax.harness.report.tables import markdown_table, replace_section, write_csv
+from gru_jax.proj.long_range import adaptive, analysis, design, searches
+from gru_jax.proj.long_range import figures as lr_figures
+from gru_jax.proj.long_range.published import published_markdown
+
+BEGIN, END = "<!-- long-range:begin -->", "<!-- long-range:end -->"
+BUDGETS = {"adding": (1000, 2000, 4000, 8000), "copy": (2000, 4000, 8000, 16000)}
+# looser / the protocol's / stricter thresholds, on the task's metric
+THRESHOLDS = {"adding": (0.05, 0.01, 0.001), "copy": (0.95, 0.99, 0.999)}
+RUN_FIELDS = ("task", "arm", "hidden", "seq_len", "seed", "solved", "steps_to_solve",
+              "final_metric", "metric", "lr", "layers", "cap", "copy_len", "last_step",
+              "num_params", "step_time_ms", "wall_time_sec", "folder")
+
+
+class Study:
+    """One task's searches: runs, lineages, and the search's state per lineage."""
+
+    def __init__(self, task: str, folder: str | os.PathLike, reduced: bool = False):
+        self.task, self.folder, self.reduced = task, Path(folder), reduced
+        self.runs = searches.load(folder)
+        self.lineages = searches.lineages(self.runs)
+        self.base_cap = design.CAP[task]
+        self.top = design.LADDER[adaptive.LADDER_TOP[task]]
+        self.arms = [a for a in design.ARMS if any(k[0] == a for k in self.lineages)]
+        self.hiddens = sorted({k[1] for k in self.lineages})
+
+    def by_arm(self) -> dict[str, list[searches.Run]]:
+        out: dict[str, list] = defaultdict(list)
+        for r in self.runs:
+            out[r.arm].append(r)
+        return {a: out[a] for a in self.arms}
+
+    def searching(self, key) -> bool:
+        """Whether the lineage's search would still run a trial."""
+        outcomes = [adaptive.Outcome(r.rung, r.cap, r.solved, r.improving)
+                    for r in self.lineages[key]]
+        top = max(adaptive.LADDER_TOP[self.task], max(o.rung for o in outcomes))
+        return adaptive.next_trial(outcomes, self.base_cap, top) is not None
+
+    def seeds_of(self, arm: str, hidden: int) -> list:
+        return [k for k in self.lineages if k[:2] == (arm, hidden)]
+
+
+def _table(study: Study, cell) -> str:
+    rows = [[arm, *(cell(arm, h) for h in study.hiddens)] for arm in study.arms]
+    return markdown_table(["arm", *(f"H={h}" for h in study.hiddens)], rows)
+
+
+def bracket_markdown(study: Study, brackets, mark_open: bool = True) -> str:
+    def cell(arm, h):
+        keys = study.seeds_of(arm, h)
+        if not keys:
+            return "-"
+        text = analysis.seeds_text([brackets[k] for k in keys])
+        n_open = sum(study.searching(k) for k in keys) if mark_open else 0
+        return text + (f" ({n_open} searching)" if n_open else "")
+    return _table(study, cell)
+
+
+def _est(e: analysis.Estimate | None) -> str:
+    return "-" if e is None else f"{e.value:.2f} [{e.low:.2f}, {e.high:.2f}]"
+
+
+def alpha_markdown(alphas: Mapping[str, analysis.AlphaFit | None]) -> str:
+    rows = [[arm, _est(f.alpha), _est(f.beta), f"{f.n} ({f.censored})", f.lineages]
+            if f else [arm, "-", "-", "-", "-"] for arm, f in alphas.items()]
+    return markdown_table(["arm", "alpha (S ~ T^alpha)", "beta (S ~ H^beta)",
+                           "runs (censored)", "lineages"], rows, "lllrr")
+
+
+def growth_markdown(study: Study, brackets) -> str:
+    rows = []
+    for arm in study.arms:
+        g = analysis.growth_fit({k: b for k, b in brackets.items() if k[0] == arm})
+        n = sum(1 for k, (lo, hi) in brackets.items() if k[0] == arm and lo and hi)
+        rows.append([arm, _est(g.b) if g else "-", n])
+    return markdown_table(["arm", "b (T* ~ H^b)", "lineages bracketed"], rows, "llr")
+
+
+def _median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def horizon_markdown(study: Study) -> str:
+    """dL/dh_t's horizon as a fraction of T, at init and at the end, at the longest
+    T >= 500 each lineage ran (median over seeds)."""
+    def cell(arm, h):
+        init, end, ts = [], [], []
+        for k in study.seeds_of(arm, h):
+            long = [r for r in study.lineages[k] if r.seq_len >= 500]
+            if long:
+                r = long[-1]
+                ts.append(r.seq_len)
+                for xs, v in ((init, r.grad_horizon_init), (end, r.grad_horizon)):
+                    xs.append(None if v is None else v / r.seq_len)
+        if not ts:
+            return "-"
+        f = (lambda v: "-" if v is None else f"{v:.2f}")
+        return f"{f(_median(init))} -> {f(_median(end))} (T={int(_median(ts))})"
+    return _table(study, cell)
+
+
+def run_rows(study: Study) -> list[dict]:
+    rows = []
+    for r in study.runs:
+        final = r.history[-1].get(r.metric) if r.history else None
+        rows.append({"task": r.task, "arm": r.arm, "hidden": r.hidden, "seq_len": r.seq_len,
+                     "seed": r.seed, "solved": r.solved, "steps_to_solve": r.steps_to_solve,
+                     "final_metric": final, "metric": r.metric, "lr": r.lr,
+                     "layers": r.layers, "cap": r.cap, "copy_len": r.copy_len,
+                     "last_step": r.last_step, "num_params": r.num_params,
+                     "step_time_ms": None if r.step_time_ms is None else round(r.step_time_ms, 3),
+                     "wall_time_sec": round(r.wall_time_sec, 2), "folder": r.folder})
+    return rows
+
+
+def core_hours(runs: Sequence[searches.Run]) -> float:
+    return sum(r.wall_time_sec for r in runs) / 3600
+
+
+def task_markdown(study: Study, out: Path) -> str:
+    """One task's section; writes its figures into `out`."""
+    t = study.task
+    if not study.runs:
+        return f"### {t}\n\nNo runs yet (`experiments/long_range_search.py:{t}`).\n"
+    by_arm = study.by_arm()
+    alphas = analysis.alpha_fits(by_arm)
+    at_cap = analysis.brackets(study.lineages)
+    budgets = {b: analysis.brackets(study.lineages, budget=b) for b in BUDGETS[t]}
+    n_pairs = sum(1 for a in study.arms for h in study.hiddens if study.seeds_of(a, h))
+    both = sum(analysis.both_sides([at_cap[k] for k in study.seeds_of(a, h)])
+               for a in study.arms for h in study.hiddens)
+    open_ = sum(study.searching(k) for k in study.lineages)
+    label = " (reduced grid)" if study.reduced else ""
+    steps_png = lr_figures.steps_figure(t, by_arm, alphas, out / f"steps_{t}.png",
+                                        f"{t}{label}: steps to solve against T")
+    budget_png = lr_figures.budget_figure(t, budgets, study.arms, study.hiddens, study.top,
+                                          out / f"budget_{t}.png",
+                                          f"{t}{label}: T*(budget) against hidden size")
+    th = THRESHOLDS[t]
+    h_big = study.hiddens[-1]
+    thr_rows = [[arm, *(analysis.seeds_text([analysis.brackets(
+        {k: study.lineages[k] for k in study.seeds_of(arm, h_big)}, threshold=x)[k]
+        for k in study.seeds_of(arm, h_big)]) or "-" for x in th)] for arm in study.arms]
+    metric = study.runs[0].metric
+    parts = [
+        f"### {t}{label}",
+        "",
+        f"{len(study.runs)} runs in {len(study.lineages)} lineages (arm x hidden size x "
+        f"seed), {open_} still searching; {core_hours(study.runs):.2f} core-hours of run "
+        f"wall time. (arm, size) pairs with every seed bracketed from both sides: "
+        f"{both} of {n_pairs}.",
+        "",
+        f"**Boundary T\\* per seed** at the cap ({study.base_cap} steps, {2 * study.base_cap} "
+        f"where a still-improving run was extended): [longest solved, shortest failed] on "
+        f"the ladder; `>=T`: solved up to T, the top searched ({study.top}) or the search "
+        f"so far; `<T`: failed at the first length.",
+        "",
+        bracket_markdown(study, at_cap),
+        "",
+        f"**Steps to solve against T**: log S = a + alpha log T + beta log H per arm, "
+        f"solves as (s - {analysis.EVAL_EVERY}, s], unsolved runs right-censored at their "
+        f"cap; [95% bootstrap interval over lineages].",
+        "",
+        alpha_markdown(alphas),
+        "",
+        f"![steps to solve]({steps_png.name})",
+        "",
+        "**T\\*(budget)**: the same runs read at smaller step budgets (and 2x the cap "
+        "where a run was extended); growth with hidden size, log T\\* = a + b log H over "
+        "the lineages bracketed at the cap:",
+        "",
+        growth_markdown(study, at_cap),
+        "",
+        f"![T*(budget)]({budget_png.name})",
+        "",
+        f"**Threshold sensitivity** at H={h_big} ({metric} {th[0]:g} / {th[1]:g} "
+        f"(the protocol's) / {th[2]:g}; a run that stopped solved before reaching a "
+        f"stricter threshold leaves that side open):",
+        "",
+        markdown_table(["arm", *(f"{metric} {x:g}" for x in th)], thr_rows),
+        "",
+        "**Gradient horizon** (the longest lag whose dL/dh_t is above 1e-3 of the "
+        "largest), as a fraction of T, at initialisation -> at the end, at the longest "
+        "T >= 500 each lineage ran:",
+        "",
+        horizon_markdown(study),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def budget_tables(study: Study) -> str:
+    out = []
+    for b in BUDGETS[study.task]:
+        out += [f"Budget {b} steps:", "",
+                bracket_markdown(study, analysis.brackets(study.lineages, budget=b), False), ""]
+    return "\n".join(out)
+
+
+def rates_markdown(studies: Sequence[Study]) -> str:
+    """The learning rate the runs trained at, per task, arm and hidden size."""
+    out = []
+    for s in studies:
+        rates: dict = defaultdict(set)
+        for r in s.runs:
+            rates[(r.arm, r.hidden)].add(r.lr)
+        out += [f"{s.task}:", "", _table(s, lambda a, h, rates=rates: ", ".join(
+            f"{x:g}" for x in sorted(rates.get((a, h), ()))) or "-"), ""]
+    return "\n".join(out)
+
+
+def study_markdown(studies: Sequence[Study], out: Path) -> str:
+    sections = [task_markdown(s, out) for s in studies]
+    hours = sum(core_hours(s.runs) for s in studies)
+    return "\n".join([
+        "Learning rates the runs trained at (chosen per arm and size by the calibration's "
+        "stage 2, `results/long_range/calibration/<task>_refine/lr.json`):",
+        "",
+        rates_markdown(studies),
+        *sections,
+        "### Published results",
+        "",
+        published_markdown({s.task: s for s in studies}),
+        "",
+        f"Compute: {hours:.2f} core-hours of search runs (the sum of the runs' wall "
+        f"time; two workers on the 2-core CPU machine).",
+    ])
+
+
+def write_study_report(root: str | os.PathLike, *, reduced: bool = False,
+                       readme: str | None = None) -> str:
+    """Write report.md, runs.csv, manifest.json and the figures into
+    <root>/search; `readme`: also render the README's section. Returns the
+    markdown."""
+    root = Path(root)
+    out = root / "search"
+    out.mkdir(parents=True, exist_ok=True)
+    studies = [Study(t, out / t, reduced) for t in ("adding", "copy") if (out / t).is_dir()]
+    md = study_markdown(studies, out)
+    (out / "report.md").write_text(
+        "# The long-range study, second protocol\n\n" + md + "\n\n## T*(budget), every "
+        "budget\n\n" + "\n".join(budget_tables(s) for s in studies if s.runs) + "\n")
+    write_csv([row for s in studies for row in run_rows(s)], out / "runs.csv", RUN_FIELDS)
+    manifest = {"protocol": "second (gru_jax/proj/long_range/design.py)",
+                "reduced": reduced,
+                "runs": {s.task: len(s.runs) for s in studies},
+                "core_hours": round(sum(core_hours(s.runs) for s in studies), 3),
+                "command": "python scripts/report.py --study=" + str(root)}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    if readme is not None:
+        section = md.replace("](", f"]({os.path.relpath(out, Path(readme).parent)}/")
+        text = Path(readme).read_text()
+        Path(readme).write_text(replace_section(text, BEGIN, END, section))
+    return md
+
+
+def readme_section(root: str | os.PathLike, readme: str) -> str:
+    """What `write_study_report(root, readme=readme)` renders between the markers,
+    without writing anything (the test's re-render)."""
+    root = Path(root)
+    out = root / "search"
+    studies = [Study(t, out / t) for t in ("adding", "copy") if (out / t).is_dir()]
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        md = study_markdown(studies, Path(tmp))
+    return md.replace("](", f"]({os.path.relpath(out, Path(readme).parent)}/")
+
+
