@@ -22,14 +22,13 @@ $(BIN)/.installed-test: $(BIN)/.installed
 
 setup: $(BIN)/.installed
 
-# The main job: the long-range study's reduced grid (both tasks), two sweep workers at once
-# (one per core) on each task's Optuna study (runs/long_range/TASK/study.db), then its
-# report (figures, tables, runs.csv into $(STUDY)).
+# The main job: the long-range study's reduced grid (the second protocol's length searches
+# on the adding problem at the calibrated rates), two sweep workers at once (one per core)
+# on its Optuna study ($(STUDY)/search/adding/study.db), then its report (figures,
+# tables, runs.csv into $(STUDY)/search).
 study: setup
-	for task in adding copy; do \
-	  JAX_PLATFORMS=cpu $(BIN)/python scripts/sweep.py --workers=2 \
-	    --config=experiments/long_range_$$task.py:reduced --workdir=$(STUDY)/$$task || exit 1; \
-	done
+	JAX_PLATFORMS=cpu $(BIN)/python scripts/sweep.py --workers=2 \
+	  --config=experiments/long_range_search.py:adding:reduced --workdir=$(STUDY)/search/adding
 	$(BIN)/python scripts/report.py --study=$(STUDY) --reduced
 
 test: $(BIN)/.installed-test

@@ -16,8 +16,8 @@ One run of it::
     python scripts/train.py --config=experiments/long_range_search.py:adding \\
         --workdir=runs/search_one --config.task.seq_len=113 --config.train.learning_rate=0.01
 
-`:adding:reduced` / `:copy:reduced`: gru and lstm at H = 16, one seed, up to T = 40
-(make study).
+`:adding:reduced` / `:copy:reduced`: gru, lstm and rnn at H = 16, one seed, up to
+T = 40, capped at 1000 steps (make study).
 """
 
 import os
@@ -27,7 +27,8 @@ from gru_jax.proj.long_range.adaptive import LADDER_TOP, LengthSearch, Lineage
 
 CALIBRATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "results", "long_range", "calibration")
-REDUCED = {"arms": ("gru", "lstm"), "hidden": (16,), "seeds": (0,), "top": 4, "cap": 1000}
+REDUCED = {"arms": ("gru", "lstm", "rnn"), "hidden": (16,), "seeds": (0,), "top": 4,
+           "cap": 1000}
 
 
 def _parse(arg: str) -> tuple[str, bool]:

@@ -145,7 +145,7 @@ def bracket_text(b: Bracket, top: int | None = None) -> str:
 def seeds_text(bs: Sequence[Bracket]) -> str:
     """The brackets of one (arm, hidden size)'s seeds, equal ones merged: '113-160 x2, 160-226'."""
     out: list[tuple[str, int]] = []
-    for text in sorted((bracket_text(b) for b in bs), key=_order):
+    for text in sorted((bracket_text(b) for b in bs), key=lambda t: (_order(t), t)):
         if out and out[-1][0] == text:
             out[-1] = (text, out[-1][1] + 1)
         else:
