@@ -205,7 +205,7 @@ def test_concurrent_runners_never_run_a_point_twice(tmp_path):
 def test_two_launchers_enqueue_a_point_once_and_duplicates_are_dropped(tmp_path):
     """Enqueue is idempotent by the point's identity; a copy enqueued in a race (here:
     by hand) is dropped by the worker that claims it, so the point trains once."""
-    from gru_jax.harness.sweep import worker
+    from gru_jax.harness.sweep import queue
 
     source = sweep.FixedSource(SWEEP[:2])
     study = sweep.open_sweep(base_config(), source, tmp_path, validate=no_validate)
@@ -215,9 +215,9 @@ def test_two_launchers_enqueue_a_point_once_and_duplicates_are_dropped(tmp_path)
     train = FakeTrainer()
     run(tmp_path, train, points=SWEEP[:2])
     assert sorted(train.calls) == sorted(str(tmp_path / n) for n in sweep.point_names(SWEEP[:2]))
-    dropped = [t for t in study.get_trials() if worker.DUPLICATE_ATTR in t.user_attrs]
-    assert [t.user_attrs[worker.DUPLICATE_ATTR] for t in dropped] == [0]
-    assert worker.counts(study) == {"waiting": 0, "running": 0, "done": 2, "failed": 0}
+    dropped = [t for t in study.get_trials() if queue.DUPLICATE_ATTR in t.user_attrs]
+    assert [t.user_attrs[queue.DUPLICATE_ATTR] for t in dropped] == [0]
+    assert queue.counts(study) == {"waiting": 0, "running": 0, "done": 2, "failed": 0}
     assert sweep.status(tmp_path).endswith("2 points: 0 waiting, 0 running, 2 done, 0 failed")
 
 
