@@ -1,4 +1,4 @@
-"""Runs an experiment's sweep: each point a trial of an Optuna study, trained in its own folder.
+r"""Runs an experiment's sweep: each point a trial of an Optuna study, trained in its own folder.
 
     python scripts/sweep.py --config=experiments/adding.py --workdir=runs/adding --workers=2
     python scripts/sweep.py --config=experiments/adding.py --workdir=runs/adding --status
