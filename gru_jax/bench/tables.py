@@ -19,3 +19,11 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]],
     lines = ["| " + " | ".join(header) + " |", rule]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def table_lines(header: Sequence[str], rows: Iterable[Sequence[Any]], with_header: bool = True,
+                align: str | None = None) -> str:
+    """`markdown_table`, or without `with_header` its row lines alone: a benchmark prints
+    the header first and each row as it is measured."""
+    table = markdown_table(header, rows, align)
+    return table if with_header else "\n".join(table.split("\n")[2:])
