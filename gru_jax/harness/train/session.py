@@ -165,25 +165,24 @@ class Session:
         batch axis, the state replicated: a no-op on one device) and the programs
         compiled (or taken from this process's cache: runs of one shape share them)."""
         chrono = Chrono()
-        t0 = chrono._clock()
-        _, replicated = steps.data_mesh()
-        keys = jnp.stack([m.keys()[1] for m in members])
-        # Data keys and learning rates are arguments, not constants of the program (the
-        # state's schedule peaks at 1: `_unit_rate`), so runs that differ only in them
-        # share one executable.
-        scales = jnp.asarray([m.config.train.learning_rate for m in members], jnp.float32)
-        # Every process holds the same values: each places its local copy and the
-        # pieces form one global array (device_put cannot reach other processes).
-        state, keys, scales = (
-            jax.device_put((state, keys, scales), replicated) if jax.process_count() == 1
-            else jax.tree_util.tree_map(lambda a: replicated_global(a, replicated),
-                                        (state, keys, scales)))
-        progs = programs(state, keys, scales, task, config, train_step, eval_step)
-        # The cached programs were traced with their first state's static fields (the
-        # model, optimiser and schedule functions): equal in value, and now identical.
-        t = progs.template
-        state = state.replace(apply_fn=t.apply_fn, tx=t.tx, lr_fn=t.lr_fn)
-        chrono.note("compile_sec", chrono._clock() - t0)
+        with chrono.paused("compile_sec"):  # not training time (the clock starts later)
+            _, replicated = steps.data_mesh()
+            keys = jnp.stack([m.keys()[1] for m in members])
+            # Data keys and learning rates are arguments, not constants of the program (the
+            # state's schedule peaks at 1: `unit_rate`), so runs that differ only in them
+            # share one executable.
+            scales = jnp.asarray([m.config.train.learning_rate for m in members], jnp.float32)
+            # Every process holds the same values: each places its local copy and the
+            # pieces form one global array (device_put cannot reach other processes).
+            state, keys, scales = (
+                jax.device_put((state, keys, scales), replicated) if jax.process_count() == 1
+                else jax.tree_util.tree_map(lambda a: replicated_global(a, replicated),
+                                            (state, keys, scales)))
+            progs = programs(state, keys, scales, task, config, train_step, eval_step)
+            # The cached programs were traced with their first state's static fields (the
+            # model, optimiser and schedule functions): equal in value, and now identical.
+            t = progs.template
+            state = state.replace(apply_fn=t.apply_fn, tx=t.tx, lr_fn=t.lr_fn)
         one = steps.unstack(state, 0)
         return cls(task, config.train, members,
                    train=lambda s, n: progs.train(s, keys, scales, jnp.int32(n)),
