@@ -27,7 +27,7 @@ from gru_jax.harness.config import config_to_dict
 from gru_jax.harness.files import SWEEP_FILE, write_json_atomic
 from gru_jax.harness.metrics import minimised
 from gru_jax.harness.summary import RunSummary
-from gru_jax.harness.sweep.points import canonical, overrides_of, point_dir
+from gru_jax.harness.sweep.points import _summary_or_none, canonical, overrides_of, point_dir
 from gru_jax.harness.sweep.sources import PointSource
 from gru_jax.harness.sweep.storage import BEAT_ATTR
 
@@ -97,7 +97,7 @@ def enqueue(study: optuna.Study, points: Iterable[Mapping[str, Any]], *,
     """Enqueue the points not in the study yet (by identity); with `retry_failed`
     also those whose every trial failed (a launcher's rerun tries them again).
     Returns the points enqueued. Two launchers racing here may both enqueue a
-    point: the workers drop the higher-numbered copy (`Worker._is_duplicate`)."""
+    point: the workers drop the higher-numbered copy (`drop_duplicate`)."""
     have = trials_by_point(study)
     added = []
     for p in points:
@@ -109,6 +109,21 @@ def enqueue(study: optuna.Study, points: Iterable[Mapping[str, Any]], *,
         have[key] = [*trials, None]  # noqa - only its presence matters below
         added.append(dict(p))
     return added
+
+
+def drop_duplicate(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """A lower trial of the same point that is not failed runs it instead: drop
+    this one (PRUNED, with `duplicate_of`)."""
+    key = trial.user_attrs.get(POINT_ATTR)
+    for other in study.get_trials(deepcopy=False):
+        if (other.number < trial.number and other.user_attrs.get(POINT_ATTR) == key
+                and DUPLICATE_ATTR not in other.user_attrs
+                and other.state in (TrialState.WAITING, TrialState.RUNNING,
+                                    TrialState.COMPLETE)):
+            study._storage.set_trial_user_attr(trial._trial_id, DUPLICATE_ATTR, other.number)
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.PRUNED)
+            return True
+    return False
 
 
 def reap(study: optuna.Study) -> int:
@@ -169,6 +184,19 @@ def counts(study: optuna.Study) -> dict[str, int]:
         else:
             out["failed"] += 1
     return out
+
+
+def finished_points(study: optuna.Study, workdir: Path) -> list[tuple[dict, dict]]:
+    """(point, its run's summary as a dict) of every completed point whose folder in
+    `workdir` holds a summary: what a point source extends a sweep from."""
+    finished = []
+    for trials in trials_by_point(study).values():
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        if done:
+            s = _summary_or_none(Path(workdir) / done[-1].user_attrs[DIR_ATTR])
+            if s is not None:
+                finished.append((point_of(done[-1]), s.to_dict()))
+    return finished
 
 
 def status_line(study: optuna.Study, where: str) -> str:

@@ -54,14 +54,16 @@ from gru_jax.harness.sweep.points import (
     format_summary,
     overrides_of,
 )
-from gru_jax.harness.sweep.queue import (  # noqa: F401 - counts, status_line: re-exported
+from gru_jax.harness.sweep.queue import (  # noqa: F401 - some only re-exported (as before)
     DIR_ATTR,
     DUPLICATE_ATTR,
     OWNER_ATTR,
     POINT_ATTR,
     PREEMPTED_ATTR,
     counts,
+    drop_duplicate,
     enqueue,
+    finished_points,
     owner,
     point_of,
     reap,
@@ -118,7 +120,7 @@ class Worker:
         while not self.preempted:
             jobs = self._next_jobs() if self.primary else []
             if self.multihost:
-                jobs = self._broadcast(jobs)
+                jobs = broadcast_jobs(jobs, self.primary, self.config)
             if not jobs:
                 break
             summaries = self._train(jobs)
@@ -164,7 +166,7 @@ class Worker:
             if is_heartbeat_enabled(storage):
                 storage.record_heartbeat(trial_id)  # a fresh beat before anyone reaps
             trial = storage.get_trial(trial_id)
-            if self._is_duplicate(trial):
+            if drop_duplicate(self.study, trial):
                 continue
             point = point_of(trial)
             if point is None:  # not a sweep point (e.g. created by hand)
@@ -174,22 +176,6 @@ class Worker:
             config = apply_overrides(self.config, overrides_of(point))
             return Job(trial, point, self.workdir / trial.user_attrs[DIR_ATTR], config)
 
-    def _is_duplicate(self, trial: FrozenTrial) -> bool:
-        """A lower trial of the same point that is not failed runs it instead: drop
-        this one (PRUNED, with `duplicate_of`)."""
-        key = trial.user_attrs.get(POINT_ATTR)
-        for other in self.study.get_trials(deepcopy=False):
-            if (other.number < trial.number and other.user_attrs.get(POINT_ATTR) == key
-                    and DUPLICATE_ATTR not in other.user_attrs
-                    and other.state in (TrialState.WAITING, TrialState.RUNNING,
-                                        TrialState.COMPLETE)):
-                self.study._storage.set_trial_user_attr(trial._trial_id, DUPLICATE_ATTR,
-                                                        other.number)
-                self.study._storage.set_trial_state_values(trial._trial_id,
-                                                           state=TrialState.PRUNED)
-                return True
-        return False
-
     def _packs_with(self, first: Job, job: Job) -> bool:
         return self.pack_fn is not None and _pack_key(first.point) == _pack_key(job.point)
 
@@ -198,7 +184,7 @@ class Worker:
     def _train(self, jobs: list[Job]) -> list[RunSummary]:
         """Train the jobs (one alone, a group through pack_fn) with heartbeats; each
         point's summary (a finished one found in its folder is not trained again)."""
-        todo = [j for j in jobs if self._finished_before(j) is None]
+        todo = [j for j in jobs if finished_before(j) is None]
         groups: dict[str, list[Job]] = {}
         for j in todo:
             groups.setdefault(_pack_key(j.point), []).append(j)
@@ -218,7 +204,7 @@ class Worker:
                     break  # the job is being taken away: the rest go back to the queue
         out = []
         for j in jobs:
-            s = trained.get(id(j)) or self._finished_before(j)
+            s = trained.get(id(j)) or finished_before(j)
             if s is None:  # not reached before a preemption
                 s = _summary_or_none(j.run_dir) or RunSummary(status="preempted")
                 s = dataclasses.replace(s, status="preempted")
@@ -228,22 +214,6 @@ class Worker:
     def _name(self, job: Job) -> str:
         """The point's folder relative to the sweep's (what the console names)."""
         return job.run_dir.relative_to(self.workdir).as_posix()
-
-    def _finished_before(self, job: Job) -> RunSummary | None:
-        """The folder's summary if it finished this very point (same overrides and
-        train.steps): a rerun after the study was lost does not train it again."""
-        s = _summary_or_none(job.run_dir)
-        if s is None or not s.finished or not isinstance(s.config, Mapping):
-            return None
-        want = {**overrides_of(job.point), "train.steps": job.config.train.steps}
-        for key, value in want.items():
-            node: Any = s.config
-            for part in key.split("."):
-                node = node.get(part) if isinstance(node, Mapping) else None
-            if (list(node) if isinstance(node, tuple) else node) != (
-                    list(value) if isinstance(value, tuple) else value):
-                return None
-        return s
 
     def _tell(self, jobs: list[Job], summaries: list[RunSummary]) -> None:
         for job, s in zip(jobs, summaries, strict=True):
@@ -264,14 +234,7 @@ class Worker:
         """Enqueue the source's next points from every finished one; True if any."""
         if self.source is None:
             return False
-        finished = []
-        for trials in trials_by_point(self.study).values():
-            done = [t for t in trials if t.state == TrialState.COMPLETE]
-            if done:
-                s = _summary_or_none(self.workdir / done[-1].user_attrs[DIR_ATTR])
-                if s is not None:
-                    finished.append((point_of(done[-1]), s.to_dict()))
-        new = self.source.next(finished)
+        new = self.source.next(finished_points(self.study, self.workdir))
         if not new:
             return False
         added = enqueue(self.study, expand(new, self.config, self.validate),
@@ -280,18 +243,34 @@ class Worker:
             write_sweep_file(self.workdir, self.study, self.source, self.config)
         return bool(added)
 
-    # ---- multi-host
 
-    def _broadcast(self, jobs: list[Job]) -> list[Job]:
-        """Process 0's jobs on every process (points only: the others have no trial)."""
-        from gru_jax.harness.distributed import broadcast_json
+def broadcast_jobs(jobs: list[Job], primary: bool, config) -> list[Job]:
+    """Process 0's jobs on every process of a multi-host job (points only: the others
+    have no trial; each builds its job's config from `config`)."""
+    from gru_jax.harness.distributed import broadcast_json
 
-        got = broadcast_json([[j.point, str(j.run_dir)] for j in jobs] if self.primary
-                             else None)
-        if self.primary:
-            return jobs
-        return [Job(None, p, Path(d), apply_overrides(self.config, overrides_of(p)))
-                for p, d in (got or [])]
+    got = broadcast_json([[j.point, str(j.run_dir)] for j in jobs] if primary else None)
+    if primary:
+        return jobs
+    return [Job(None, p, Path(d), apply_overrides(config, overrides_of(p)))
+            for p, d in (got or [])]
+
+
+def finished_before(job: Job) -> RunSummary | None:
+    """The folder's summary if it finished this very point (same overrides and
+    train.steps): a rerun after the study was lost does not train it again."""
+    s = _summary_or_none(job.run_dir)
+    if s is None or not s.finished or not isinstance(s.config, Mapping):
+        return None
+    want = {**overrides_of(job.point), "train.steps": job.config.train.steps}
+    for key, value in want.items():
+        node: Any = s.config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if (list(node) if isinstance(node, tuple) else node) != (
+                list(value) if isinstance(value, tuple) else value):
+            return None
+    return s
 
 
 def _pack_key(point: Mapping[str, Any]) -> str:
