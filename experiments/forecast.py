@@ -2,7 +2,7 @@
 
 The models are Keras ``Sequential([GRU(50), Dense(1)])`` and its LSTM and
 SimpleRNN twins: 50 units on one input feature, the last state into one linear
-output. Same sizes here (checked by tests/test_experiments.py):
+output. Same sizes here (checked by tests/proj/test_experiments.py):
 
     GRU(50)  + Dense(1): 7950 + 51 =  8001 parameters (reset_after, Keras' default)
     LSTM(50) + Dense(1): 10400 + 51 = 10451

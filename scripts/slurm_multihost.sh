@@ -17,7 +17,7 @@
 # resume from the latest checkpoint.
 #
 # Not tested across hosts in this project (no cluster here): the single-host,
-# multi-device path is tested with 4 fake CPU devices (tests/test_parallel.py).
+# multi-device path is tested with 4 fake CPU devices (tests/harness/test_parallel.py).
 #
 #SBATCH --job-name=gru_jax-multihost
 #SBATCH --output=slurm-%j.out

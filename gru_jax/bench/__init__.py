@@ -1,4 +1,5 @@
-"""Benchmarks as importable, tested code (`scripts/bench.py` is their command line).
+"""Benchmarks as importable, tested code (`gru-jax bench`, `scripts/bench.py`: their
+command line, gru_jax.commands.bench).
 
     timing.py    interleaved_medians (the one timer), compile_fn, compiled_memory_bytes
     machine.py   machine_info, describe, load_average: where a measurement ran
@@ -7,6 +8,7 @@
     ensemble.py  run_vmap: K members under one jax.vmap against one by one
     memory.py    run_memory: memory against T (XLA's account, peak RSS)
     ablation.py  formulations of the step and plans of the fused GRU
+    tables.py    markdown_table: the one table writer (the harness's reports use it too)
 
 Every mode measures side by side in one process, interleaved, medians: ratios,
 never timed tests. The library only; the trainer's ensemble benchmark (which

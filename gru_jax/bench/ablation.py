@@ -7,6 +7,7 @@ import dataclasses
 
 from gru_jax.bench.cases import Case, case_flax_linen, case_gru_jax, data
 from gru_jax.bench.compare import time_cases
+from gru_jax.bench.tables import markdown_table
 from gru_jax.bench.timing import compile_fn
 
 
@@ -124,10 +125,11 @@ def ablation_train(B, T, IN, H, repeats, dtype=None):
 
 def ablation_markdown(fwd_rows, train_rows) -> list[str]:
     """The two ablation tables as markdown lines."""
-    md = ["| B, T, I, H | forward formulation | us/step | / floor |", "|---|---|---|---|"]
-    md += [f"| {', '.join(map(str, r['shape']))} | {r['form']} | {r['us_per_step']:.1f} | "
-           f"{r['over_floor']:.2f} |" for r in fwd_rows]
-    md += ["", "| B, T, I, H | train-step variant | ms | vs flax.linen |", "|---|---|---|---|"]
-    md += [f"| {', '.join(map(str, r['shape']))} | {r['variant']} | {r['train_ms']:.1f} | "
-           f"{r['vs_flax_linen']:.2f}x |" for r in train_rows]
-    return md
+    shape = lambda r: ", ".join(map(str, r["shape"]))  # noqa: E731
+    fwd = markdown_table(["B, T, I, H", "forward formulation", "us/step", "/ floor"],
+                         [[shape(r), r["form"], f"{r['us_per_step']:.1f}",
+                           f"{r['over_floor']:.2f}"] for r in fwd_rows])
+    train = markdown_table(["B, T, I, H", "train-step variant", "ms", "vs flax.linen"],
+                           [[shape(r), r["variant"], f"{r['train_ms']:.1f}",
+                             f"{r['vs_flax_linen']:.2f}x"] for r in train_rows])
+    return [*fwd.split("\n"), "", *train.split("\n")]

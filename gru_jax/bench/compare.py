@@ -8,6 +8,7 @@ import math
 import sys
 
 from gru_jax.bench.cases import BUILDERS, Case, case_gru_jax
+from gru_jax.bench.tables import table_lines
 from gru_jax.bench.timing import interleaved_medians, short
 
 
@@ -80,20 +81,20 @@ def _f(v, fmt):
     return "-" if v is None else format(v, fmt)
 
 
+COMPARE_HEADER = ["B, T, I, H", "impl", "forward ms", "train ms", "train vs flax.linen",
+                  "fwd / floor", "train / 3 floors", "compile s", "memory MB", "note"]
+
+
 def markdown(rows, header=True) -> str:
-    out = []
-    if header:
-        out.append("| B, T, I, H | impl | forward ms | train ms | train vs flax.linen | "
-                   "fwd / floor | train / 3 floors | compile s | memory MB | note |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|")
+    """The compare table; without `header`, its rows alone (printed as they come)."""
+    cells = []
     for r in rows:
         ratio = r["train_vs_flax_linen"]
-        out.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
-            ", ".join(map(str, r["shape"])), r["impl"], _f(r["fwd_ms"], ".1f"),
-            _f(r["train_ms"], ".1f"), "-" if ratio is None else f"{ratio:.2f}x",
-            _f(r["fwd_over_floor"], ".2f"), _f(r.get("train_over_floor"), ".2f"),
-            _f(r["compile_s"], ".2f"), _f(r["mem_mb"], ".1f"), r.get("note", "")))
-    return "\n".join(out)
+        cells.append([", ".join(map(str, r["shape"])), r["impl"], _f(r["fwd_ms"], ".1f"),
+                      _f(r["train_ms"], ".1f"), "-" if ratio is None else f"{ratio:.2f}x",
+                      _f(r["fwd_over_floor"], ".2f"), _f(r.get("train_over_floor"), ".2f"),
+                      _f(r["compile_s"], ".2f"), _f(r["mem_mb"], ".1f"), r.get("note", "")])
+    return table_lines(COMPARE_HEADER, cells, header)
 
 
 def summary(rows, shapes) -> str:

@@ -4,6 +4,7 @@ against the same K run one by one, per hidden size (the issue-17 target: batch
 
 from __future__ import annotations
 
+from gru_jax.bench.tables import table_lines
 from gru_jax.bench.timing import interleaved_medians
 
 HIDDENS = (16, 32, 64, 128)
@@ -54,8 +55,8 @@ def run_vmap(hiddens=HIDDENS, *, K=8, B=32, T=200, IN=2, repeats=5, impl="auto",
 
 
 def vmap_markdown(rows, header=True) -> str:
-    out = ["| K, B, T, I | hidden | K one by one ms | vmap ms | vmap per-member speed-up |",
-           "|---|---|---|---|---|"] if header else []
-    out += [f"| {r['K']}, {r['B']}, {r['T']}, {r['I']} | {r['H']} | {r['apart_ms']:.1f} | "
-            f"{r['vmap_ms']:.1f} | {r['vmap_speedup']:.2f}x |" for r in rows]
-    return "\n".join(out)
+    """The vmap table; without `header`, its rows alone (printed as they come)."""
+    return table_lines(
+        ["K, B, T, I", "hidden", "K one by one ms", "vmap ms", "vmap per-member speed-up"],
+        [[f"{r['K']}, {r['B']}, {r['T']}, {r['I']}", r["H"], f"{r['apart_ms']:.1f}",
+          f"{r['vmap_ms']:.1f}", f"{r['vmap_speedup']:.2f}x"] for r in rows], header)

@@ -10,6 +10,7 @@ import sys
 import time
 
 from gru_jax.bench.cases import case_flax_linen, case_gru_jax
+from gru_jax.bench.tables import markdown_table
 from gru_jax.bench.timing import block
 
 MEM_CONFIGS = {
@@ -81,16 +82,11 @@ def run_memory(Ts, B=16, IN=2, H=128, rss_limit_mb=6000, dtype=None):
 
 
 def memory_markdown(rows):
-    out = ["| T (B=16, I=2, H=128) | impl | XLA temp+out MB | peak RSS MB | step s | compile s |",
-           "|---|---|---|---|---|---|"]
-    for r in rows:
-        out.append(f"| {r['T']} | {r['impl']} | {_fmt(r.get('xla_mb'), '.1f')} | "
-                   f"{_fmt(r.get('peak_rss_mb'), '.0f')} | {_fmt(r.get('step_s'), '.2f')} | "
-                   f"{_fmt(r.get('compile_s'), '.2f')} |")
-    return "\n".join(out)
-
-
-# --------------------------------------------------------------------------- ablation
+    """The memory table (one row per T and implementation)."""
+    return markdown_table(
+        ["T (B=16, I=2, H=128)", "impl", "XLA temp+out MB", "peak RSS MB", "step s", "compile s"],
+        [[r["T"], r["impl"], _fmt(r.get("xla_mb"), ".1f"), _fmt(r.get("peak_rss_mb"), ".0f"),
+          _fmt(r.get("step_s"), ".2f"), _fmt(r.get("compile_s"), ".2f")] for r in rows])
 
 
 def _fmt(v, fmt):

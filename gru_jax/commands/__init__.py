@@ -5,10 +5,11 @@ the package; ``python scripts/NAME.py`` runs the same code from a checkout).
     gru-jax train --help            one subcommand's flags
     gru-jax train --config=experiments/adding.py --workdir=runs/adding_gru
 
-Each subcommand is a module with a ``run()`` (absl flags, one-line errors).
-sweep, search and bench still live as scripts this round: from a source
-checkout (an editable install) ``gru-jax sweep`` runs ``scripts/sweep.py``
-until the command moves into the package at the module path listed below.
+Each subcommand is a module with a ``run()`` (absl flags, one-line errors), so they
+all work from an installed package; ``scripts/NAME.py`` is a thin wrapper over it.
+A subcommand whose module is not in the package yet (search, until its command line
+moves to ``gru_jax.commands.search``) runs ``scripts/NAME.py`` of the source checkout
+the package was imported from (an editable install).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ COMMANDS = {
     "search": ("gru_jax.commands.search", "a hyperparameter search over an experiment"),
     "report": ("gru_jax.commands.report", "tables and figures of a sweep, study or series"),
     "predict": ("gru_jax.commands.predict", "forecast with a trained series run"),
-    "bench": ("gru_jax.commands.bench", "speed and memory side by side (scripts/bench.py)"),
+    "bench": ("gru_jax.commands.bench", "speed and memory side by side"),
 }
 _EXTRAS_HINT = "the harness extra: pip install 'gru_jax[harness]'"
 

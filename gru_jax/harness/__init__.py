@@ -10,7 +10,7 @@ Projects (`gru_jax.proj`) build on it; it imports nothing from them.
     optimizers          train.optimizer: an optax name or a registered factory
     models, steps       the experiment model; pure train / eval steps
     diagnostics         dL/dh_t and the gradient horizon
-    train, chrono       train_and_evaluate; step timing
+    train/, chrono      train_and_evaluate (loop, session, programs, stop); step timing
     workdir, machine    the stored config checked on resume; where a run ran
     distributed         multi-host start (SLURM, JAX_COORDINATOR_ADDRESS)
     checkpoint, tb      Orbax checkpoints; the metric writer (clu's method names)

@@ -1,6 +1,6 @@
 """Training time, measured as big_vision's `Chrono` measures it, and itemised.
 
-* The programs are compiled ahead of time (`note("compile_sec", ...)`), so
+* The programs are compiled ahead of time (inside `paused("compile_sec")`), so
   timing starts with the first step (`start`) and every step is timed; a step
   is timed until its results are ready (the trainer waits for each interval's
   steps inside training time: the steps run asynchronously).
@@ -36,21 +36,15 @@ class Chrono:
         self._depth = 0  # nesting of `paused`
         self._mark = (0.0, 0)  # (training time, steps) at the last `rate()`
 
-    @property
-    def started(self) -> bool:
-        return self._train_t0 is not None
-
     def start(self) -> None:
-        """Time the steps from here."""
+        """Time the steps from here (the trainer calls it just before its loop); what was
+        paused before is not inside training time, so it is not subtracted from it."""
         self._train_t0 = self._clock()
+        self._paused = 0.0
 
     def tick(self, n: int = 1) -> None:
-        """`n` more training steps (counted once timing has started)."""
-        self._steps += n if self.started else 0
-
-    def note(self, kind: str, seconds: float) -> None:
-        """Add `seconds` spent outside the loop (e.g. compiling) to `kind`'s total."""
-        self._kinds[kind] += seconds
+        """`n` more training steps."""
+        self._steps += n
 
     @contextlib.contextmanager
     def paused(self, kind: str = "log_sec"):
@@ -64,12 +58,12 @@ class Chrono:
             if self._depth == 0:
                 dt = self._clock() - t
                 self._kinds[kind] += dt
-                if self.started:
-                    self._paused += dt
+                self._paused += dt
 
     def train_time(self) -> float:
-        """Seconds of training since `start` (0 before), pauses left out."""
-        if not self.started:
+        """Seconds of training since `start`, pauses left out (0 for a session that
+        ended before its loop started)."""
+        if self._train_t0 is None:
             return 0.0
         return self._clock() - self._train_t0 - self._paused
 

@@ -19,7 +19,8 @@ started as tasks of one SLURM step). After initialize, `jax.devices()` lists
 every process's devices: the trainer's 1-D mesh spans them all, the batch is
 split over them and the state replicated; Orbax coordinates the checkpoint
 saves of all processes itself; the summary, config.json and the TensorBoard
-events are written by process 0 only (`is_primary`).
+events are written by process 0 only (`is_primary`). The trainer places its
+state with `replicated_global` and agrees on stopping with `any_process`.
 """
 
 from __future__ import annotations
@@ -86,3 +87,26 @@ def broadcast_json(obj):
         buf[:] = np.frombuffer(data, np.uint8)
     buf = np.asarray(multihost_utils.broadcast_one_to_all(buf))
     return json.loads(buf.tobytes().decode())
+
+
+def any_process(flag: bool) -> bool:
+    """`flag` of any process of a multi-host job (a collective: call it on all); alone: flag."""
+    import jax
+    import numpy as np
+
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
+
+def replicated_global(a, sharding):
+    """A replicated global array from this process's copy of `a` (multi-host)."""
+    import jax
+    import numpy as np
+
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):  # typed keys: via their data
+        data = jax.make_array_from_process_local_data(sharding, np.asarray(jax.random.key_data(a)))
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(a))
+    return jax.make_array_from_process_local_data(sharding, np.asarray(a))

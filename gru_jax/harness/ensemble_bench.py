@@ -13,9 +13,9 @@ import subprocess
 import sys
 import time
 
-# The trainer's step (gru_jax.harness.steps.train_program, data sampled inside the step) on the
-# adding problem at hidden 32, T 50, batch 64: a small GRU, where a seed sweep is many
-# runs that each leave most of the machine idle.
+# The trainer's program (gru_jax.harness.steps.train_loop_program: n steps per call, data
+# sampled inside the step) on the adding problem at hidden 32, T 50, batch 64: a small
+# GRU, where a seed sweep is many runs that each leave most of the machine idle.
 ENSEMBLE_CONFIG = {"model.hidden_size": 32, "task.seq_len": 50, "train.batch_size": 64,
                    "train.schedule": "constant", "train.warmup_steps": 0}
 
@@ -23,7 +23,7 @@ ENSEMBLE_CONFIG = {"model.hidden_size": 32, "task.seq_len": 50, "train.batch_siz
 def ensemble_worker(members: int, packed: bool, steps: int) -> None:
     """Builds `members` train states of ENSEMBLE_CONFIG (seeds 0..members-1), warms
     up, prints "ready"; then for every "go" line on stdin trains each for `steps`
-    steps (packed: one vmapped program; else one after another, one jitted step
+    steps (packed: one vmapped program; else one after another, one compiled loop
     shared by all) and prints "done <seconds>". The devices are the process's own
     (XLA_FLAGS set by the parent); batches are split over them as in the trainer."""
     import jax
@@ -44,14 +44,14 @@ def ensemble_worker(members: int, packed: bool, steps: int) -> None:
     jobs = [jax.device_put((harness_steps.stack([harness_steps.unstack(every, i) for i in g]),
                             jnp.stack([data_keys[i] for i in g]),
                             jnp.ones((len(g),), jnp.float32)), replicated) for g in groups]
-    # The trainer's own program (a pack of K, or of one reused for every member).
-    program = harness_steps.train_program(*jobs[0], task, config.train.batch_size)
+    # The trainer's own program (a pack of K, or of one reused for every member), called
+    # once for n steps as the trainer calls it between two events.
+    program = harness_steps.train_loop_program(*jobs[0], task, config.train.batch_size)
 
     def run(jobs, n):
         out = []
         for st, keys, scales in jobs:
-            for _ in range(n):
-                st, _metrics = program(st, keys, scales)
+            st, _sums = program(st, keys, scales, jnp.int32(n))
             out.append((st, keys, scales))
         return jax.block_until_ready(out)
 

@@ -8,6 +8,9 @@ from typing import Any
 # Keys in which the members of a packed group may differ: the seed (a pytree leaf of
 # nothing static) and the learning rate (a per-member scale of one schedule).
 PACK_KEYS = frozenset({"seed", "train.learning_rate"})
+# Config keys that say how a run is watched, not what is trained: not in TensorBoard's HParams.
+NOT_HPARAMS = frozenset({"train.progress", "train.log_every", "train.keep_checkpoints",
+                         "train.checkpoint_every", "train.eval_every", "train.diagnose_every"})
 
 
 def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:

@@ -4,10 +4,14 @@
       target "last":     hs[:, -1] @ w + b  -> [batch, out]
       target "sequence": hs @ w + b         -> [batch, time, out]
 
-Each layer is a cell from `gru_jax.cells` run by its scan from
-`gru_jax.scan`. Params are a plain pytree::
+The layers are the library's stacked layers (`gru_jax.stacked`: `init_stacked`,
+`stacked_scan`, each layer a cell from `gru_jax.cells` under `gru_jax.scan`), one
+direction. Params are a plain pytree::
 
     {"layers": [cell params of layer 1, ..., layer L], "head": {"w": [hidden, out], "b": [out]}}
+
+(the checkpoints' layout: `init_stacked`'s [{"fwd": cell params}, ...] is mapped to and
+from it at the call, so checkpoints of every existing run still load).
 
 `hidden_grads` gives dL/dh_t of the last layer at every step (the quantity
 whose decay over the lag T - 1 - t is the vanishing-gradient curve).
@@ -24,6 +28,7 @@ import jax.numpy as jnp
 from gru_jax.cells import CHRONO_CELLS, get_cell
 from gru_jax.cells.base import Cell
 from gru_jax.scan import scan
+from gru_jax.stacked import init_stacked, stacked_scan
 
 # model.dtype -> the compute dtype of the matrix products (None: the params' float32)
 COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
@@ -77,21 +82,29 @@ def _init_options(spec: ModelSpec, seq_len: int | None) -> dict:
 
 def init_model(key: jax.Array, model_cfg, input_size: int, output_size: int, *,
                seq_len: int | None = None):
-    """Params for `apply_model`: recurrent layers (orthogonal recurrent kernels,
-    as each cell's init does) and a lecun-normal head with zero bias.
+    """Params for `apply_model`: recurrent layers (`init_stacked`: each cell's own init,
+    orthogonal recurrent kernels) and a lecun-normal head with zero bias.
 
-    `seq_len` is the chrono T_max (needed only with model_cfg.chrono).
+    `seq_len` is the chrono T_max (needed only with model_cfg.chrono). The head's key
+    is the last of ``jax.random.split(key, num_layers + 1)``, and the layers'
+    (`init_stacked` splits `key` into num_layers) are the first num_layers of that
+    split: JAX's threefry keys are partitionable (the default since JAX 0.5), so a
+    split into n is a prefix of a split into n + 1, and the numbers are those of
+    every run trained before the model was built on `gru_jax.stacked`.
     """
     spec = model_spec(model_cfg)
-    cell = get_cell(spec.cell)
-    opts = _init_options(spec, seq_len)
-    keys = jax.random.split(key, spec.num_layers + 1)
-    layers, size = [], input_size
-    for k in keys[:-1]:
-        layers.append(cell.init(k, size, spec.hidden_size, **opts))
-        size = spec.hidden_size
-    w = jax.nn.initializers.lecun_normal()(keys[-1], (spec.hidden_size, output_size), jnp.float32)
-    return {"layers": layers, "head": {"w": w, "b": jnp.zeros((output_size,), jnp.float32)}}
+    layers = init_stacked(key, spec.cell, input_size, spec.hidden_size, spec.num_layers,
+                          **_init_options(spec, seq_len))
+    head_key = jax.random.split(key, spec.num_layers + 1)[-1]
+    w = jax.nn.initializers.lecun_normal()(head_key, (spec.hidden_size, output_size),
+                                           jnp.float32)
+    return {"layers": [layer["fwd"] for layer in layers],
+            "head": {"w": w, "b": jnp.zeros((output_size,), jnp.float32)}}
+
+
+def _stacked(layers: list) -> list[dict]:
+    """The model's layers as `stacked_scan` takes them (one direction)."""
+    return [{"fwd": layer} for layer in layers]
 
 
 def _scan_kwargs(spec: ModelSpec) -> dict:
@@ -101,12 +114,13 @@ def _scan_kwargs(spec: ModelSpec) -> dict:
 
 def run_layers(params, x: jax.Array, model_cfg) -> list[jax.Array]:
     """Every layer's outputs: x [batch, time, input] -> [hs_1, ..., hs_L],
-    each [batch, time, hidden]."""
+    each [batch, time, hidden] (the gate statistics read each layer's; `stacked_scan`
+    returns the last one's, so each layer runs as a stack of one)."""
     spec = model_spec(model_cfg)
     kw = _scan_kwargs(spec)
     outs, h = [], x
     for layer in params["layers"]:
-        _, h = scan(spec.cell, layer, h, **kw)
+        _, h = stacked_scan(spec.cell, _stacked([layer]), h, **kw)
         outs.append(h)
     return outs
 
@@ -123,7 +137,9 @@ def head(params, hs: jax.Array, target: str) -> jax.Array:
 def apply_model(params, x: jax.Array, model_cfg, target: str) -> jax.Array:
     """Predictions: x [batch, time, input] -> [batch, out] for target "last"
     (from the last step), [batch, time, out] for "sequence"."""
-    return head(params, run_layers(params, x, model_cfg)[-1], target)
+    spec = model_spec(model_cfg)
+    _, hs = stacked_scan(spec.cell, _stacked(params["layers"]), x, **_scan_kwargs(spec))
+    return head(params, hs, target)
 
 
 # --- dL/dh_t of the last layer ---
@@ -163,7 +179,7 @@ def apply_with_delta(params, x: jax.Array, delta: jax.Array, model_cfg, target: 
     spec = model_spec(model_cfg)
     h = x
     if len(params["layers"]) > 1:
-        h = run_layers({"layers": params["layers"][:-1]}, x, spec)[-1]
+        _, h = stacked_scan(spec.cell, _stacked(params["layers"][:-1]), x, **_scan_kwargs(spec))
     cell = perturbed_cell(get_cell(spec.cell), h.shape[-1])
     xs = jnp.concatenate([h, delta.astype(h.dtype)], axis=-1)
     _, hs = scan(cell, params["layers"][-1], xs, unroll=spec.unroll, remat=spec.remat,

@@ -12,9 +12,9 @@ the gradient diagnostics, and packing K runs into one program.
 * Divergence: a step whose loss or gradient norm is NaN/inf does not update the
   params; the state records that step in ``bad_step`` and every later step is a
   no-op, so the host only has to look at ``bad_step`` when it syncs anyway.
-* `train_program` compiles the packed step the trainer runs; `compiled_memory_bytes`
-  of it is *the* train-step memory (the trainer's summary, the study's cost table
-  and the benchmarks all use it).
+* `train_loop_program` compiles the packed steps the trainer runs (n per call);
+  `compiled_memory_bytes` of it is *the* train-step memory (the trainer's summary,
+  the study's cost table and the ensemble benchmark all use it).
 """
 
 from __future__ import annotations
@@ -263,26 +263,18 @@ def data_mesh() -> tuple[jax.sharding.NamedSharding, jax.sharding.NamedSharding]
     return jax.sharding.NamedSharding(mesh, P("data")), jax.sharding.NamedSharding(mesh, P())
 
 
-def train_program(state: TrainState, data_keys: jax.Array, lr_scales: jax.Array, task: Task,
-                  batch_size: int, step_fn: StepFn = train_step):
-    """The trainer's step, compiled ahead of time for a pack of K runs: state [K, ...],
-    data_keys [K], lr_scales [K] float32 (all placed replicated on the data mesh).
-    Returns the compiled program: (state, data_keys, lr_scales) -> (state, metrics [K])."""
-    sharding, replicated = data_mesh()
-    step = packed(sampled_step(step_fn, task, batch_size, sharding))
-    return jax.jit(step, out_shardings=replicated).lower(state, data_keys, lr_scales).compile()
-
-
 def train_loop_program(state: TrainState, data_keys: jax.Array, lr_scales: jax.Array,
                        task: Task, batch_size: int, step_fn: StepFn = train_step):
-    """`train_program`'s step run n times in one call (a `lax.fori_loop`), compiled
-    ahead of time: (state [K, ...], data_keys [K], lr_scales [K], n int32 []) ->
-    (state, metric sums over the n steps {name: [K]}).
+    """The trainer's program: n packed steps in one call (a `lax.fori_loop`) for a pack
+    of K runs, compiled ahead of time: (state [K, ...], data_keys [K], lr_scales [K]
+    float32, n int32 []) -> (state, metric sums over the n steps {name: [K]}), the
+    arguments placed replicated on the data mesh. One step is n = 1.
 
-    Why: a small model's step takes about as long as Python takes to dispatch it
-    (~1 ms on CPU), so the trainer calls this once per eval/log/checkpoint interval
-    instead of once per step. n is an argument, so one program serves every interval.
-    Step s of the loop is bitwise the step `train_program` runs at s.
+    Why a loop: a small model's step takes about as long as Python takes to dispatch
+    it (~1 ms on CPU), so the trainer calls this once per eval/log/checkpoint interval
+    instead of once per step; n is an argument, so one program serves every interval.
+    What times a step (the benchmarks, the study's cost table) times this program over
+    n steps, so it measures what the trainer runs.
     """
     sharding, replicated = data_mesh()
     step = packed(sampled_step(step_fn, task, batch_size, sharding))

@@ -1,4 +1,5 @@
-"""The one markdown table writer, and the number formats and files the reports share."""
+"""The number formats and files the reports share, and the one markdown table writer
+(`gru_jax.bench.tables.markdown_table`, where the benchmarks can import it too)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gru_jax.bench.tables import markdown_table  # noqa: F401 - the reports' table writer
 from gru_jax.harness.errors import WorkdirError
 
 
@@ -44,19 +46,6 @@ def median_range(values: Sequence[float], fmt=lambda v: f"{v:.3g}") -> str:
     if len(values) == 1 or min(values) == max(values):
         return med
     return f"{med} ({fmt(min(values))}–{fmt(max(values))})"
-
-
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]],
-                   align: str | None = None) -> str:
-    """A markdown table; cells are written with str(). `align`: one letter per column,
-    "l" (default) or "r" (right-aligned numbers), e.g. "lrr"."""
-    align = align or "l" * len(header)
-    if len(align) != len(header) or set(align) - {"l", "r"}:
-        raise ValueError(f"align: one of l, r per column ({len(header)}), got {align!r}")
-    rule = "|" + "".join("---:|" if a == "r" else "---|" for a in align)
-    lines = ["| " + " | ".join(header) + " |", rule]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def write_csv(rows: Iterable[Mapping[str, Any]], path: str | Path,

@@ -12,7 +12,8 @@ stays the record the report reads::
 
 Modules: `points` (lists, checks, folder names), `sources` (`PointSource`, fixed
 lists, pruning along an axis), `storage` (the URL: SQLite file, PostgreSQL,
-journal file; heartbeats), `worker` (claim, train, tell, retry), `executor`
+journal file; heartbeats), `queue` (points as trials, their owners, lost workers'
+trials requeued, counts), `worker` (claim, train, tell, retry), `executor`
 (N local processes, or a SLURM job array through submitit).
 
 Started again, or twice at once, on the same storage, a sweep joins its study:
@@ -73,8 +74,8 @@ def open_sweep(config: ml_collections.ConfigDict, source: PointSource,
                retry_failed: bool = True, write_plan: bool = True, **storage_kw):
     """Open (or join) the sweep's study and enqueue the source's initial points
     (each once; every point checked against `config` first). Returns the study."""
+    from gru_jax.harness.sweep import queue
     from gru_jax.harness.sweep import storage as storage_
-    from gru_jax.harness.sweep import worker
 
     points = expand(source.initial(), config, validate)
     workdir = Path(workdir)
@@ -83,9 +84,9 @@ def open_sweep(config: ml_collections.ConfigDict, source: PointSource,
     except OSError as e:
         raise WorkdirError(f"{workdir}: cannot create the sweep folder ({e})") from e
     study = storage_.open_study(storage_.open_storage(storage, workdir, **storage_kw))
-    worker.enqueue(study, points, retry_failed=retry_failed)
+    queue.enqueue(study, points, retry_failed=retry_failed)
     if write_plan:  # a search keeps its own record (search.json)
-        worker.write_sweep_file(workdir, study, source, config)
+        queue.write_sweep_file(workdir, study, source, config)
     return study
 
 
@@ -125,7 +126,7 @@ def run_sweep(
     `pack`: points that differ only in seed and train.learning_rate are trained
     `pack_size` at a time by `pack_fn` (default train.train_packed).
     """
-    from gru_jax.harness.sweep import worker
+    from gru_jax.harness.sweep import queue, worker
 
     del progress  # one line per point; the trainer has its own bar
     if source is None:
@@ -137,9 +138,9 @@ def run_sweep(
     w = worker.Worker(study, workdir, config, source, train_fn, validate=validate, log=log,
                       poll=poll, pack=pack, pack_size=pack_size, pack_fn=pack_fn)
     ran = {canonical(p): s for p, s in w.run()}
-    by_point = worker.trials_by_point(study)
+    by_point = queue.trials_by_point(study)
     planned = getattr(source, "planned", None)
-    points = planned() if planned else [worker.point_of(ts[0]) for ts in by_point.values()]
+    points = planned() if planned else [queue.point_of(ts[0]) for ts in by_point.values()]
     results = []
     for i, p in enumerate(points):
         key, name = canonical(p), point_dir(p)
@@ -165,12 +166,12 @@ def run_sweep(
 
 def status(workdir: str | os.PathLike, storage: str | None = None) -> str:
     """One line: the sweep's points waiting / running / done / failed."""
+    from gru_jax.harness.sweep import queue
     from gru_jax.harness.sweep import storage as storage_
-    from gru_jax.harness.sweep import worker
 
     workdir = Path(workdir)
     if storage is None and not (workdir / storage_.DB_FILE).is_file():
         raise WorkdirError(f"{workdir}: no sweep there (no {storage_.DB_FILE}; "
                            "pass --storage=URL if it lives elsewhere)")
     study = storage_.open_study(storage_.open_storage(storage, workdir))
-    return worker.status_line(study, str(workdir))
+    return queue.status_line(study, str(workdir))

@@ -24,19 +24,18 @@ study is the queue and the index.
 
 In a multi-host job (`jax.process_count() > 1`) only process 0 talks to the
 storage; it broadcasts each claimed point to the others, and all train it.
+The study's side (trials, owners, reaping, counts) is `gru_jax.harness.sweep.queue`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
-import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +45,7 @@ from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enable
 from optuna.trial import FrozenTrial, TrialState
 
 from gru_jax.harness.config import apply_overrides, config_to_dict
-from gru_jax.harness.files import SWEEP_FILE, write_json_atomic
 from gru_jax.harness.keys import PACK_KEYS
-from gru_jax.harness.metrics import minimised
 from gru_jax.harness.summary import RunSummary, summary_mtime, write_summary
 from gru_jax.harness.sweep.points import (
     _summary_or_none,
@@ -56,168 +53,30 @@ from gru_jax.harness.sweep.points import (
     expand,
     format_summary,
     overrides_of,
-    point_dir,
+)
+from gru_jax.harness.sweep.queue import (  # noqa: F401 - some only re-exported (as before)
+    DIR_ATTR,
+    DUPLICATE_ATTR,
+    OWNER_ATTR,
+    POINT_ATTR,
+    PREEMPTED_ATTR,
+    counts,
+    drop_duplicate,
+    enqueue,
+    finished_points,
+    owner,
+    point_of,
+    reap,
+    requeue,
+    score,
+    status_line,
+    trials_by_point,
+    write_sweep_file,
 )
 from gru_jax.harness.sweep.sources import PointSource
-from gru_jax.harness.sweep.storage import BEAT_ATTR
 
 TrainFn = Callable[[ml_collections.ConfigDict, str], Any]
 PackFn = Callable[[list, list], Any]
-
-POINT_ATTR = "point"  # user attribute: the point's canonical JSON (its identity)
-DIR_ATTR = "dir"  # user attribute: its folder, relative to the sweep's
-OWNER_ATTR = "gru_jax:owner"  # system attribute: the claiming process
-DUPLICATE_ATTR = "duplicate_of"  # user attribute of a dropped duplicate (PRUNED)
-PREEMPTED_ATTR = "gru_jax:preempted"  # system attribute of a requeued copy
-
-
-# ---------------------------------------------------------------- processes
-
-
-def _boot_id() -> str | None:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
-
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (None: no such process)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the (comm) field
-
-
-def owner() -> dict:
-    """This process, as a trial records its claimer."""
-    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": os.getpid(),
-            "start": _start_time(os.getpid()), "since": time.time()}
-
-
-def owner_gone(info: Mapping | None) -> bool:
-    """True only when `info` names a process of this host and this boot that no
-    longer runs (same pid with another start time is another process)."""
-    if not info or info.get("host") != socket.gethostname():
-        return False
-    boot = _boot_id()
-    if boot is None or info.get("boot") != boot or info.get("start") is None:
-        return False
-    return _start_time(int(info["pid"])) != info["start"]
-
-
-# ---------------------------------------------------------------- the queue
-
-
-def point_of(trial: FrozenTrial) -> dict | None:
-    raw = trial.user_attrs.get(POINT_ATTR)
-    return None if raw is None else json.loads(raw)
-
-
-def trials_by_point(study: optuna.Study) -> dict[str, list[FrozenTrial]]:
-    """The study's trials grouped by point identity, each list in trial order."""
-    out: dict[str, list[FrozenTrial]] = {}
-    for t in study.get_trials(deepcopy=False):
-        key = t.user_attrs.get(POINT_ATTR)
-        if key is not None and DUPLICATE_ATTR not in t.user_attrs:
-            out.setdefault(key, []).append(t)
-    return out
-
-
-def enqueue(study: optuna.Study, points: Iterable[Mapping[str, Any]], *,
-            retry_failed: bool) -> list[dict]:
-    """Enqueue the points not in the study yet (by identity); with `retry_failed`
-    also those whose every trial failed (a launcher's rerun tries them again).
-    Returns the points enqueued. Two launchers racing here may both enqueue a
-    point: the workers drop the higher-numbered copy (`Worker._is_duplicate`)."""
-    have = trials_by_point(study)
-    added = []
-    for p in points:
-        key = canonical(p)
-        trials = have.get(key, [])
-        if trials and not (retry_failed and all(t.state == TrialState.FAIL for t in trials)):
-            continue
-        study.enqueue_trial({}, user_attrs={POINT_ATTR: key, DIR_ATTR: point_dir(p)})
-        have[key] = [*trials, None]  # noqa - only its presence matters below
-        added.append(dict(p))
-    return added
-
-
-def reap(study: optuna.Study) -> int:
-    """Fail the trials of lost workers and requeue their points; how many."""
-    storage = study._storage
-    n = 0
-    if is_heartbeat_enabled(storage):
-        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
-        with _quiet():
-            optuna.storages.fail_stale_trials(study)
-        n += len({t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
-                 - before)
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if owner_gone(t.system_attrs.get(OWNER_ATTR)):
-            try:
-                if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another worker reaped it first
-            requeue(study, storage.get_trial(t._trial_id))
-            n += 1
-    return n
-
-
-def requeue(study: optuna.Study, trial: FrozenTrial, **extra) -> None:
-    """A WAITING copy of a failed trial, recorded as its retry the way Optuna's
-    RetryHeartbeatStaleTrialCallback records one, so another worker resumes it."""
-    attrs = {"failed_trial": trial.number, "retry_history": [], **trial.system_attrs, **extra}
-    attrs["retry_history"] = [*attrs["retry_history"], trial.number]
-    for k in (OWNER_ATTR, BEAT_ATTR):
-        attrs.pop(k, None)
-    study.add_trial(optuna.create_trial(
-        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-        user_attrs=trial.user_attrs, system_attrs=attrs))
-
-
-@contextlib.contextmanager
-def _quiet():
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        yield
-
-
-def counts(study: optuna.Study) -> dict[str, int]:
-    """Points by state: waiting, running, done (COMPLETE), failed (every trial
-    failed and none waiting); each point counted once, by its latest trial."""
-    out = {"waiting": 0, "running": 0, "done": 0, "failed": 0}
-    for trials in trials_by_point(study).values():
-        states = {t.state for t in trials}
-        if TrialState.COMPLETE in states:
-            out["done"] += 1
-        elif TrialState.RUNNING in states:
-            out["running"] += 1
-        elif TrialState.WAITING in states:
-            out["waiting"] += 1
-        else:
-            out["failed"] += 1
-    return out
-
-
-def status_line(study: optuna.Study, where: str) -> str:
-    c = counts(study)
-    return (f"{where}: {sum(c.values())} points: {c['waiting']} waiting, {c['running']} "
-            f"running, {c['done']} done, {c['failed']} failed")
-
-
-def score(summary: RunSummary | None) -> float:
-    """A finished run's minimised final metric; +inf when it has none (diverged)."""
-    import math
-
-    if summary is None or summary.final_value is None or summary.status != "done":
-        return math.inf
-    value = float(summary.final_value)
-    return minimised(summary.metric, value) if math.isfinite(value) else math.inf
 
 
 # ---------------------------------------------------------------- the worker
@@ -261,7 +120,7 @@ class Worker:
         while not self.preempted:
             jobs = self._next_jobs() if self.primary else []
             if self.multihost:
-                jobs = self._broadcast(jobs)
+                jobs = broadcast_jobs(jobs, self.primary, self.config)
             if not jobs:
                 break
             summaries = self._train(jobs)
@@ -307,7 +166,7 @@ class Worker:
             if is_heartbeat_enabled(storage):
                 storage.record_heartbeat(trial_id)  # a fresh beat before anyone reaps
             trial = storage.get_trial(trial_id)
-            if self._is_duplicate(trial):
+            if drop_duplicate(self.study, trial):
                 continue
             point = point_of(trial)
             if point is None:  # not a sweep point (e.g. created by hand)
@@ -317,22 +176,6 @@ class Worker:
             config = apply_overrides(self.config, overrides_of(point))
             return Job(trial, point, self.workdir / trial.user_attrs[DIR_ATTR], config)
 
-    def _is_duplicate(self, trial: FrozenTrial) -> bool:
-        """A lower trial of the same point that is not failed runs it instead: drop
-        this one (PRUNED, with `duplicate_of`)."""
-        key = trial.user_attrs.get(POINT_ATTR)
-        for other in self.study.get_trials(deepcopy=False):
-            if (other.number < trial.number and other.user_attrs.get(POINT_ATTR) == key
-                    and DUPLICATE_ATTR not in other.user_attrs
-                    and other.state in (TrialState.WAITING, TrialState.RUNNING,
-                                        TrialState.COMPLETE)):
-                self.study._storage.set_trial_user_attr(trial._trial_id, DUPLICATE_ATTR,
-                                                        other.number)
-                self.study._storage.set_trial_state_values(trial._trial_id,
-                                                           state=TrialState.PRUNED)
-                return True
-        return False
-
     def _packs_with(self, first: Job, job: Job) -> bool:
         return self.pack_fn is not None and _pack_key(first.point) == _pack_key(job.point)
 
@@ -341,7 +184,7 @@ class Worker:
     def _train(self, jobs: list[Job]) -> list[RunSummary]:
         """Train the jobs (one alone, a group through pack_fn) with heartbeats; each
         point's summary (a finished one found in its folder is not trained again)."""
-        todo = [j for j in jobs if self._finished_before(j) is None]
+        todo = [j for j in jobs if finished_before(j) is None]
         groups: dict[str, list[Job]] = {}
         for j in todo:
             groups.setdefault(_pack_key(j.point), []).append(j)
@@ -361,7 +204,7 @@ class Worker:
                     break  # the job is being taken away: the rest go back to the queue
         out = []
         for j in jobs:
-            s = trained.get(id(j)) or self._finished_before(j)
+            s = trained.get(id(j)) or finished_before(j)
             if s is None:  # not reached before a preemption
                 s = _summary_or_none(j.run_dir) or RunSummary(status="preempted")
                 s = dataclasses.replace(s, status="preempted")
@@ -371,22 +214,6 @@ class Worker:
     def _name(self, job: Job) -> str:
         """The point's folder relative to the sweep's (what the console names)."""
         return job.run_dir.relative_to(self.workdir).as_posix()
-
-    def _finished_before(self, job: Job) -> RunSummary | None:
-        """The folder's summary if it finished this very point (same overrides and
-        train.steps): a rerun after the study was lost does not train it again."""
-        s = _summary_or_none(job.run_dir)
-        if s is None or not s.finished or not isinstance(s.config, Mapping):
-            return None
-        want = {**overrides_of(job.point), "train.steps": job.config.train.steps}
-        for key, value in want.items():
-            node: Any = s.config
-            for part in key.split("."):
-                node = node.get(part) if isinstance(node, Mapping) else None
-            if (list(node) if isinstance(node, tuple) else node) != (
-                    list(value) if isinstance(value, tuple) else value):
-                return None
-        return s
 
     def _tell(self, jobs: list[Job], summaries: list[RunSummary]) -> None:
         for job, s in zip(jobs, summaries, strict=True):
@@ -407,14 +234,7 @@ class Worker:
         """Enqueue the source's next points from every finished one; True if any."""
         if self.source is None:
             return False
-        finished = []
-        for trials in trials_by_point(self.study).values():
-            done = [t for t in trials if t.state == TrialState.COMPLETE]
-            if done:
-                s = _summary_or_none(self.workdir / done[-1].user_attrs[DIR_ATTR])
-                if s is not None:
-                    finished.append((point_of(done[-1]), s.to_dict()))
-        new = self.source.next(finished)
+        new = self.source.next(finished_points(self.study, self.workdir))
         if not new:
             return False
         added = enqueue(self.study, expand(new, self.config, self.validate),
@@ -423,18 +243,34 @@ class Worker:
             write_sweep_file(self.workdir, self.study, self.source, self.config)
         return bool(added)
 
-    # ---- multi-host
 
-    def _broadcast(self, jobs: list[Job]) -> list[Job]:
-        """Process 0's jobs on every process (points only: the others have no trial)."""
-        from gru_jax.harness.distributed import broadcast_json
+def broadcast_jobs(jobs: list[Job], primary: bool, config) -> list[Job]:
+    """Process 0's jobs on every process of a multi-host job (points only: the others
+    have no trial; each builds its job's config from `config`)."""
+    from gru_jax.harness.distributed import broadcast_json
 
-        got = broadcast_json([[j.point, str(j.run_dir)] for j in jobs] if self.primary
-                             else None)
-        if self.primary:
-            return jobs
-        return [Job(None, p, Path(d), apply_overrides(self.config, overrides_of(p)))
-                for p, d in (got or [])]
+    got = broadcast_json([[j.point, str(j.run_dir)] for j in jobs] if primary else None)
+    if primary:
+        return jobs
+    return [Job(None, p, Path(d), apply_overrides(config, overrides_of(p)))
+            for p, d in (got or [])]
+
+
+def finished_before(job: Job) -> RunSummary | None:
+    """The folder's summary if it finished this very point (same overrides and
+    train.steps): a rerun after the study was lost does not train it again."""
+    s = _summary_or_none(job.run_dir)
+    if s is None or not s.finished or not isinstance(s.config, Mapping):
+        return None
+    want = {**overrides_of(job.point), "train.steps": job.config.train.steps}
+    for key, value in want.items():
+        node: Any = s.config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if (list(node) if isinstance(node, tuple) else node) != (
+                list(value) if isinstance(value, tuple) else value):
+            return None
+    return s
 
 
 def _pack_key(point: Mapping[str, Any]) -> str:
@@ -523,20 +359,3 @@ def _train_points(jobs: Sequence[Job], train_fn: TrainFn,
                 summary = _record_failure(job.run_dir, job.config, err, started)
         summaries.append(summary)
     return summaries
-
-
-def write_sweep_file(workdir: Path, study: optuna.Study, source: PointSource | None,
-                     config=None) -> None:
-    """DIR/sweep.json: the points the report expects (the source's plan, else every
-    point in the study), each with its folder."""
-    planned = getattr(source, "planned", None)
-    if planned is not None:
-        points = [dict(p) for p in planned()]
-    else:
-        points = [point_of(ts[0]) for ts in trials_by_point(study).values()]
-    write_json_atomic(workdir / SWEEP_FILE, {
-        "num_points": len(points),
-        "points": [{"index": i, "name": point_dir(p), "dir": point_dir(p),
-                    "overrides": overrides_of(p)} for i, p in enumerate(points)],
-        "base_config": config_to_dict(config) if config is not None else None,
-    })

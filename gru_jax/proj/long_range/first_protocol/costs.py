@@ -24,9 +24,10 @@ from gru_jax.proj.long_range.first_protocol.results import (
 def measure_costs(config, pairs: Sequence[tuple[str, int]], *, repeats: int = 5,
                   steps: int = 10) -> dict:
     """Train-step time and memory of each (arm, hidden) on `config`'s task, side by side in
-    this process: each repeat times `steps` jitted steps of every pair in turn
-    (interleaved, so machine load hits all alike); the median per pair. Memory is XLA's
-    account of the compiled step (`compiled_memory_bytes`, as the trainer reports)."""
+    this process: each repeat times one call of the trainer's compiled loop over `steps`
+    steps for every pair in turn (interleaved, so machine load hits all alike); the
+    median per pair of the time per step. Memory is XLA's account of that program
+    (`compiled_memory_bytes`, the trainer's `step_memory_bytes`)."""
     import time
 
     import jax
@@ -46,15 +47,14 @@ def measure_costs(config, pairs: Sequence[tuple[str, int]], *, repeats: int = 5,
         _, replicated = harness_steps.data_mesh()
         args = jax.device_put((harness_steps.create_train_state(keys[:1], c, task), keys[1:],
                                jax.numpy.ones((1,), jax.numpy.float32)), replicated)
-        progs.append((harness_steps.train_program(*args, task, c.train.batch_size), args))
+        progs.append((harness_steps.train_loop_program(*args, task, c.train.batch_size), args))
+    n = jax.numpy.int32(steps)
     times: list[list[float]] = [[] for _ in pairs]
     for _ in range(repeats):
-        for k, (step, (state, keys, scales)) in enumerate(progs):
-            jax.block_until_ready(step(state, keys, scales))  # warm
+        for k, (loop, (state, keys, scales)) in enumerate(progs):
+            jax.block_until_ready(loop(state, keys, scales, jax.numpy.int32(1)))  # warm
             t0 = time.perf_counter()
-            for _ in range(steps):
-                state, _ = step(state, keys, scales)
-            jax.block_until_ready(state)
+            jax.block_until_ready(loop(state, keys, scales, n))
             times[k].append(1000 * (time.perf_counter() - t0) / steps)
     return {
         "seq_len": config.task.seq_len, "batch_size": config.train.batch_size,

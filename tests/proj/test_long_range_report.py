@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from test_sweep import base_config, no_validate
+from sweep_fakes import base_config, no_validate
 
 from gru_jax.harness import sweep
 from gru_jax.proj.long_range.first_protocol import costs as study_costs
 from gru_jax.proj.long_range.first_protocol import report as study_report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOUNDARY = {"gru": lambda h: 4 * h, "rnn": lambda h: 40}  # solves T <= this
 
 

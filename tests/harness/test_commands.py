@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -38,7 +39,7 @@ def test_no_subcommand_or_an_unknown_one_is_an_error():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, flag", [("train", "print_config"), ("sweep", "--workers"),
-                                        ("report", "--series_results")])
+                                        ("report", "--series_results"), ("bench", "--mode")])
 def test_each_subcommand_runs_its_command_line(name, flag):
     # --help: absl exits 1 after printing the flags (the contract's scripts do the same)
     p = gru_jax_cli(name, "--help")
@@ -48,6 +49,8 @@ def test_each_subcommand_runs_its_command_line(name, flag):
 def test_scripts_are_thin_and_do_not_edit_sys_path():
     for script in sorted((ROOT / "scripts").glob("*.py")):
         assert "sys.path.insert" not in script.read_text(), script.name
-    for name in ("train", "report", "predict"):
+    for name in ("train", "sweep", "report", "predict", "bench"):
         text = (ROOT / "scripts" / f"{name}.py").read_text()
         assert f"from gru_jax.commands.{name} import run" in text and len(text.splitlines()) < 10
+        # the command itself is in the package: `gru-jax NAME` needs no checkout
+        assert importlib.util.find_spec(f"gru_jax.commands.{name}") is not None, name

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import make_tiny_config
-from test_sweep import FakeTrainer, base_config, no_validate
+from sweep_fakes import FakeTrainer, base_config, no_validate
 
 from gru_jax.harness import diagnostics, sweep
 from gru_jax.harness.config import make_task

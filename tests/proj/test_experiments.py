@@ -17,7 +17,7 @@ from gru_jax.harness import sweep
 from gru_jax.harness.config import make_task
 from gru_jax.harness.models import init_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.py"))
 KERAS_PARAMS = {"gru": 8001, "lstm": 10451, "rnn": 2651}  # units 50, input 1, + Dense(1)
 

@@ -16,8 +16,8 @@ import pytest
 from gru_jax.harness import files, keys, metrics, status, summary
 from gru_jax.harness.summary import RunSummary, SummaryError
 
-DATA = Path(__file__).parent / "data"
-ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parents[1] / "data"  # tests/data
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_reads_a_schema_1_summary_written_by_the_trainer_unchanged(tmp_path):

@@ -14,7 +14,7 @@ from gru_jax.harness import report
 from gru_jax.harness.errors import WorkdirError
 from gru_jax.harness.summary import RunSummary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PARAMS = {("gru", 8): 264, ("gru", 16): 912, ("lstm", 8): 352, ("lstm", 16): 1216}
 
 

@@ -19,7 +19,7 @@ import pytest
 from gru_jax.harness import files, search, sweep
 from gru_jax.harness.errors import ConfigError, WorkdirError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SPACE = {
     "train.learning_rate": (1e-4, 1e-1, "log", float),

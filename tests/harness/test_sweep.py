@@ -9,78 +9,19 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
-import ml_collections
 import pytest
+from sweep_fakes import FakeTrainer, base_config, no_validate
 
 from gru_jax.harness import sweep
 from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.sweep import points as points_mod
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def base_config():
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.model = ml_collections.ConfigDict({"cell": "gru", "hidden_size": 8, "num_layers": 1})
-    c.task = ml_collections.ConfigDict({"name": "adding", "seq_len": 10})
-    c.train = ml_collections.ConfigDict(
-        {"steps": 20, "batch_size": 4, "learning_rate": 1e-3, "eval_every": 10,
-         "checkpoint_every": 10}
-    )
-    c.lock()
-    return c
-
-
-def no_validate(config):  # the fake configs here are not the trainer's full config
-    return None
-
+ROOT = Path(__file__).resolve().parents[2]
 
 SWEEP = sweep.grid({"model.cell": ["gru", "lstm"], "model.hidden_size": [8, 16],
                     "task.seq_len": [10, 20]})
-
-
-class Preempted(Exception):
-    """Like gru_jax.harness.train.Preempted: raised after a "preempted" summary is written."""
-
-
-class FakeTrainer:
-    """Writes a plausible summary.json; `fail` cells raise, `preempt` cells are
-    preempted on their first call (summary written, then Preempted raised)."""
-
-    def __init__(self, fail=(), preempt=(), sleep=0.0):
-        self.calls = []
-        self.fail, self.preempt, self.sleep = set(fail), set(preempt), sleep
-        self._lock = threading.Lock()
-
-    def __call__(self, config, workdir):
-        with self._lock:
-            self.calls.append(workdir)
-            first = self.calls.count(workdir) == 1
-        time.sleep(self.sleep)
-        cell = config.model.cell
-        if cell in self.fail:
-            raise RuntimeError(f"boom in {cell}")
-        status = "preempted" if (cell in self.preempt and first) else "done"
-        summary = {
-            "status": status, "step": config.train.steps, "num_devices": 1,
-            "final": {"loss": 0.01, "mse": 0.005}, "num_params": 100,
-            "solved": status == "done", "steps_to_solve": 10 if status == "done" else None,
-            "steps_per_sec": 50.0, "wall_time_sec": 0.4, "grad_horizon": 12,
-            "peak_memory_bytes": 2**20, "step_time_ms": 20.0,
-            "eval_history": [{"step": 10, "loss": 0.02, "mse": 0.01}],
-            "config": config.to_dict(),
-        }
-        (Path(workdir) / "summary.json").write_text(json.dumps(summary))
-        if status == "preempted":
-            raise Preempted("preempted at step 20")
-        return summary
-
-
-# ---------------------------------------------------------------- expansion
 
 
 def test_grid_is_the_full_product_in_order():
@@ -264,7 +205,7 @@ def test_concurrent_runners_never_run_a_point_twice(tmp_path):
 def test_two_launchers_enqueue_a_point_once_and_duplicates_are_dropped(tmp_path):
     """Enqueue is idempotent by the point's identity; a copy enqueued in a race (here:
     by hand) is dropped by the worker that claims it, so the point trains once."""
-    from gru_jax.harness.sweep import worker
+    from gru_jax.harness.sweep import queue
 
     source = sweep.FixedSource(SWEEP[:2])
     study = sweep.open_sweep(base_config(), source, tmp_path, validate=no_validate)
@@ -274,9 +215,9 @@ def test_two_launchers_enqueue_a_point_once_and_duplicates_are_dropped(tmp_path)
     train = FakeTrainer()
     run(tmp_path, train, points=SWEEP[:2])
     assert sorted(train.calls) == sorted(str(tmp_path / n) for n in sweep.point_names(SWEEP[:2]))
-    dropped = [t for t in study.get_trials() if worker.DUPLICATE_ATTR in t.user_attrs]
-    assert [t.user_attrs[worker.DUPLICATE_ATTR] for t in dropped] == [0]
-    assert worker.counts(study) == {"waiting": 0, "running": 0, "done": 2, "failed": 0}
+    dropped = [t for t in study.get_trials() if queue.DUPLICATE_ATTR in t.user_attrs]
+    assert [t.user_attrs[queue.DUPLICATE_ATTR] for t in dropped] == [0]
+    assert queue.counts(study) == {"waiting": 0, "running": 0, "done": 2, "failed": 0}
     assert sweep.status(tmp_path).endswith("2 points: 0 waiting, 0 running, 2 done, 0 failed")
 
 
