@@ -1,5 +1,5 @@
 """What the sweep tests share (tests/harness/test_sweep.py, test_stop_when_solved.py,
-tests/proj/test_long_range_report.py): a small config and a fake trainer that writes
+tests/proj/test_long_range_first_protocol.py): a small config and a fake trainer that writes
 summary.json, so they need neither JAX nor the real trainer."""
 
 import json

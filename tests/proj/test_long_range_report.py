@@ -1,137 +1,137 @@
-"""The long-range study's first protocol report: grid states, boundaries and their fit,
-verdicts, and its committed report.md re-rendered from the committed runs."""
+"""The second protocol's analysis and report: re-reading runs at a budget or threshold,
+brackets, the censored power-law fits against the equations that generated the data,
+computed verdicts, and the README's section re-rendered from the committed runs."""
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
-from sweep_fakes import base_config, no_validate
 
-from gru_jax.harness import sweep
-from gru_jax.proj.long_range.first_protocol import costs as study_costs
-from gru_jax.proj.long_range.first_protocol import report as study_report
+from gru_jax.proj.long_range import analysis, design, published, report, searches
 
 ROOT = Path(__file__).resolve().parents[2]
-BOUNDARY = {"gru": lambda h: 4 * h, "rnn": lambda h: 40}  # solves T <= this
 
 
-class StudyTrainer:
-    """A summary.json as the trainer writes it; solved iff T <= BOUNDARY[cell](H)."""
-
-    def __call__(self, config, workdir):
-        cell, h, t = config.model.cell, config.model.hidden_size, config.task.seq_len
-        solved = t <= BOUNDARY[cell](h)
-        norms = [0.5 ** (t - 1 - i) for i in range(t)]
-        summary = {
-            "schema_version": 1, "status": "done", "step": 100, "solved": solved,
-            "steps_to_solve": 50 + h if solved else None, "num_params": 3 * h * h,
-            "stop_reason": "solved" if solved else "budget", "final": {"mse": 0.001},
-            "eval_history": [{"step": 50, "loss": 0.1, "mse": 0.1},
-                             {"step": 100, "loss": 0.001, "mse": 0.001}],
-            "grad_norms": norms, "grad_norms_init": norms, "grad_horizon_init": 9,
-            "grad_horizon_median": 9, "wall_time_sec": 1.0, "step_time_ms": 1.0,
-            "step_memory_bytes": 1024,
-            "task": {"metric": "mse", "solved_at": 0.01, "baseline": 0.167},
-            "config": {**config.to_dict(), "task": {"name": "adding", "seq_len": t}},
-            "machine": {"cpu": "test cpu", "cpu_count": 2, "backend": "cpu", "commit": "abc"},
-        }
-        (Path(workdir) / "summary.json").write_text(json.dumps(summary))
-        return summary
+def run(arm="gru", hidden=64, seed=0, T=40, steps_to_solve=None, cap=4000, last=None,
+        history=(), solved=None):
+    if last is None:
+        last = cap if steps_to_solve is None else steps_to_solve + 200
+    return searches.Run(
+        task="adding", arm=arm, hidden=hidden, seed=seed, seq_len=T, cap=cap, lr=1e-2,
+        layers=1, copy_len=None,
+        solved=steps_to_solve is not None if solved is None else solved,
+        steps_to_solve=steps_to_solve, last_step=last, metric="mse", threshold=0.01,
+        baseline=1 / 6, history=tuple(history), num_params=0, step_time_ms=1.0,
+        wall_time_sec=1.0, grad_horizon_init=None, grad_horizon=None,
+        folder=f"{arm}/H{hidden}/seed{seed}/T{T}")
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    root = tmp_path_factory.mktemp("study")
-    points = [{"model.cell": c, "model.hidden_size": h, "task.seq_len": t, "seed": s}
-              for t in (20, 40, 80, 160) for h in (8, 16, 32) for c in ("gru", "rnn")
-              for s in (0, 1)]
-    results = sweep.run_sweep(base_config(), points, root / "adding", train_fn=StudyTrainer(),
-                              validate=no_validate, progress=False, prune_along="task.seq_len")
-    return root, results
+def test_reread_at_a_budget_and_a_threshold():
+    hist = [{"step": s, "mse": m} for s, m in ((100, 0.1), (200, 0.008), (300, 0.004),
+                                             (400, 0.003))]
+    r = run(steps_to_solve=200, last=400, history=hist)
+    assert searches.reread(r) is True
+    assert searches.reread(r, budget=100) is False  # trained through step 100 unsolved
+    assert searches.reread(r, threshold=0.005) is True  # at step 300
+    assert searches.first_solve(r, 0.005) == 300
+    # stricter than anything it reached, and it stopped (solved) at 400 < cap: undecided
+    assert searches.reread(r, threshold=0.001) is None
+    assert searches.reread(run(), budget=8000) is None  # capped at 4000, unsolved
+    assert searches.reread(run(), budget=2000) is False
 
 
-def test_points_boundaries_and_pruning(study):
-    root, results = study
-    tr = study_report.load_task(root / "adding")
-    assert tr.arms == ["gru", "rnn"] and tr.lengths == [20, 40, 80, 160]
-    pruned = {(r["overrides"]["model.cell"], r["overrides"]["model.hidden_size"],
-               r["overrides"]["task.seq_len"]) for r in results if r["action"] == "pruned"}
-    assert pruned == {k for k, p in tr.points.items() if p.state == "pruned"}
-    # Pruned after the first length that no seed solved (gru: T > 4H; rnn: T > 40).
-    assert pruned == {("gru", 8, 80), ("gru", 8, 160), ("gru", 16, 160),
-                      *(("rnn", h, 160) for h in (8, 16, 32))}
-    # gru solves T <= 4H: 32 at H=8 (-> 20), 64 (-> 40), 128 (-> 80), inside the grid.
-    assert study_report.boundaries(tr)["gru"] == [(8, 20, False), (16, 40, False),
-                                                  (32, 80, False)]
-    assert study_report.boundaries(tr)["rnn"] == [(h, 40, False) for h in (8, 16, 32)]
-    a, b = study_report.boundary_fits(tr)["gru"]
-    assert b == pytest.approx(1.0) and 2 ** a == pytest.approx(2.5)  # T* = 2.5 H on the grid
-    assert study_report.boundary_fits(tr)["rnn"][1] == pytest.approx(0.0, abs=1e-9)
-    assert tr.points[("gru", 8, 20)].median_steps == 58
+def test_bracket_ignores_solves_above_the_first_failure_and_undecided_lengths():
+    assert searches.bracket({10: True, 20: True, 40: False, 80: True}) == (20, 40)
+    assert searches.bracket({10: True, 20: None, 40: False}) == (10, 40)
+    assert searches.bracket({10: True, 20: True}) == (20, None)
+    assert searches.bracket({10: False}) == (None, 10)
+    assert analysis.bracket_text((20, 40)) == "20-40"
+    assert analysis.seeds_text([(20, 28), (20, None), (20, 28)]) == "20-28 x2, >=20"
 
 
-def test_pending_points_leave_the_boundary_open(study, tmp_path):
-    root, _ = study
-    import shutil
-
-    shutil.copytree(root / "adding", tmp_path / "adding")
-    # Take away the gru's H=32 runs at T=160: that point becomes pending, not unsolved.
-    for d in (tmp_path / "adding").glob("cell=gru,hidden_size=32,seed=*,seq_len=160"):
-        shutil.rmtree(d)
-    tr = study_report.load_task(tmp_path / "adding")
-    assert tr.points[("gru", 32, 160)].state == "pending"
-    assert tr.boundary("gru", 32) == (80, True)
-    assert study_report._bound_text(*tr.boundary("gru", 32)) == ">= 80"
-
-
-def test_report_writes_files_and_renders_its_markdown(study):
-    root, _ = study
-    text = study_report.write_study_report(root, readme_dir=root)
-    for name in ("phase_adding.png", "boundary_adding.png", "gradients_adding.png",
-                 "curves_adding.png", "runs.csv", "manifest.json", "report.md"):
-        assert (root / name).is_file(), name
-    assert "| gru | 20 | 40 | 80 | H^1.00 |" in text
-    verdicts = {row[0]: row[-1] for row in study_report.published_rows(
-        {"adding": study_report.load_task(root / "adding")})}
-    assert verdicts["The tanh RNN fails the adding problem from about T = 100-200"] == "agrees"
-    assert json.loads((root / "manifest.json").read_text())["runs"] == 2 * (24 - 6)
-    assert text == study_report.study_markdown(root, study_report.load_study(root),
-                                               readme_dir=root)
+def _power_law_runs(alpha, beta, rng, cap=4000, hiddens=(16, 32, 64, 128), seeds=(0, 1, 2)):
+    """Runs whose steps to solve are exp(a) T^alpha H^beta x lognormal noise, seen as the
+    trainer sees them: at the next eval (every 100 steps), unsolved past the cap."""
+    runs = []
+    for h in hiddens:
+        for seed in seeds:
+            for T in design.LADDER[:12]:
+                s = math.exp(4.5 + alpha * math.log(T) + beta * math.log(h)
+                             + 0.3 * rng.standard_normal())
+                at = int(math.ceil(s / 100) * 100)
+                runs.append(run(hidden=h, seed=seed, T=T,
+                                steps_to_solve=at if at <= cap else None, cap=cap))
+    return runs
 
 
-def test_committed_first_protocol_report_re_renders(monkeypatch):
-    """The retired first protocol stays under results/long_range, labelled, and its
-    report.md is what the code renders from the committed runs."""
-    monkeypatch.chdir(ROOT)  # the report names folders as the command line did
-    study = Path("results/long_range")
-    committed = (study / "report.md").read_text()
-    expected = study_report.study_markdown(study, study_report.load_study(study))
-    assert committed == f"# {study_report.REPORT_TITLE}\n\n{expected}", (
-        "results/long_range/report.md differs from the committed runs: run "
-        "python scripts/report.py --study=results/long_range --first_protocol")
+def test_alpha_fit_recovers_the_generating_exponents_under_censoring():
+    runs = _power_law_runs(1.1, -0.4, np.random.default_rng(0))
+    censored = sum(r.steps_to_solve is None for r in runs)
+    assert 0.2 * len(runs) < censored < 0.6 * len(runs)  # the cap binds
+    fit = analysis.alpha_fit(runs)
+    assert fit.censored == censored and fit.lineages == 12
+    assert fit.alpha.low < 1.1 < fit.alpha.high and abs(fit.alpha.value - 1.1) < 0.1
+    assert fit.beta.low < -0.4 < fit.beta.high
+    assert fit.steps(100, 64) == pytest.approx(
+        math.exp(fit.intercept + fit.alpha.value * math.log(100)
+                 + fit.beta.value * math.log(64)))
 
 
-def test_measure_costs_times_every_pair_side_by_side():
-    from conftest import make_tiny_config
+def test_growth_fit_over_bracketed_lineages_recovers_b():
+    ladder = np.array(design.LADDER, float)
+    brackets = {}
+    rng = np.random.default_rng(1)
+    for h in (16, 32, 64, 128, 256):
+        for seed in range(4):
+            t_star = 3.0 * h ** 0.8 * math.exp(0.15 * rng.standard_normal())
+            lo = int(ladder[ladder <= t_star].max())
+            hi = int(ladder[ladder > t_star].min())
+            brackets[("gru", h, seed)] = (lo, hi)
+    brackets[("gru", 16, 9)] = (None, 10)  # open brackets are left out
+    g = analysis.growth_fit(brackets)
+    assert g.n == 20 and g.b.low < 0.8 < g.b.high and abs(g.b.value - 0.8) < 0.1
 
-    costs = study_costs.measure_costs(make_tiny_config(), [("gru", 8), ("chrono-gru", 8),
-                                                            ("rnn", 8)], repeats=2, steps=2)
-    assert [(r["arm"], r["hidden"]) for r in costs["rows"]] == [
-        ("gru", 8), ("chrono-gru", 8), ("rnn", 8)]
-    for r in costs["rows"]:
-        assert len(r["step_ms_all"]) == 2 and r["step_ms"] > 0 and r["memory_bytes"] > 0
-    # Chrono changes the initial biases only: the same program, the same memory.
-    assert costs["rows"][0]["memory_bytes"] == costs["rows"][1]["memory_bytes"]
-    assert costs["rows"][2]["memory_bytes"] < costs["rows"][0]["memory_bytes"]
+
+class _Study:
+    """What published.py reads of a report.Study."""
+
+    def __init__(self, runs):
+        self.runs = runs
+        self.lineages = searches.lineages(runs)
+        self.hiddens = sorted({r.hidden for r in runs})
+
+    def seeds_of(self, arm, hidden):
+        return [k for k in self.lineages if k[:2] == (arm, hidden)]
 
 
-@pytest.mark.parametrize("a, b, sign", [
-    ((80, False), (40, False), 1), ((40, False), (40, False), 0),
-    ((40, False), (160, True), -1),   # b solved at least 160: a is shorter
-    ((200, False), (160, True), None),  # b may still reach beyond 200
-    ((None, False), (None, False), None), ((None, False), (20, False), -1),
-])
-def test_boundaries_are_ordered_only_where_the_grid_decides(a, b, sign):
-    assert study_report._compare(a, b) == sign
+def test_published_verdicts_are_computed_from_the_runs():
+    runs = []
+    for seed in (0, 1, 2):
+        runs += [run("gru", 128, seed, 640, 900), run("lstm", 128, seed, 640, 600),
+                 run("chrono-lstm", 128, seed, 640, 200), run("rnn", 128, seed, 80, None),
+                 run("rnn", 128, seed, 40, 2000)]
+    verdicts = {(row[0], row[1].split(":")[0]): row[2]
+                for row in published.published_markdown({"adding": _Study(runs)}).splitlines()[2:]
+                for row in [[c.strip() for c in row.strip("|").split("|")]]}
+    assert verdicts[("Bai et al. 2018, adding T=600: gru MSE 5.3e-05", "T=640, H=128")] == "agrees"
+    # the LSTM solves where Bai et al. report it at the baseline
+    assert verdicts[("Bai et al. 2018, adding T=600: lstm MSE 0.164", "T=640, H=128")] == \
+        "disagrees"
+    # the RNN failed at 80, so it fails at 640 (a longer dependency is not easier)
+    assert verdicts[("Bai et al. 2018, adding T=600: rnn MSE 0.177", "T=640, H=128")] == "agrees"
+    assert verdicts[("Tallec & Ollivier 2018, adding T=750: chrono-LSTM ~7x faster",
+                     "T=640, H=128")] == "agrees"  # 600 / 200 = 3x >= 2
+    assert verdicts[("Tallec & Ollivier 2018, adding T=750: chrono-LSTM ~7x faster",
+                     "T=905, H=128")] == "open"
+
+
+def test_readme_section_is_rendered_from_the_committed_results(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    readme = Path("README.md").read_text()
+    section = readme.split(report.BEGIN)[1].split(report.END)[0].strip()
+    assert section == report.readme_section("results/long_range", "README.md").strip(), (
+        "README's long-range section differs from the committed results: run "
+        "python scripts/report.py --study=results/long_range --study_readme=README.md")
