@@ -27,8 +27,7 @@ from gru_jax.proj.long_range.adaptive import LADDER_TOP, LengthSearch, Lineage
 
 CALIBRATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "results", "long_range", "calibration")
-REDUCED = {"arms": ("gru", "lstm", "rnn"), "hidden": (16,), "seeds": (0,), "top": 4,
-           "cap": 1000}
+REDUCED = design.REDUCED
 
 
 def _parse(arg: str) -> tuple[str, bool]:

@@ -5,7 +5,7 @@
   unsolved, drawn at its cap), and the arm's fitted power law.
 * `budget_figure`: T*(budget) against hidden size, one panel per arm: per lineage a
   vertical bar from the longest solved to the shortest failed length, one colour
-  per budget (an arrow where a side is open).
+  per budget (an open side: a one-rung stub ending in an arrow head).
 """
 
 from __future__ import annotations
@@ -74,11 +74,12 @@ def budget_figure(task: str, by_budget: Mapping[int, Mapping[Key, Bracket]],
                 if a != arm or (lo is None and hi is None):
                     continue
                 x = h * shift[budget] * (1 + 0.02 * (seed - 1))
-                y0 = lo if lo is not None else design.LADDER[0] / math.sqrt(2)
-                y1 = hi if hi is not None else top * 1.6
+                # an open side: a stub one rung long, and an arrow head at its end
+                y0 = lo if lo is not None else hi / math.sqrt(2)
+                y1 = hi if hi is not None else lo * math.sqrt(2)
                 lines.append(fig.Line([x, x], [y0, y1], color=c, lw=2.0, alpha=0.7,
                                       label=f"budget {budget}", order=budget))
-                if hi is None or lo is None:  # open side: a marker where it is open
+                if hi is None or lo is None:
                     lines.append(fig.Line([x], [y1 if hi is None else y0], color=c,
                                           style="", marker="^" if hi is None else "v"))
         panels[arm] = lines

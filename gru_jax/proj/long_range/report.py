@@ -38,8 +38,9 @@ class Study:
         self.task, self.folder, self.reduced = task, Path(folder), reduced
         self.runs = searches.load(folder)
         self.lineages = searches.lineages(self.runs)
-        self.base_cap = design.CAP[task]
-        self.top = design.LADDER[adaptive.LADDER_TOP[task]]
+        self.base_cap = design.REDUCED["cap"] if reduced else design.CAP[task]
+        self.top_rung = design.REDUCED["top"] if reduced else adaptive.LADDER_TOP[task]
+        self.top = design.LADDER[self.top_rung]
         self.arms = [a for a in design.ARMS if any(k[0] == a for k in self.lineages)]
         self.hiddens = sorted({k[1] for k in self.lineages})
 
@@ -53,7 +54,7 @@ class Study:
         """Whether the lineage's search would still run a trial."""
         outcomes = [adaptive.Outcome(r.rung, r.cap, r.solved, r.improving)
                     for r in self.lineages[key]]
-        top = max(adaptive.LADDER_TOP[self.task], max(o.rung for o in outcomes))
+        top = max(self.top_rung, max(o.rung for o in outcomes))
         return adaptive.next_trial(outcomes, self.base_cap, top) is not None
 
     def seeds_of(self, arm: str, hidden: int) -> list:
