@@ -48,6 +48,7 @@ class WorkerSpec:
     poll: float = 2.0
     heartbeat: int | None = None
     grace: int | None = None
+    search: Any = None  # a gru_jax.harness.search.SearchSpec: the workers run that search
 
 
 def _storage_kw(spec: WorkerSpec) -> dict:
@@ -68,8 +69,9 @@ def source_of(spec: WorkerSpec):
 
 def run_worker(spec: WorkerSpec, stop_signals=(signal.SIGTERM, signal.SIGINT),
                log=None) -> dict[str, Any]:
-    """One worker: join the study (enqueueing the source's initial points, once),
-    train points until none is left. Returns {"ran": n, "failed": n, "preempted": bool}."""
+    """One worker: join the study (enqueueing the source's initial points, once;
+    a search's study with its sampler), train points until none is left.
+    Returns {"ran": n, "failed": n, "preempted": bool}."""
     from gru_jax.harness.distributed import maybe_initialize
     from gru_jax.harness.sweep import open_sweep
     from gru_jax.harness.sweep.worker import Worker
@@ -77,14 +79,22 @@ def run_worker(spec: WorkerSpec, stop_signals=(signal.SIGTERM, signal.SIGINT),
     maybe_initialize()  # a multi-host worker (srun of several tasks): before any JAX call
     from gru_jax.harness.train import train_and_evaluate, train_packed
 
-    source = source_of(spec)
+    train_fn = functools.partial(train_and_evaluate, stop_signals=stop_signals)
     is_primary = _primary()
-    study = open_sweep(spec.config, source, spec.workdir, spec.storage,
-                       **_storage_kw(spec)) if is_primary else None
-    w = Worker(study, spec.workdir, spec.config, source,
-               functools.partial(train_and_evaluate, stop_signals=stop_signals),
-               log=log, poll=spec.poll, pack=spec.pack, pack_size=spec.pack_size,
-               pack_fn=functools.partial(train_packed, stop_signals=stop_signals))
+    if spec.search is not None:  # a search: the trials come from its sampler
+        from gru_jax.harness.search.engine import SearchWorker, open_search
+
+        study = open_search(spec.config, spec.workdir, spec.search, spec.storage,
+                            **_storage_kw(spec)) if is_primary else None
+        w = SearchWorker(study, spec.workdir, spec.config, spec.search, train_fn, log=log,
+                         poll=spec.poll)
+    else:
+        source = source_of(spec)
+        study = open_sweep(spec.config, source, spec.workdir, spec.storage,
+                           **_storage_kw(spec)) if is_primary else None
+        w = Worker(study, spec.workdir, spec.config, source, train_fn,
+                   log=log, poll=spec.poll, pack=spec.pack, pack_size=spec.pack_size,
+                   pack_fn=functools.partial(train_packed, stop_signals=stop_signals))
     ran = w.run()
     return {"ran": len(ran), "failed": sum(s.status == "failed" for _, s in ran),
             "preempted": w.preempted}

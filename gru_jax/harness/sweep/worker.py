@@ -264,11 +264,28 @@ class Worker:
                 jobs = self._broadcast(jobs)
             if not jobs:
                 break
-            summaries = self._train(jobs)
+            try:
+                summaries = self._train(jobs)
+            except BaseException:  # Ctrl-C, SystemExit: the points go back in the queue
+                if self.primary:
+                    self._give_back(jobs)
+                raise
             if self.primary:
                 self._tell(jobs, summaries)
                 self._extend()
         return self.ran
+
+    def _give_back(self, jobs: list[Job]) -> None:
+        """Fail and requeue the jobs' trials at once (this process is stopping), so
+        the next worker resumes them without waiting out the heartbeat's grace."""
+        for job in jobs:
+            tid = job.trial._trial_id
+            try:
+                if self.study._storage.set_trial_state_values(tid, state=TrialState.FAIL):
+                    requeue(self.study, self.study._storage.get_trial(tid),
+                            **{PREEMPTED_ATTR: True})
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # told already
 
     def _next_jobs(self) -> list[Job]:
         """The next trial(s) to train (a group of up to pack_size that differ only in
