@@ -190,7 +190,7 @@ class SearchWorker(Worker):
                 if not cand:  # another worker took the generation's last free run
                     storage.set_trial_state_values(tid, state=TrialState.PRUNED)
                     return None
-                point = dict(cand["overrides"])
+                point = dict(cand["overrides"])  # == frozen.params (sample_relative's)
             else:
                 point = snap_point(self.spec.space, frozen.params)
             key = points_.canonical(point)

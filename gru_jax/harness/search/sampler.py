@@ -46,19 +46,26 @@ def outcomes_of(trials: Iterable[FrozenTrial]) -> dict[str, float | None]:
     status "failed": inf) with no copy waiting or running; pending (None) while
     a trial of it waits or runs. A trial failed for its worker's sake (lost,
     preempted) does not count: its retry copy is the run's pending trial.
+    Outside the engine (plain `study.optimize`), a trial is its candidate's run
+    (CANDIDATE_ATTR) and a failed one is final.
     """
     done: dict[str, float] = {}
     failed: set[str] = set()
     pending: set[str] = set()
     for t in trials:
-        if POINT_ATTR not in t.user_attrs or DUPLICATE_ATTR in t.user_attrs:
+        if DUPLICATE_ATTR in t.user_attrs:
             continue
-        name = t.user_attrs[DIR_ATTR]
+        engine = POINT_ATTR in t.user_attrs  # else a plain study.optimize's trial
+        cand = t.system_attrs.get(CANDIDATE_ATTR)
+        name = t.user_attrs[DIR_ATTR] if engine else cand["name"] if cand else None
+        if name is None:
+            continue
         if t.state == TrialState.COMPLETE:
             done.setdefault(name, math.inf if t.value is None else float(t.value))
         elif t.state in (TrialState.WAITING, TrialState.RUNNING):
             pending.add(name)
-        elif t.state == TrialState.FAIL and t.user_attrs.get("status") == "failed":
+        elif t.state == TrialState.FAIL and (not engine or
+                                             t.user_attrs.get("status") == "failed"):
             failed.add(name)
     out: dict[str, float | None] = dict.fromkeys(pending - set(done))
     out.update(dict.fromkeys(failed - pending - set(done), math.inf))
@@ -103,7 +110,8 @@ class ReplaySampler(BaseSampler):
                                              candidate_json(free[0]) if free else None)
 
     def sample_relative(self, study, trial: FrozenTrial, search_space) -> dict[str, Any]:
-        cand = trial.system_attrs.get(CANDIDATE_ATTR)
+        # From the storage: the trial Optuna passes here was read before before_trial.
+        cand = study._storage.get_trial_system_attrs(trial._trial_id).get(CANDIDATE_ATTR)
         if not cand:
             return {}
         return {k: v for k, v in cand["overrides"].items() if k in search_space}
