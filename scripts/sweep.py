@@ -32,7 +32,7 @@ signal.signal(signal.SIGINT, lambda *_: sys.exit("interrupted"))  # one line, an
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from gru_jax.harness import cli  # noqa: E402
+from gru_jax.harness import cli, distributed  # noqa: E402
 from gru_jax.harness.errors import ConfigError, WorkdirError  # noqa: E402
 
 PROG = "sweep.py"  # prefix of the one-line errors
@@ -81,6 +81,13 @@ def main(argv: list[str]) -> int:
         if _STATUS.value:
             print(sweep.status(workdir, _STORAGE.value))
             return 0
+        # A multi-host job (srun of several tasks, JAX_COORDINATOR_ADDRESS): its
+        # processes together are one worker; JAX starts distributed before any call.
+        multihost = distributed.maybe_initialize()
+        if multihost and (_WORKERS.value > 1 or _EXECUTOR.value != "local"):
+            raise ConfigError("--workers/--executor: a multi-host job is one worker "
+                              "(start one such job per worker)")
+        primary = not multihost or distributed.is_primary()
         cli.enable_compilation_cache()
         config = cli.config_from_flag(_CONFIG)
         path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
@@ -92,7 +99,8 @@ def main(argv: list[str]) -> int:
         # Check every point and enqueue the initial ones here, so bad input is one
         # line before anything starts (the workers join the same study).
         kw = executor._storage_kw(spec)
-        sweep.open_sweep(config, executor.source_of(spec), workdir, _STORAGE.value, **kw)
+        if primary:  # only process 0 of a multi-host job talks to the storage
+            sweep.open_sweep(config, executor.source_of(spec), workdir, _STORAGE.value, **kw)
         if _EXECUTOR.value == "slurm":
             if _STORAGE.value is None:
                 print(f"{PROG}: note: the default SQLite storage needs {workdir} on a "
@@ -107,7 +115,8 @@ def main(argv: list[str]) -> int:
             print(f"status: python scripts/sweep.py --config=... --workdir={workdir} --status")
             return 0
         code = executor.run_local(spec, _WORKERS.value)
-        print(sweep.status(workdir, _STORAGE.value))
+        if primary:
+            print(sweep.status(workdir, _STORAGE.value))
     except (ConfigError, WorkdirError, ValueError, OSError) as e:
         cli.die(e, PROG)
     if code == executor.EXIT_PREEMPTED:

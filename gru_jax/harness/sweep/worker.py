@@ -273,6 +273,10 @@ class Worker:
             if self.primary:
                 self._tell(jobs, summaries)
                 self._extend()
+            else:  # what this process trained, as it saw it (the test compares)
+                for job, s in zip(jobs, summaries, strict=True):
+                    self.ran.append((job.point, s))
+                    self.say(f"{self._name(job)}: {format_summary(s)}")
         return self.ran
 
     def _give_back(self, jobs: list[Job]) -> None:
@@ -372,7 +376,7 @@ class Worker:
                 if len(group) > 1:
                     self.say(f"packing {len(group)} points into one program: "
                              f"{', '.join(self._name(j) for j in group)}")
-                summaries = _train_points(group, self.train_fn, self.pack_fn)
+                summaries = _train_points(group, self.train_fn, self.pack_fn, self.primary)
                 trained.update(zip(map(id, group), summaries, strict=True))
                 if any(s.status == "preempted" for s in summaries):
                     break  # the job is being taken away: the rest go back to the queue
@@ -506,10 +510,15 @@ def _record_failure(run_dir: Path, config, exc: BaseException, started: float) -
 
 
 def _train_points(jobs: Sequence[Job], train_fn: TrainFn,
-                  pack_fn: PackFn | None) -> list[RunSummary]:
-    """Train the jobs' points; each one's summary (failures recorded in its folder)."""
+                  pack_fn: PackFn | None, primary: bool = True) -> list[RunSummary]:
+    """Train the jobs' points; each one's summary (failures recorded in its folder).
+    Not `primary` (a process > 0 of a multi-host job): the summaries the trainer
+    returned, and nothing written (process 0 writes the run's files; its summary
+    may not be on the shared filesystem yet when this process reads)."""
     if not jobs:
         return []
+    if not primary:
+        return _returned_summaries(jobs, train_fn, pack_fn)
     for j in jobs:
         j.run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -540,6 +549,19 @@ def _train_points(jobs: Sequence[Job], train_fn: TrainFn,
                 summary = _record_failure(job.run_dir, job.config, err, started)
         summaries.append(summary)
     return summaries
+
+
+def _returned_summaries(jobs: Sequence[Job], train_fn: TrainFn,
+                        pack_fn: PackFn | None) -> list[RunSummary]:
+    try:
+        if len(jobs) == 1:
+            returned = [train_fn(jobs[0].config, str(jobs[0].run_dir))]
+        else:
+            returned = list(pack_fn([j.config for j in jobs], [str(j.run_dir) for j in jobs]))
+    except Exception as e:  # noqa: BLE001 - process 0 records the failure
+        return [RunSummary(status="failed", error=f"{type(e).__name__}: {e}") for _ in jobs]
+    return [r if isinstance(r, RunSummary) else RunSummary.from_dict(r) if r is not None
+            else RunSummary(status="failed") for r in returned]
 
 
 def write_sweep_file(workdir: Path, study: optuna.Study, source: PointSource | None,
