@@ -23,7 +23,8 @@ Modules:
 - `sampler`: `ReplaySampler`, WOA and random search as an Optuna sampler with
   no state of its own, and `make_sampler` (also Optuna's TPE and CMA-ES);
 - `engine`: `SearchWorker` (the sweep's worker asking the sampler), the study's
-  settings, the log (`search_log`), `run_search`;
+  settings, `run_search`;
+- `log`: the search's log rebuilt from its study (`search_log`, search.json);
 - `report`: the tables and the comparison of several searches.
 
 Scores are minimised: the final eval metric of a ``done`` run (mse as is,
@@ -77,9 +78,9 @@ _LAZY = {
     "ReplaySampler": "sampler", "make_sampler": "sampler", "outcomes_of": "sampler",
     "CANDIDATE_ATTR": "sampler",
     "SearchSpec": "engine", "SearchWorker": "engine", "run_search": "engine",
-    "open_search": "engine", "search_log": "engine", "score": "engine",
+    "open_search": "engine", "search_log": "log", "score": "log",
     "budget_candidates": "engine", "load_search_space": "engine", "default_study": "engine",
-    "prepare": "engine", "write_log": "engine",
+    "prepare": "engine", "write_log": "log",
     "format_table": "report", "trials_table": "report", "best_line": "report",
     "compare": "report", "search_logs": "report",
 }

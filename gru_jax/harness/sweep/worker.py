@@ -32,11 +32,9 @@ import contextlib
 import dataclasses
 import json
 import os
-import socket
 import sys
 import time
-import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +47,7 @@ from gru_jax.harness.config import apply_overrides, config_to_dict
 from gru_jax.harness.files import SWEEP_FILE, write_json_atomic
 from gru_jax.harness.keys import PACK_KEYS
 from gru_jax.harness.metrics import minimised
-from gru_jax.harness.summary import RunSummary, summary_mtime, write_summary
+from gru_jax.harness.summary import RunSummary
 from gru_jax.harness.sweep.points import (
     _summary_or_none,
     canonical,
@@ -60,51 +58,22 @@ from gru_jax.harness.sweep.points import (
 )
 from gru_jax.harness.sweep.sources import PointSource
 from gru_jax.harness.sweep.storage import BEAT_ATTR
-
-TrainFn = Callable[[ml_collections.ConfigDict, str], Any]
-PackFn = Callable[[list, list], Any]
+from gru_jax.harness.sweep.training import (  # noqa: F401 - owner*: the engine's names here
+    PackFn,
+    TrainFn,
+    default_pack_fn,
+    default_train_fn,
+    finished_before,
+    owner,
+    owner_gone,
+    train_points,
+)
 
 POINT_ATTR = "point"  # user attribute: the point's canonical JSON (its identity)
 DIR_ATTR = "dir"  # user attribute: its folder, relative to the sweep's
 OWNER_ATTR = "gru_jax:owner"  # system attribute: the claiming process
 DUPLICATE_ATTR = "duplicate_of"  # user attribute of a dropped duplicate (PRUNED)
 PREEMPTED_ATTR = "gru_jax:preempted"  # system attribute of a requeued copy
-
-
-# ---------------------------------------------------------------- processes
-
-
-def _boot_id() -> str | None:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
-
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (None: no such process)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the (comm) field
-
-
-def owner() -> dict:
-    """This process, as a trial records its claimer."""
-    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": os.getpid(),
-            "start": _start_time(os.getpid()), "since": time.time()}
-
-
-def owner_gone(info: Mapping | None) -> bool:
-    """True only when `info` names a process of this host and this boot that no
-    longer runs (same pid with another start time is another process)."""
-    if not info or info.get("host") != socket.gethostname():
-        return False
-    boot = _boot_id()
-    if boot is None or info.get("boot") != boot or info.get("start") is None:
-        return False
-    return _start_time(int(info["pid"])) != info["start"]
 
 
 # ---------------------------------------------------------------- the queue
@@ -245,9 +214,9 @@ class Worker:
                  pack: bool = False, pack_size: int = 8, pack_fn: PackFn | None = None):
         self.study, self.workdir, self.config = study, Path(workdir), config
         self.source, self.validate, self.poll = source, validate, poll
-        self.train_fn = train_fn or _default_train_fn()
+        self.train_fn = train_fn or default_train_fn()
         self.pack_size = pack_size if pack else 1
-        self.pack_fn = pack_fn or (_default_pack_fn() if pack else None)
+        self.pack_fn = pack_fn or (default_pack_fn() if pack else None)
         self.say = log or (lambda msg: print(msg, flush=True))
         self.ran: list[tuple[dict, RunSummary]] = []  # what this worker trained
         self.preempted = False
@@ -268,7 +237,7 @@ class Worker:
                 summaries = self._train(jobs)
             except BaseException:  # Ctrl-C, SystemExit: the points go back in the queue
                 if self.primary:
-                    self._give_back(jobs)
+                    give_back(self.study, jobs)
                 raise
             if self.primary:
                 self._tell(jobs, summaries)
@@ -278,18 +247,6 @@ class Worker:
                     self.ran.append((job.point, s))
                     self.say(f"{self._name(job)}: {format_summary(s)}")
         return self.ran
-
-    def _give_back(self, jobs: list[Job]) -> None:
-        """Fail and requeue the jobs' trials at once (this process is stopping), so
-        the next worker resumes them without waiting out the heartbeat's grace."""
-        for job in jobs:
-            tid = job.trial._trial_id
-            try:
-                if self.study._storage.set_trial_state_values(tid, state=TrialState.FAIL):
-                    requeue(self.study, self.study._storage.get_trial(tid),
-                            **{PREEMPTED_ATTR: True})
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # told already
 
     def _next_jobs(self) -> list[Job]:
         """The next trial(s) to train (a group of up to pack_size that differ only in
@@ -362,7 +319,7 @@ class Worker:
     def _train(self, jobs: list[Job]) -> list[RunSummary]:
         """Train the jobs (one alone, a group through pack_fn) with heartbeats; each
         point's summary (a finished one found in its folder is not trained again)."""
-        todo = [j for j in jobs if self._finished_before(j) is None]
+        todo = [j for j in jobs if finished_before(j) is None]
         groups: dict[str, list[Job]] = {}
         for j in todo:
             groups.setdefault(_pack_key(j.point), []).append(j)
@@ -376,13 +333,13 @@ class Worker:
                 if len(group) > 1:
                     self.say(f"packing {len(group)} points into one program: "
                              f"{', '.join(self._name(j) for j in group)}")
-                summaries = _train_points(group, self.train_fn, self.pack_fn, self.primary)
+                summaries = train_points(group, self.train_fn, self.pack_fn, self.primary)
                 trained.update(zip(map(id, group), summaries, strict=True))
                 if any(s.status == "preempted" for s in summaries):
                     break  # the job is being taken away: the rest go back to the queue
         out = []
         for j in jobs:
-            s = trained.get(id(j)) or self._finished_before(j)
+            s = trained.get(id(j)) or finished_before(j)
             if s is None:  # not reached before a preemption
                 s = _summary_or_none(j.run_dir) or RunSummary(status="preempted")
                 s = dataclasses.replace(s, status="preempted")
@@ -392,22 +349,6 @@ class Worker:
     def _name(self, job: Job) -> str:
         """The point's folder relative to the sweep's (what the console names)."""
         return job.run_dir.relative_to(self.workdir).as_posix()
-
-    def _finished_before(self, job: Job) -> RunSummary | None:
-        """The folder's summary if it finished this very point (same overrides and
-        train.steps): a rerun after the study was lost does not train it again."""
-        s = _summary_or_none(job.run_dir)
-        if s is None or not s.finished or not isinstance(s.config, Mapping):
-            return None
-        want = {**overrides_of(job.point), "train.steps": job.config.train.steps}
-        for key, value in want.items():
-            node: Any = s.config
-            for part in key.split("."):
-                node = node.get(part) if isinstance(node, Mapping) else None
-            if (list(node) if isinstance(node, tuple) else node) != (
-                    list(value) if isinstance(value, tuple) else value):
-                return None
-        return s
 
     def _tell(self, jobs: list[Job], summaries: list[RunSummary]) -> None:
         for job, s in zip(jobs, summaries, strict=True):
@@ -458,6 +399,18 @@ class Worker:
                 for p, d in (got or [])]
 
 
+def give_back(study: optuna.Study, jobs: list[Job]) -> None:
+    """Fail and requeue the jobs' trials at once (this process is stopping), so
+    the next worker resumes them without waiting out the heartbeat's grace."""
+    for job in jobs:
+        tid = job.trial._trial_id
+        try:
+            if study._storage.set_trial_state_values(tid, state=TrialState.FAIL):
+                requeue(study, study._storage.get_trial(tid), **{PREEMPTED_ATTR: True})
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # told already
+
+
 def _pack_key(point: Mapping[str, Any]) -> str:
     """Points with equal keys differ only in PACK_KEYS (and may share a program)."""
     return canonical({k: v for k, v in overrides_of(point).items() if k not in PACK_KEYS})
@@ -474,94 +427,6 @@ def _process_info() -> tuple[bool, bool]:
     except Exception:  # noqa: BLE001 - no backend: a plain single process
         return True, False
     return i == 0, n > 1
-
-
-def _default_train_fn() -> TrainFn:
-    from gru_jax.harness.train import train_and_evaluate  # lazy: jax only to train
-
-    return train_and_evaluate
-
-
-def _default_pack_fn() -> PackFn:
-    from gru_jax.harness.train import train_packed
-
-    return train_packed
-
-
-def _fresh_summary(run_dir: Path, started: float) -> RunSummary | None:
-    """The summary if written after `started` (this attempt), else None."""
-    mtime = summary_mtime(run_dir)
-    return _summary_or_none(run_dir) if mtime is not None and mtime >= started - 1 else None
-
-
-def _record_failure(run_dir: Path, config, exc: BaseException, started: float) -> RunSummary:
-    """A failed summary for an exception; the trainer's own if it wrote one."""
-    fresh = _fresh_summary(run_dir, started)
-    if fresh is not None and fresh.status == "failed":
-        return fresh
-    failure = dict(
-        status="failed", stop_reason="failed", error=f"{type(exc).__name__}: {exc}",
-        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
-    earlier = _summary_or_none(run_dir)
-    summary = (dataclasses.replace(earlier, **failure) if earlier is not None
-               else RunSummary(**failure, config=config_to_dict(config)))
-    write_summary(run_dir, summary)
-    return summary
-
-
-def _train_points(jobs: Sequence[Job], train_fn: TrainFn,
-                  pack_fn: PackFn | None, primary: bool = True) -> list[RunSummary]:
-    """Train the jobs' points; each one's summary (failures recorded in its folder).
-    Not `primary` (a process > 0 of a multi-host job): the summaries the trainer
-    returned, and nothing written (process 0 writes the run's files; its summary
-    may not be on the shared filesystem yet when this process reads)."""
-    if not jobs:
-        return []
-    if not primary:
-        return _returned_summaries(jobs, train_fn, pack_fn)
-    for j in jobs:
-        j.run_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    error: Exception | None = None
-    returned: list[Any] = [None] * len(jobs)
-    try:
-        if len(jobs) == 1:
-            returned = [train_fn(jobs[0].config, str(jobs[0].run_dir))]
-        else:
-            returned = list(pack_fn([j.config for j in jobs], [str(j.run_dir) for j in jobs]))
-    except Exception as e:  # noqa: BLE001 - one bad point (group) must not stop the sweep
-        error = e
-    summaries = []
-    for job, ret in zip(jobs, returned, strict=True):
-        err, summary = error, None
-        if err is None:
-            summary = _summary_or_none(job.run_dir)
-            if summary is None and isinstance(ret, RunSummary):
-                write_summary(job.run_dir, ret)  # the report reads the file: keep one
-                summary = ret
-            if summary is None:
-                err = RuntimeError("the trainer returned without writing its summary")
-        if err is not None:
-            summary = _fresh_summary(job.run_dir, started)
-            # train.Preempted (a stop signal) comes after a "preempted" summary and a
-            # checkpoint: not a failure, the point goes back in the queue
-            if not (summary is not None and summary.status == "preempted"):
-                summary = _record_failure(job.run_dir, job.config, err, started)
-        summaries.append(summary)
-    return summaries
-
-
-def _returned_summaries(jobs: Sequence[Job], train_fn: TrainFn,
-                        pack_fn: PackFn | None) -> list[RunSummary]:
-    try:
-        if len(jobs) == 1:
-            returned = [train_fn(jobs[0].config, str(jobs[0].run_dir))]
-        else:
-            returned = list(pack_fn([j.config for j in jobs], [str(j.run_dir) for j in jobs]))
-    except Exception as e:  # noqa: BLE001 - process 0 records the failure
-        return [RunSummary(status="failed", error=f"{type(e).__name__}: {e}") for _ in jobs]
-    return [r if isinstance(r, RunSummary) else RunSummary.from_dict(r) if r is not None
-            else RunSummary(status="failed") for r in returned]
 
 
 def write_sweep_file(workdir: Path, study: optuna.Study, source: PointSource | None,
