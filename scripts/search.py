@@ -79,11 +79,14 @@ def report(workdir: str | None) -> int:
     if not workdir:
         raise WorkdirError("--workdir (or --storage): required with --report")
     logs = search.search_logs(workdir)
-    for log_, wd in logs:
+    for log_, wd, study in logs:
         print(f"{log_['method']} search, seed {log_['seed']} ({log_['status']}): "
               f"{len(log_['candidates'])} candidates in {wd}")
         print(search.format_table(log_, top=_TOP.value))
         print(search.best_line(log_, wd))
+        if study is not None:
+            print(f"\nstudy {study.study_name}: its trials (score: the minimised metric)")
+            print(search.trials_table(study, top=_TOP.value))
     if len(logs) > 1:
         print("\n" + search.compare([workdir]))
     return 0

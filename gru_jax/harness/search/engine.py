@@ -44,6 +44,7 @@ from gru_jax.harness.files import SEARCH_FILE
 from gru_jax.harness.keys import flatten
 from gru_jax.harness.search.log import (  # noqa: F401 - score, search_log: public here too
     BASE_ATTR,
+    IDLE_ATTR,
     REPEAT_ATTR,
     SETTINGS_ATTR,
     WORKDIR_ATTR,
@@ -132,6 +133,13 @@ def _quiet_ask():
         yield
 
 
+def _suggest(trial: optuna.Trial, name: str, d) -> Any:
+    """The sampler's value for one key of the space (Optuna's public suggest API)."""
+    if isinstance(d, optuna.distributions.IntDistribution):
+        return trial.suggest_int(name, d.low, d.high, log=d.log)
+    return trial.suggest_float(name, d.low, d.high, log=d.log)
+
+
 class SearchWorker(Worker):
     """The sweep's Worker whose trials come from the search's sampler (see the
     module docstring). `spec`: the search; the study's sampler must be
@@ -164,7 +172,7 @@ class SearchWorker(Worker):
                     not self._may_ask(trials):
                 return None
             with _quiet_ask():
-                trial = self.study.ask(self.dists)  # a waiting retry first, else sampled
+                trial = self.study.ask()  # a waiting retry first, else a new trial
             tid = trial._trial_id
             storage.set_trial_system_attr(tid, OWNER_ATTR, owner())
             if is_heartbeat_enabled(storage):
@@ -174,14 +182,15 @@ class SearchWorker(Worker):
                 if self._is_duplicate(frozen):
                     continue
                 return self._job(frozen)
-            if self.spec.method in PROPOSERS:
-                cand = frozen.system_attrs.get(CANDIDATE_ATTR)
-                if not cand:  # another worker took the generation's last free run
-                    storage.set_trial_state_values(tid, state=TrialState.PRUNED)
-                    return None
-                point = dict(cand["overrides"])  # == frozen.params (sample_relative's)
-            else:
-                point = snap_point(self.spec.space, frozen.params)
+            cand = frozen.system_attrs.get(CANDIDATE_ATTR)
+            if self.spec.method in PROPOSERS and not cand:
+                # Another worker took the generation's last free run between our plan and
+                # this trial: drop it unsampled and wait for the generation.
+                storage.set_trial_user_attr(tid, IDLE_ATTR, True)
+                storage.set_trial_state_values(tid, state=TrialState.PRUNED)
+                return None
+            params = {k: _suggest(trial, k, d) for k, d in self.dists.items()}
+            point = dict(cand["overrides"]) if cand else snap_point(self.spec.space, params)
             key = points_.canonical(point)
             prior = next((t for t in trials if t.state == TrialState.COMPLETE
                           and t.user_attrs.get(POINT_ATTR) == key

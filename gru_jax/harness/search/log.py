@@ -22,6 +22,7 @@ SETTINGS_ATTR = "search"  # study user attribute: the search's settings (search.
 WORKDIR_ATTR = "search:workdir"  # study user attribute: the search's folder
 BASE_ATTR = "search:base_config"
 REPEAT_ATTR = "repeat_of"  # user attribute of a free repeat: the trial whose run it reuses
+IDLE_ATTR = "no_candidate"  # user attribute of a trial asked when WOA had no free run left
 
 
 def score(summary: RunSummary | None) -> float:

@@ -55,7 +55,7 @@ def trials_table(study, top: int | None = None) -> str:
     """The study's trials as Optuna holds them, in trial order: state, params,
     value (the minimised score), the run's folder and what the trial was (a
     retry of a lost trial, a free repeat, a duplicate left to another)."""
-    from gru_jax.harness.search.engine import REPEAT_ATTR
+    from gru_jax.harness.search.log import IDLE_ATTR, REPEAT_ATTR
     from gru_jax.harness.sweep.worker import DIR_ATTR, DUPLICATE_ATTR
 
     trials = study.get_trials(deepcopy=False)[:top]
@@ -67,6 +67,8 @@ def trials_table(study, top: int | None = None) -> str:
             note = f"repeat of #{t.user_attrs[REPEAT_ATTR]}"
         elif DUPLICATE_ATTR in t.user_attrs:
             note = f"duplicate of #{t.user_attrs[DUPLICATE_ATTR]}"
+        elif IDLE_ATTR in t.user_attrs:
+            note = "no candidate (the generation's runs were taken)"
         elif "failed_trial" in t.system_attrs:
             note = f"retry of #{t.system_attrs['failed_trial']}"
         else:
@@ -89,9 +91,10 @@ def _is_storage(source: str) -> bool:
     return "://" in source or source.startswith("journal:") or source.endswith(".log")
 
 
-def search_logs(source: str | os.PathLike) -> list[tuple[dict, Path]]:
-    """(log, folder) of every search in `source` (see the module docstring); a
-    folder whose search.json predates the study (no "study" key) is read as is."""
+def search_logs(source: str | os.PathLike) -> list[tuple[dict, Path, Any]]:
+    """(log, folder, study) of every search in `source` (see the module docstring);
+    a folder whose search.json predates the study (no "study" key) is read as is
+    (study None)."""
     from gru_jax.harness.search.engine import SETTINGS_ATTR, WORKDIR_ATTR, search_log
     from gru_jax.harness.sweep import storage as storage_
 
@@ -105,7 +108,7 @@ def search_logs(source: str | os.PathLike) -> list[tuple[dict, Path]]:
         except (OSError, ValueError) as e:
             raise WorkdirError(f"{wd / SEARCH_FILE}: unreadable ({e})") from e
         if "study" not in saved:
-            return [(saved, wd)]
+            return [(saved, wd, None)]
         url = saved.get("storage")
     import optuna
 
@@ -115,7 +118,7 @@ def search_logs(source: str | os.PathLike) -> list[tuple[dict, Path]]:
         if SETTINGS_ATTR not in s.user_attrs or (wd is not None and s.study_name != saved["study"]):
             continue
         study = optuna.load_study(study_name=s.study_name, storage=st)
-        out.append((search_log(study), Path(study.user_attrs[WORKDIR_ATTR])))
+        out.append((search_log(study), Path(study.user_attrs[WORKDIR_ATTR]), study))
     return out
 
 
@@ -130,7 +133,7 @@ def compare(sources: Sequence[str | os.PathLike]) -> str:
     """
     rows, by_method, metric = [], {}, None
     for source in sources:
-        for log_, wd in search_logs(source):
+        for log_, wd, _ in search_logs(source):
             cands = log_["candidates"]
             names = {c["name"] for c in cands}
             values = [c["value"] for c in cands if c["value"] is not None]
