@@ -190,3 +190,40 @@ def test_report_compares_samplers_in_one_storage(tmp_path, config):
     assert trials.count("| complete |") == 8 and "learning_rate" in trials
     # a folder as the source reads its own study only
     assert search.compare([tmp_path / "woa"]).count("| woa |") == 2
+
+
+SCRIPT_EXPERIMENT = '''
+from gru_jax.harness.config import apply_overrides, base_config
+
+def get_config():
+    return apply_overrides(base_config("adding"), TINY)
+
+def get_search_space():
+    return {"train.learning_rate": (1e-3, 3e-2, "log", float)}
+'''
+
+
+@pytest.mark.slow  # two worker processes start JAX and train: ~45 s on 2 busy cores
+def test_search_script_with_two_workers(tmp_path):
+    """scripts/search.py --workers=2: two spawned workers (the SearchSpec pickled to
+    them) train the first generation's two runs with the real trainer."""
+    from conftest import TINY, subprocess_env
+
+    exp = tmp_path / "exp.py"
+    exp.write_text(SCRIPT_EXPERIMENT.replace("TINY", repr(TINY)))
+    out = tmp_path / "search"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "search.py"), f"--config={exp}",
+         f"--workdir={out}", "--sampler=woa", "--budget=2", "--population=2", "--workers=2"],
+        capture_output=True, text=True, timeout=400, env=subprocess_env(), cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    study = optuna.load_study(study_name="search-woa-seed0",
+                              storage=f"sqlite:///{out / 'study.db'}")
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) == 2 and len({t.user_attrs["dir"] for t in done}) == 2
+    # trained by the spawned workers (which of them took which run is up to timing)
+    assert proc.pid not in {t.system_attrs["gru_jax:owner"]["pid"] for t in done}
+    log_ = json.loads((out / "search.json").read_text())
+    assert log_["status"] == "done" and [c["status"] for c in log_["candidates"]] == \
+        ["done", "done"]
+    assert "best: #" in proc.stdout
