@@ -4,6 +4,9 @@
         --sampler=woa --budget=24 --population=4 --seed=0 --workers=2
     python scripts/search.py --config=experiments/search_adding.py --workdir=runs/search_tpe \
         --sampler=tpe --budget=24 --population=4 --seed=0
+    python scripts/search.py --config=experiments/search_adding.py --workdir=/shared/search \
+        --sampler=woa --budget=64 --population=8 --workers=8 --executor=slurm \
+        --storage=postgresql+psycopg://USER@DBHOST/searches --slurm_partition=gpu
     python scripts/search.py --workdir=runs/search_woa --report      # the study's tables
     python scripts/search.py --report --storage=postgresql://user@host/db   # every search there
 
@@ -12,8 +15,9 @@ DIR/study.db; named --study, default search-SAMPLER-seedSEED) and one training
 (the experiment's train.steps) in its own subfolder of --workdir;
 DIR/search.json logs every candidate and its score. --budget counts candidate
 trainings (or --budget_steps total train steps); the search never trains more.
-`--workers=N` runs N workers here; the same command elsewhere on the same
-storage joins the search. `--config.KEY=VALUE` changes the base config under
+`--workers=N` runs N workers here (`--executor=slurm`: a SLURM job array of N
+through submitit, as scripts/sweep.py does); the same command elsewhere on the
+same storage joins the search. `--config.KEY=VALUE` changes the base config under
 every candidate. Start it again to resume: finished candidates are reused and
 the search reaches the same result. Then, for the runs' table:
 python scripts/report.py --workdir=DIR
@@ -56,6 +60,9 @@ _STORAGE = flags.DEFINE_string(
     "copies of this command on the same storage share the trainings.")
 _STUDY = flags.DEFINE_string("study", None, "The search's study in the storage "
                              "(default search-SAMPLER-seedSEED).")
+cli.define_executor_flags()
+for _name in cli.EXECUTOR_FLAGS:
+    flags.declare_key_flag(_name)
 _REPORT = flags.DEFINE_bool("report", False, "Print the search's tables from its study (or "
                             "every search in --storage, compared) and exit.")
 
@@ -106,6 +113,14 @@ def main(argv: list[str]) -> int:
         config = cli.config_from_flag(_CONFIG)
         path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
         space = search.load_search_space(path, arg or None)
+        if flags.FLAGS.executor == "slurm":
+            jobs = search.submit_search(
+                config, workdir, space, sampler, _BUDGET.value, _POPULATION.value,
+                _SEED.value, workers=_WORKERS.value, budget_steps=_BUDGET_STEPS.value,
+                storage=_STORAGE.value, study=_STUDY.value, **cli.slurm_kwargs())
+            print(f"submitted {len(jobs)} workers: {', '.join(j.job_id for j in jobs)}")
+            print(f"report: python scripts/search.py --workdir={workdir} --report")
+            return 0
         cli.enable_compilation_cache()
         result = search.run_search(
             config, workdir, space, sampler, _BUDGET.value, _POPULATION.value,

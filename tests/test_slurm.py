@@ -118,3 +118,25 @@ def test_local_jobs_run_the_sweep_and_requeue_on_usr2(tmp_path, monkeypatch):
     assert trials[1].system_attrs["gru_jax:preempted"] is True
     s = json.loads((out / name / "summary.json").read_text())
     assert s["status"] == "done" and s["step"] == 1000 and s["resumed_from"] >= 20
+
+
+@pytest.mark.slow  # a job process starts JAX and trains: ~30 s on 2 busy cores
+def test_search_as_slurm_jobs(tmp_path, monkeypatch):
+    """search.submit_search (scripts/search.py --executor=slurm) on submitit's local
+    cluster: the job (a SlurmWorker running the search's SearchWorker) trains the
+    search's candidates; the log read back from the study says done."""
+    from conftest import make_tiny_config
+
+    from gru_jax.harness import search
+
+    for k, v in {**CACHE_ENV, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    space = {"train.learning_rate": (1e-3, 3e-2, "log", float)}
+    jobs = search.submit_search(make_tiny_config(), tmp_path / "search", space, "random", 2, 2,
+                                0, workers=1, cluster="local", time=10)
+    assert [j.result()["ran"] for j in jobs] == [2]
+    (log_, _, study), = search.search_logs(tmp_path / "search")
+    assert log_["status"] == "done" and [c["status"] for c in log_["candidates"]] == \
+        ["done", "done"]
+    assert {t.system_attrs["gru_jax:owner"]["pid"] for t in study.trials} != {os.getpid()}

@@ -80,7 +80,7 @@ _LAZY = {
     "SearchSpec": "engine", "SearchWorker": "engine", "run_search": "engine",
     "open_search": "engine", "search_log": "log", "score": "log",
     "budget_candidates": "engine", "load_search_space": "engine", "default_study": "engine",
-    "prepare": "engine", "write_log": "log",
+    "prepare": "engine", "write_log": "log", "submit_search": "engine",
     "format_table": "report", "trials_table": "report", "best_line": "report",
     "compare": "report", "search_logs": "report",
 }

@@ -409,3 +409,23 @@ def run_search(
     log_ = {**search_log(study_, trained, preempted), "storage": storage}
     write_log(workdir, log_)
     return log_
+
+
+def submit_search(config: ml_collections.ConfigDict, workdir: str | os.PathLike, space,
+                  method: str = "woa", budget: int | None = None, population: int = 8,
+                  seed: int = 0, *, workers: int = 1, budget_steps: int | None = None,
+                  storage: str | None = None, study: str | None = None,
+                  cluster: str | None = None, **slurm) -> list:
+    """`run_search`'s checks and study, then `workers` search workers as one SLURM job
+    array (`sweep.executor.run_slurm`: submitit, requeued at the time limit); the
+    jobs, not waited for. The log: ``scripts/search.py --workdir=DIR --report``."""
+    from gru_jax.harness.sweep import executor
+
+    spec = prepare(config, workdir, space, method, budget, population, seed,
+                   budget_steps=budget_steps, study=study)
+    check_ints(workers=(workers, 1))
+    study_ = open_search(config, workdir, spec, storage, retry_failed=True)
+    write_log(Path(workdir), {**search_log(study_), "storage": storage})
+    return executor.run_slurm(executor.WorkerSpec(config, None, None, str(workdir), storage,
+                                                  search=spec), workers, cluster=cluster,
+                              **slurm)
