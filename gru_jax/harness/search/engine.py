@@ -123,7 +123,6 @@ def check_ints(**values: tuple[Any, int]) -> None:
 # ---------------------------------------------------------------- the worker
 
 
-
 @contextlib.contextmanager
 def _quiet_ask():
     # study.ask warns that heartbeats are meant for study.optimize; the worker beats
