@@ -212,11 +212,13 @@ def test_search_script_with_two_workers(tmp_path):
     exp = tmp_path / "exp.py"
     exp.write_text(SCRIPT_EXPERIMENT.replace("TINY", repr(TINY)))
     out = tmp_path / "search"
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "search.py"), f"--config={exp}",
          f"--workdir={out}", "--sampler=woa", "--budget=2", "--population=2", "--workers=2"],
-        capture_output=True, text=True, timeout=400, env=subprocess_env(), cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
+        cwd=ROOT)
+    stdout, stderr = proc.communicate(timeout=400)
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
     study = optuna.load_study(study_name="search-woa-seed0",
                               storage=f"sqlite:///{out / 'study.db'}")
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -226,4 +228,4 @@ def test_search_script_with_two_workers(tmp_path):
     log_ = json.loads((out / "search.json").read_text())
     assert log_["status"] == "done" and [c["status"] for c in log_["candidates"]] == \
         ["done", "done"]
-    assert "best: #" in proc.stdout
+    assert "best: #" in stdout
