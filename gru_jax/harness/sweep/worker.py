@@ -134,13 +134,9 @@ class Worker:
                 if self.primary:
                     give_back(self.study, jobs)
                 raise
+            self._tell(jobs, summaries)
             if self.primary:
-                self._tell(jobs, summaries)
                 self._extend()
-            else:  # what this process trained, as it saw it (the test compares)
-                for job, s in zip(jobs, summaries, strict=True):
-                    self.ran.append((job.point, s))
-                    self.say(f"{self._name(job)}: {format_summary(s)}")
         return self.ran
 
     def _next_jobs(self) -> list[Job]:
@@ -230,17 +226,11 @@ class Worker:
         return job.run_dir.relative_to(self.workdir).as_posix()
 
     def _tell(self, jobs: list[Job], summaries: list[RunSummary]) -> None:
+        """Tell the study each job's outcome (process 0); on a process > 0 only
+        record what it trained, as it saw it (the multi-host test compares)."""
         for job, s in zip(jobs, summaries, strict=True):
-            tid, number = job.trial._trial_id, job.trial.number
-            storage = self.study._storage
-            storage.set_trial_user_attr(tid, "status", s.status)
-            if s.finished:
-                self.study.tell(number, score(s), skip_if_finished=True)
-            else:
-                self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-                if s.status == "preempted":  # not the point's fault: back in the queue
-                    requeue(self.study, storage.get_trial(tid), **{PREEMPTED_ATTR: True})
-                    self.preempted = True
+            if self.primary and tell(self.study, job.trial, s):
+                self.preempted = True
             self.ran.append((job.point, s))
             self.say(f"{self._name(job)}: {format_summary(s)}")
 
@@ -256,6 +246,21 @@ class Worker:
         if added:
             write_sweep_file(self.workdir, self.study, self.source, self.config)
         return bool(added)
+
+
+def tell(study: optuna.Study, trial: FrozenTrial, s: RunSummary) -> bool:
+    """COMPLETE with the run's score when it finished, else FAIL; a preempted point
+    goes back in the queue (not its fault). True if it was preempted."""
+    tid = trial._trial_id
+    study._storage.set_trial_user_attr(tid, "status", s.status)
+    if s.finished:
+        study.tell(trial.number, score(s), skip_if_finished=True)
+        return False
+    study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    if s.status != "preempted":
+        return False
+    requeue(study, study._storage.get_trial(tid), **{PREEMPTED_ATTR: True})
+    return True
 
 
 def broadcast_jobs(jobs: list[Job], primary: bool, config) -> list[Job]:
