@@ -62,17 +62,16 @@ from gru_jax.harness.search.sampler import (
 from gru_jax.harness.search.space import Dim, distributions, make_space, snap_point
 from gru_jax.harness.search.woa import PROPOSERS
 from gru_jax.harness.sweep import points as points_
-from gru_jax.harness.sweep.worker import (
+from gru_jax.harness.sweep.queue import (
     DIR_ATTR,
     DUPLICATE_ATTR,
     OWNER_ATTR,
     POINT_ATTR,
-    Job,
-    Worker,
     owner,
     point_of,
     requeue,
 )
+from gru_jax.harness.sweep.worker import Job, Worker
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ from gru_jax.harness.search.sampler import outcomes_of
 from gru_jax.harness.search.space import make_space, snap_point, to_unit
 from gru_jax.harness.search.woa import PROPOSERS
 from gru_jax.harness.summary import RunSummary, read_summary
-from gru_jax.harness.sweep.worker import DIR_ATTR, DUPLICATE_ATTR, POINT_ATTR
+from gru_jax.harness.sweep.queue import DIR_ATTR, DUPLICATE_ATTR, POINT_ATTR
 
 SETTINGS_ATTR = "search"  # study user attribute: the search's settings (search.json's keys)
 WORKDIR_ATTR = "search:workdir"  # study user attribute: the search's folder

@@ -56,7 +56,7 @@ def trials_table(study, top: int | None = None) -> str:
     value (the minimised score), the run's folder and what the trial was (a
     retry of a lost trial, a free repeat, a duplicate left to another)."""
     from gru_jax.harness.search.log import IDLE_ATTR, REPEAT_ATTR
-    from gru_jax.harness.sweep.worker import DIR_ATTR, DUPLICATE_ATTR
+    from gru_jax.harness.sweep.queue import DIR_ATTR, DUPLICATE_ATTR
 
     trials = study.get_trials(deepcopy=False)[:top]
     keys = list(study.user_attrs.get("search", {}).get("space", {}))

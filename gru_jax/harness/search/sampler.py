@@ -32,7 +32,7 @@ from gru_jax.harness.errors import ConfigError
 from gru_jax.harness.search.plan import Candidate, Plan, replay
 from gru_jax.harness.search.space import Dim, distributions
 from gru_jax.harness.search.woa import PROPOSERS
-from gru_jax.harness.sweep.worker import DIR_ATTR, DUPLICATE_ATTR, POINT_ATTR
+from gru_jax.harness.sweep.queue import DIR_ATTR, DUPLICATE_ATTR, POINT_ATTR
 
 SAMPLERS = ("woa", "random", "tpe", "cmaes")  # also gru_jax.harness.search.SAMPLERS
 CANDIDATE_ATTR = "search:candidate"  # system attribute: the proposal a trial was given
