@@ -67,6 +67,7 @@ from gru_jax.harness.sweep.queue import (
     DUPLICATE_ATTR,
     OWNER_ATTR,
     POINT_ATTR,
+    drop_duplicate,
     owner,
     point_of,
     requeue,
@@ -177,7 +178,7 @@ class SearchWorker(Worker):
                 storage.record_heartbeat(tid)
             frozen = storage.get_trial(tid)
             if POINT_ATTR in frozen.user_attrs:  # a lost or preempted run, retried
-                if self._is_duplicate(frozen):
+                if drop_duplicate(self.study, frozen):
                     continue
                 return self._job(frozen)
             cand = frozen.system_attrs.get(CANDIDATE_ATTR)
