@@ -10,12 +10,13 @@ One run of the base config::
 
     python scripts/train.py --config=experiments/search_adding.py --workdir=runs/search_one
 
-Whale optimization vs random search, 24 candidates each (6 generations of 4)::
+Whale optimization vs random search, 24 candidates each (6 generations of 4;
+also --sampler=tpe|cmaes, Optuna's; --workers=2 for two workers on one search)::
 
     python scripts/search.py --config=experiments/search_adding.py \\
-        --workdir=runs/search_woa_s0 --method=woa --budget=24 --population=4 --seed=0
+        --workdir=runs/search_woa_s0 --sampler=woa --budget=24 --population=4 --seed=0
     python scripts/search.py --config=experiments/search_adding.py \\
-        --workdir=runs/search_random_s0 --method=random --budget=24 --population=4 --seed=0
+        --workdir=runs/search_random_s0 --sampler=random --budget=24 --population=4 --seed=0
 
 A grid at a similar budget (`get_sweep`: 3 learning rates x 3 hidden sizes x
 2 clipping norms, 18 runs)::

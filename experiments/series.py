@@ -32,7 +32,7 @@ into results/series and the README section::
 The WOA search behind WOA_BEST (per series; validation MSE, 8 candidates)::
 
     python scripts/search.py --config=experiments/series.py --workdir=runs/series_woa/co2 \\
-        --method=woa --budget=8 --population=4 --seed=0 \\
+        --sampler=woa --budget=8 --population=4 --seed=0 \\
         --config.task.dataset=co2 --config.task.difference=True
 
 Measured on the project's 2-core CPU machine while other jobs shared it (load

@@ -7,18 +7,12 @@ the package; ``python scripts/NAME.py`` runs the same code from a checkout).
 
 Each subcommand is a module with a ``run()`` (absl flags, one-line errors), so they
 all work from an installed package; ``scripts/NAME.py`` is a thin wrapper over it.
-A subcommand whose module is not in the package yet (search, until its command line
-moves to ``gru_jax.commands.search``) runs ``scripts/NAME.py`` of the source checkout
-the package was imported from (an editable install).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import runpy
 import sys
-from pathlib import Path
 
 # subcommand -> (module with run(), what it does)
 COMMANDS = {
@@ -40,12 +34,6 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def _script(name: str) -> Path | None:
-    """scripts/<name>.py of the checkout this package was imported from, if there is one."""
-    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
-    return path if path.is_file() else None
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv if argv is None else argv)
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
@@ -57,14 +45,6 @@ def main(argv: list[str] | None = None) -> None:
                  f"{', '.join(COMMANDS)} (gru-jax --help)")
     module = COMMANDS[name][0]
     sys.argv = [f"gru-jax {name}", *rest]
-    if importlib.util.find_spec(module) is None:
-        script = _script(name)
-        if script is None:
-            sys.exit(f"gru-jax: error: {name} runs from a source checkout for now "
-                     f"(scripts/{name}.py; pip install -e .)")
-        sys.argv[0] = str(script)
-        runpy.run_path(str(script), run_name="__main__")
-        return
     try:
         command = importlib.import_module(module)
     except ModuleNotFoundError as e:

@@ -30,7 +30,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from gru_jax.harness import cli
+from gru_jax.harness import cli, distributed
 from gru_jax.harness.errors import ConfigError, WorkdirError
 
 PROG = "sweep.py"  # prefix of the one-line errors
@@ -43,8 +43,6 @@ _WORKERS = flags.DEFINE_integer("workers", 1, "Workers to start (here, or SLURM 
 _STORAGE = flags.DEFINE_string(
     "storage", None, "Optuna storage: sqlite:///FILE (default DIR/study.db), "
     "postgresql://USER@HOST/DB, or journal:FILE (a shared filesystem).")
-_EXECUTOR = flags.DEFINE_enum("executor", "local", ["local", "slurm"],
-                              "Where the workers run.")
 _STATUS = flags.DEFINE_bool("status", False, "Print one line (waiting / running / done / "
                             "failed points) and exit.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Kept for old command lines (no effect).")
@@ -58,13 +56,9 @@ _HEARTBEAT = flags.DEFINE_integer("heartbeat", None, "Seconds between a running 
                                   "heartbeats (default 30).", lower_bound=1)
 _GRACE = flags.DEFINE_integer("grace", None, "Seconds without a heartbeat after which a "
                               "point is retried (default 120).", lower_bound=2)
-_SLURM_PARTITION = flags.DEFINE_string("slurm_partition", None, "SLURM partition.")
-_SLURM_TIME = flags.DEFINE_integer("slurm_time", 240, "Minutes per job (then requeued).")
-_SLURM_MEM = flags.DEFINE_integer("slurm_mem_gb", 16, "Memory per job, GB.")
-_SLURM_CPUS = flags.DEFINE_integer("slurm_cpus_per_task", 4, "CPUs per job.")
-_SLURM_GPUS = flags.DEFINE_integer("slurm_gpus_per_node", 0, "GPUs per job.")
-_SLURM_PARALLEL = flags.DEFINE_integer("slurm_array_parallelism", None,
-                                       "At most this many jobs of the array at once.")
+cli.define_executor_flags()
+for _name in cli.EXECUTOR_FLAGS:
+    flags.declare_key_flag(_name)
 
 
 def main(argv: list[str]) -> int:
@@ -79,6 +73,13 @@ def main(argv: list[str]) -> int:
         if _STATUS.value:
             print(sweep.status(workdir, _STORAGE.value))
             return 0
+        # A multi-host job (srun of several tasks, JAX_COORDINATOR_ADDRESS): its
+        # processes together are one worker; JAX starts distributed before any call.
+        multihost = distributed.maybe_initialize()
+        if multihost and (_WORKERS.value > 1 or flags.FLAGS.executor != "local"):
+            raise ConfigError("--workers/--executor: a multi-host job is one worker "
+                              "(start one such job per worker)")
+        primary = not multihost or distributed.is_primary()
         cli.enable_compilation_cache()
         config = cli.config_from_flag(_CONFIG)
         path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
@@ -90,22 +91,20 @@ def main(argv: list[str]) -> int:
         # Check every point and enqueue the initial ones here, so bad input is one
         # line before anything starts (the workers join the same study).
         kw = executor._storage_kw(spec)
-        sweep.open_sweep(config, executor.source_of(spec), workdir, _STORAGE.value, **kw)
-        if _EXECUTOR.value == "slurm":
+        if primary:  # only process 0 of a multi-host job talks to the storage
+            sweep.open_sweep(config, executor.source_of(spec), workdir, _STORAGE.value, **kw)
+        if flags.FLAGS.executor == "slurm":
             if _STORAGE.value is None:
                 print(f"{PROG}: note: the default SQLite storage needs {workdir} on a "
                       "filesystem with working locks on every node; PostgreSQL or "
                       "journal: is safer on a cluster", file=sys.stderr)
-            jobs = executor.run_slurm(
-                spec, _WORKERS.value, partition=_SLURM_PARTITION.value, time=_SLURM_TIME.value,
-                mem_gb=_SLURM_MEM.value, cpus_per_task=_SLURM_CPUS.value,
-                gpus_per_node=_SLURM_GPUS.value or None,
-                array_parallelism=_SLURM_PARALLEL.value)
+            jobs = executor.run_slurm(spec, _WORKERS.value, **cli.slurm_kwargs())
             print(f"submitted {len(jobs)} workers: {', '.join(j.job_id for j in jobs)}")
             print(f"status: python scripts/sweep.py --config=... --workdir={workdir} --status")
             return 0
         code = executor.run_local(spec, _WORKERS.value)
-        print(sweep.status(workdir, _STORAGE.value))
+        if primary:
+            print(sweep.status(workdir, _STORAGE.value))
     except (ConfigError, WorkdirError, ValueError, OSError) as e:
         cli.die(e, PROG)
     if code == executor.EXIT_PREEMPTED:

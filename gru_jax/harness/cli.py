@@ -209,3 +209,30 @@ def print_config_and_exit(flag_holder) -> None:
     if flag_holder.value is not None:
         print("\n# --config as loaded:\n" + config_from_flag(flag_holder).to_yaml())
     sys.exit(0)
+
+
+# The executor flags scripts/sweep.py and scripts/search.py share (each declares them
+# key flags, so its --help lists them).
+EXECUTOR_FLAGS = ("executor", "slurm_partition", "slurm_time", "slurm_mem_gb",
+                  "slurm_cpus_per_task", "slurm_gpus_per_node", "slurm_array_parallelism")
+
+
+def define_executor_flags() -> None:
+    """--executor=local|slurm and the --slurm_* parameters of the job array."""
+    flags.DEFINE_enum("executor", "local", ["local", "slurm"], "Where the workers run.")
+    flags.DEFINE_string("slurm_partition", None, "SLURM partition.")
+    flags.DEFINE_integer("slurm_time", 240, "Minutes per job (then requeued).")
+    flags.DEFINE_integer("slurm_mem_gb", 16, "Memory per job, GB.")
+    flags.DEFINE_integer("slurm_cpus_per_task", 4, "CPUs per job.")
+    flags.DEFINE_integer("slurm_gpus_per_node", 0, "GPUs per job.")
+    flags.DEFINE_integer("slurm_array_parallelism", None,
+                         "At most this many jobs of the array at once.")
+
+
+def slurm_kwargs() -> dict:
+    """The parsed --slurm_* flags as `sweep.executor.run_slurm`'s keyword arguments."""
+    f = flags.FLAGS
+    return {"partition": f.slurm_partition, "time": f.slurm_time, "mem_gb": f.slurm_mem_gb,
+            "cpus_per_task": f.slurm_cpus_per_task,
+            "gpus_per_node": f.slurm_gpus_per_node or None,
+            "array_parallelism": f.slurm_array_parallelism}

@@ -57,7 +57,8 @@ def maybe_initialize(environ: Mapping[str, str] | None = None) -> bool:
         return False
     import jax
 
-    jax.distributed.initialize(**kw)
+    if not jax.distributed.is_initialized():  # a launcher and its worker both call this
+        jax.distributed.initialize(**kw)
     return True
 
 

@@ -39,6 +39,7 @@ def test_no_subcommand_or_an_unknown_one_is_an_error():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, flag", [("train", "print_config"), ("sweep", "--workers"),
+                                        ("search", "--sampler"),
                                         ("report", "--series_results"), ("bench", "--mode")])
 def test_each_subcommand_runs_its_command_line(name, flag):
     # --help: absl exits 1 after printing the flags (the contract's scripts do the same)
@@ -49,7 +50,7 @@ def test_each_subcommand_runs_its_command_line(name, flag):
 def test_scripts_are_thin_and_do_not_edit_sys_path():
     for script in sorted((ROOT / "scripts").glob("*.py")):
         assert "sys.path.insert" not in script.read_text(), script.name
-    for name in ("train", "sweep", "report", "predict", "bench"):
+    for name in ("train", "sweep", "search", "report", "predict", "bench"):
         text = (ROOT / "scripts" / f"{name}.py").read_text()
         assert f"from gru_jax.commands.{name} import run" in text and len(text.splitlines()) < 10
         # the command itself is in the package: `gru-jax NAME` needs no checkout

@@ -48,3 +48,58 @@ def test_two_processes_equal_one(tmp_path):
         assert y == pytest.approx(x, rel=RTOL)
     assert b["final"] == pytest.approx(a["final"], rel=RTOL)
     assert b["grad_norms"] == pytest.approx(a["grad_norms"], rel=RTOL)
+
+
+SWEEP_EXPERIMENT = '''
+from gru_jax.harness.config import apply_overrides, base_config
+
+def get_config():
+    return apply_overrides(base_config("adding"), TINY)
+
+def get_sweep():
+    return [{"seed": 0}, {"seed": 1}]
+'''
+
+
+def test_multihost_sweep_trains_each_point_once(tmp_path):
+    """scripts/sweep.py on 2 processes (one job, one worker): process 0 alone talks to
+    the storage and broadcasts each point; both train it (the run spans both
+    processes' devices); each point is one trial, trained once; both processes
+    report the same points with the same results."""
+    import re
+    import sys
+
+    from conftest import ROOT
+
+    exp = tmp_path / "exp.py"
+    exp.write_text(SWEEP_EXPERIMENT.replace("TINY", repr(TINY)))
+    port, out = free_port(), tmp_path / "sweep"
+    procs = []
+    for i in range(2):
+        env = {**subprocess_env(), "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+               "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)}
+        procs.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "sweep.py"), f"--config={exp}",
+             f"--workdir={out}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, cwd=ROOT))
+    logs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, log in zip(procs, logs, strict=True):
+        assert p.returncode == 0, log[-3000:]
+    line = re.compile(r"^(seed=\d): (done, step \d+, mse [\d.e+-]+)", re.M)
+    seen = [sorted(line.findall(log)) for log in logs]
+    assert [name for name, _ in seen[0]] == ["seed=0", "seed=1"]  # each once, on each
+    assert seen[0] == seen[1]  # the same results on both processes
+    assert "2 points: 0 waiting, 0 running, 2 done, 0 failed" in logs[0]
+    assert "points:" not in logs[1]  # process 1 never opened the storage
+
+    import optuna
+
+    trials = optuna.load_study(study_name="sweep",
+                               storage=f"sqlite:///{out / 'study.db'}").trials
+    assert sorted(t.user_attrs["dir"] for t in trials) == ["seed=0", "seed=1"]
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert {t.system_attrs["gru_jax:owner"]["pid"] for t in trials} == {procs[0].pid}
+    for name in ("seed=0", "seed=1"):
+        s = json.loads((out / name / "summary.json").read_text())
+        assert s["status"] == "done" and s["num_devices"] == 2
+        assert s["step"] == TINY["train.steps"]

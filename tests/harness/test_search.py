@@ -75,8 +75,16 @@ def quiet(msg):
     pass
 
 
+def journal(workdir) -> str:
+    """Optuna's journal file in the search folder: the fake-trainer tests' storage
+    (5-10x faster than SQLite's commits on a slow disk; the golden test below and
+    the real-trainer test use the default SQLite file)."""
+    return f"journal:{Path(workdir) / 'journal.log'}"
+
+
 def run(config, workdir, trainer, **kw):
-    kw = {"method": "woa", "budget": 12, "population": 4, "seed": 0, **kw}
+    kw = {"method": "woa", "budget": 12, "population": 4, "seed": 0,
+          "storage": journal(workdir), **kw}
     return search.run_search(config, workdir, SPACE, train_fn=trainer, log=quiet, **kw)
 
 
@@ -135,7 +143,7 @@ def test_proposals_reproducible_from_the_seed():
             p.tell(x, np.sum((x - 0.3) ** 2, axis=1))
         return np.concatenate(out)
 
-    for method in search.METHODS:
+    for method in search.PROPOSERS:
         assert np.array_equal(proposals(method, 3), proposals(method, 3))
         assert not np.array_equal(proposals(method, 3), proposals(method, 4))
         assert proposals(method, 3).min() >= 0 and proposals(method, 3).max() <= 1
@@ -202,8 +210,11 @@ def test_woa_converges_on_an_analytic_function():
 
 def test_search_respects_the_budget(tmp_path, config):
     """`budget` distinct runs, never more trainings; repeats of a run are free."""
-    for method in search.METHODS:
-        for budget, population in ((7, 3), (1, 4), (8, 8), (13, 4)):
+    cases = {m: ((7, 3), (1, 4), (8, 8), (13, 4)) for m in search.PROPOSERS}
+    cases.update(tpe=((7, 3),), cmaes=((1, 4), (5, 2)))  # Optuna's samplers, fewer (time)
+    assert set(cases) == set(search.SAMPLERS)
+    for method, sizes in cases.items():
+        for budget, population in sizes:
             trainer = FakeTrainer()
             log = run(config, tmp_path / f"{method}{budget}", trainer, method=method,
                       budget=budget, population=population)
@@ -216,7 +227,8 @@ def test_search_respects_the_budget(tmp_path, config):
     # in train steps: 1050 steps at train.steps = 100 is 10 runs
     trainer = FakeTrainer()
     log = search.run_search(config, tmp_path / "steps", SPACE, "random", population=4,
-                            budget_steps=1050, train_fn=trainer, log=quiet)
+                            budget_steps=1050, train_fn=trainer, log=quiet,
+                            storage=journal(tmp_path / "steps"))
     assert len(trainer.calls) == 10 and len(log["candidates"]) == 10
     assert log["steps"] * len(trainer.calls) <= 1050
 
@@ -227,7 +239,7 @@ def test_repeated_proposals_are_free(tmp_path, config):
     space = {"model.hidden_size": (8, 10, "linear", int)}
     trainer = FakeTrainer()
     log = search.run_search(config, tmp_path, space, "woa", budget=5, population=4,
-                            train_fn=trainer, log=quiet)
+                            train_fn=trainer, log=quiet, storage=journal(tmp_path))
     assert sorted(trainer.calls) == sorted(set(trainer.calls)) and len(trainer.calls) == 3
     assert len({c["name"] for c in log["candidates"]}) == 3
     assert log["status"] == "done"
@@ -333,7 +345,7 @@ def test_bad_key_fails_before_training(tmp_path, config):
     with pytest.raises(ConfigError, match="model.hidden_sise"):
         search.run_search(config, tmp_path, {"model.hidden_sise": (8, 64, "log", int)},
                           budget=2, train_fn=trainer, log=quiet)
-    with pytest.raises(ConfigError, match="--method"):
+    with pytest.raises(ConfigError, match="--sampler"):
         run(config, tmp_path, trainer, method="grid")
     with pytest.raises(ConfigError, match="budget"):
         run(config, tmp_path, trainer, budget=0)

@@ -13,8 +13,9 @@ stays the record the report reads::
 Modules: `points` (lists, checks, folder names), `sources` (`PointSource`, fixed
 lists, pruning along an axis), `storage` (the URL: SQLite file, PostgreSQL,
 journal file; heartbeats), `queue` (points as trials, their owners, lost workers'
-trials requeued, counts), `worker` (claim, train, tell, retry), `executor`
-(N local processes, or a SLURM job array through submitit).
+trials requeued, counts), `worker` (claim, train, tell, retry), `training` (a
+worker's process and its trainings), `executor` (N local processes, or a SLURM
+job array through submitit).
 
 Started again, or twice at once, on the same storage, a sweep joins its study:
 a point is enqueued once, a finished point is never trained again, a failed one

@@ -48,6 +48,7 @@ class WorkerSpec:
     poll: float = 2.0
     heartbeat: int | None = None
     grace: int | None = None
+    search: Any = None  # a gru_jax.harness.search.SearchSpec: the workers run that search
 
 
 def _storage_kw(spec: WorkerSpec) -> dict:
@@ -68,8 +69,9 @@ def source_of(spec: WorkerSpec):
 
 def run_worker(spec: WorkerSpec, stop_signals=(signal.SIGTERM, signal.SIGINT),
                log=None) -> dict[str, Any]:
-    """One worker: join the study (enqueueing the source's initial points, once),
-    train points until none is left. Returns {"ran": n, "failed": n, "preempted": bool}."""
+    """One worker: join the study (enqueueing the source's initial points, once;
+    a search's study with its sampler), train points until none is left.
+    Returns {"ran": n, "failed": n, "preempted": bool}."""
     from gru_jax.harness.distributed import maybe_initialize
     from gru_jax.harness.sweep import open_sweep
     from gru_jax.harness.sweep.worker import Worker
@@ -77,14 +79,22 @@ def run_worker(spec: WorkerSpec, stop_signals=(signal.SIGTERM, signal.SIGINT),
     maybe_initialize()  # a multi-host worker (srun of several tasks): before any JAX call
     from gru_jax.harness.train import train_and_evaluate, train_packed
 
-    source = source_of(spec)
+    train_fn = functools.partial(train_and_evaluate, stop_signals=stop_signals)
     is_primary = _primary()
-    study = open_sweep(spec.config, source, spec.workdir, spec.storage,
-                       **_storage_kw(spec)) if is_primary else None
-    w = Worker(study, spec.workdir, spec.config, source,
-               functools.partial(train_and_evaluate, stop_signals=stop_signals),
-               log=log, poll=spec.poll, pack=spec.pack, pack_size=spec.pack_size,
-               pack_fn=functools.partial(train_packed, stop_signals=stop_signals))
+    if spec.search is not None:  # a search: the trials come from its sampler
+        from gru_jax.harness.search.engine import SearchWorker, open_search
+
+        study = open_search(spec.config, spec.workdir, spec.search, spec.storage,
+                            **_storage_kw(spec)) if is_primary else None
+        w = SearchWorker(study, spec.workdir, spec.config, spec.search, train_fn, log=log,
+                         poll=spec.poll)
+    else:
+        source = source_of(spec)
+        study = open_sweep(spec.config, source, spec.workdir, spec.storage,
+                           **_storage_kw(spec)) if is_primary else None
+        w = Worker(study, spec.workdir, spec.config, source, train_fn,
+                   log=log, poll=spec.poll, pack=spec.pack, pack_size=spec.pack_size,
+                   pack_fn=functools.partial(train_packed, stop_signals=stop_signals))
     ran = w.run()
     return {"ran": len(ran), "failed": sum(s.status == "failed" for _, s in ran),
             "preempted": w.preempted}
@@ -134,6 +144,10 @@ def run_local(spec: WorkerSpec, workers: int) -> int:
     return max(codes)
 
 
+# SLURM's warning before the time limit (submitit's --signal=USR2@90) stops the trainer too.
+SLURM_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+
+
 class SlurmWorker(Checkpointable):
     """A worker as a submitit job: requeued (by `Checkpointable.checkpoint`) when
     SLURM's USR2 comes at the time limit; the trainer stops on USR2 too."""
@@ -142,8 +156,7 @@ class SlurmWorker(Checkpointable):
         self.spec = spec
 
     def __call__(self) -> dict[str, Any]:
-        result = run_worker(self.spec, stop_signals=(signal.SIGTERM, signal.SIGINT,
-                                                     signal.SIGUSR2))
+        result = run_worker(self.spec, stop_signals=SLURM_STOP_SIGNALS)
         if result["preempted"]:
             # The trainer took USR2 (and gave the handler back): hand it on to
             # submitit's handler, which checkpoints this object and requeues the job.
@@ -151,12 +164,12 @@ class SlurmWorker(Checkpointable):
         return result
 
 
-def run_slurm(spec: WorkerSpec, workers: int, folder: str | os.PathLike | None = None,
-              **slurm) -> list:
-    """Submit `workers` workers as one SLURM job array (submitit's AutoExecutor);
-    `slurm`: partition, time (minutes), mem_gb, cpus_per_task, gpus_per_node,
-    array_parallelism, and any other ``slurm_*`` parameter of submitit. Returns
-    the jobs (not waited for)."""
+def slurm_executor(folder: str | os.PathLike, cluster: str | None = None, **slurm):
+    """submitit's AutoExecutor with the workers' parameters. `slurm`: partition,
+    time (minutes; SLURM sends USR2 90 s before it ends), mem_gb, cpus_per_task,
+    gpus_per_node, array_parallelism, and any other ``slurm_*`` parameter of
+    submitit. `cluster`: submitit's choice by default (SLURM where srun exists);
+    "local" runs the same jobs as processes here (the tests)."""
     try:
         import submitit
     except ImportError as e:
@@ -164,8 +177,7 @@ def run_slurm(spec: WorkerSpec, workers: int, folder: str | os.PathLike | None =
 
         raise ConfigError("--executor=slurm: submitit missing; pip install 'gru_jax[sweep]'") \
             from e
-    folder = Path(folder or Path(spec.workdir) / "slurm" / "%j")
-    executor = submitit.AutoExecutor(folder=folder)
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
     params = {"timeout_min": slurm.pop("time", None), "mem_gb": slurm.pop("mem_gb", None),
               "cpus_per_task": slurm.pop("cpus_per_task", None),
               "gpus_per_node": slurm.pop("gpus_per_node", None),
@@ -174,6 +186,14 @@ def run_slurm(spec: WorkerSpec, workers: int, folder: str | os.PathLike | None =
               "name": "gru_jax-sweep"}
     params.update({f"slurm_{k}": v for k, v in slurm.items()})
     executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
+    return executor
+
+
+def run_slurm(spec: WorkerSpec, workers: int, folder: str | os.PathLike | None = None, *,
+              cluster: str | None = None, **slurm) -> list:
+    """Submit `workers` workers as one SLURM job array (`slurm_executor`; each job a
+    `SlurmWorker`). Returns the jobs (not waited for)."""
+    executor = slurm_executor(folder or Path(spec.workdir) / "slurm" / "%j", cluster, **slurm)
     with executor.batch():
         jobs = [executor.submit(SlurmWorker(spec)) for _ in range(workers)]
     return jobs

@@ -160,6 +160,18 @@ def requeue(study: optuna.Study, trial: FrozenTrial, **extra) -> None:
         user_attrs=trial.user_attrs, system_attrs=attrs))
 
 
+def give_back(study: optuna.Study, jobs: Iterable) -> None:
+    """Fail and requeue the jobs' trials at once (this process is stopping), so
+    the next worker resumes them without waiting out the heartbeat's grace."""
+    for job in jobs:
+        tid = job.trial._trial_id
+        try:
+            if study._storage.set_trial_state_values(tid, state=TrialState.FAIL):
+                requeue(study, study._storage.get_trial(tid), **{PREEMPTED_ATTR: True})
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # told already
+
+
 @contextlib.contextmanager
 def _quiet():
     import warnings

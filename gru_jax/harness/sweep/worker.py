@@ -34,8 +34,7 @@ import dataclasses
 import os
 import sys
 import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +43,9 @@ import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
-from gru_jax.harness.config import apply_overrides, config_to_dict
+from gru_jax.harness.config import apply_overrides
 from gru_jax.harness.keys import PACK_KEYS
-from gru_jax.harness.summary import RunSummary, summary_mtime, write_summary
+from gru_jax.harness.summary import RunSummary
 from gru_jax.harness.sweep.points import (
     _summary_or_none,
     canonical,
@@ -64,7 +63,9 @@ from gru_jax.harness.sweep.queue import (  # noqa: F401 - some only re-exported 
     drop_duplicate,
     enqueue,
     finished_points,
+    give_back,
     owner,
+    owner_gone,
     point_of,
     reap,
     requeue,
@@ -74,10 +75,14 @@ from gru_jax.harness.sweep.queue import (  # noqa: F401 - some only re-exported 
     write_sweep_file,
 )
 from gru_jax.harness.sweep.sources import PointSource
-
-TrainFn = Callable[[ml_collections.ConfigDict, str], Any]
-PackFn = Callable[[list, list], Any]
-
+from gru_jax.harness.sweep.training import (
+    PackFn,
+    TrainFn,
+    default_pack_fn,
+    default_train_fn,
+    finished_before,
+    train_points,
+)
 
 # ---------------------------------------------------------------- the worker
 
@@ -104,9 +109,9 @@ class Worker:
                  pack: bool = False, pack_size: int = 8, pack_fn: PackFn | None = None):
         self.study, self.workdir, self.config = study, Path(workdir), config
         self.source, self.validate, self.poll = source, validate, poll
-        self.train_fn = train_fn or _default_train_fn()
+        self.train_fn = train_fn or default_train_fn()
         self.pack_size = pack_size if pack else 1
-        self.pack_fn = pack_fn or (_default_pack_fn() if pack else None)
+        self.pack_fn = pack_fn or (default_pack_fn() if pack else None)
         self.say = log or (lambda msg: print(msg, flush=True))
         self.ran: list[tuple[dict, RunSummary]] = []  # what this worker trained
         self.preempted = False
@@ -123,9 +128,14 @@ class Worker:
                 jobs = broadcast_jobs(jobs, self.primary, self.config)
             if not jobs:
                 break
-            summaries = self._train(jobs)
+            try:
+                summaries = self._train(jobs)
+            except BaseException:  # Ctrl-C, SystemExit: the points go back in the queue
+                if self.primary:
+                    give_back(self.study, jobs)
+                raise
+            self._tell(jobs, summaries)
             if self.primary:
-                self._tell(jobs, summaries)
                 self._extend()
         return self.ran
 
@@ -198,7 +208,7 @@ class Worker:
                 if len(group) > 1:
                     self.say(f"packing {len(group)} points into one program: "
                              f"{', '.join(self._name(j) for j in group)}")
-                summaries = _train_points(group, self.train_fn, self.pack_fn)
+                summaries = train_points(group, self.train_fn, self.pack_fn, self.primary)
                 trained.update(zip(map(id, group), summaries, strict=True))
                 if any(s.status == "preempted" for s in summaries):
                     break  # the job is being taken away: the rest go back to the queue
@@ -216,17 +226,11 @@ class Worker:
         return job.run_dir.relative_to(self.workdir).as_posix()
 
     def _tell(self, jobs: list[Job], summaries: list[RunSummary]) -> None:
+        """Tell the study each job's outcome (process 0); on a process > 0 only
+        record what it trained, as it saw it (the multi-host test compares)."""
         for job, s in zip(jobs, summaries, strict=True):
-            tid, number = job.trial._trial_id, job.trial.number
-            storage = self.study._storage
-            storage.set_trial_user_attr(tid, "status", s.status)
-            if s.finished:
-                self.study.tell(number, score(s), skip_if_finished=True)
-            else:
-                self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-                if s.status == "preempted":  # not the point's fault: back in the queue
-                    requeue(self.study, storage.get_trial(tid), **{PREEMPTED_ATTR: True})
-                    self.preempted = True
+            if self.primary and tell(self.study, job.trial, s):
+                self.preempted = True
             self.ran.append((job.point, s))
             self.say(f"{self._name(job)}: {format_summary(s)}")
 
@@ -244,6 +248,21 @@ class Worker:
         return bool(added)
 
 
+def tell(study: optuna.Study, trial: FrozenTrial, s: RunSummary) -> bool:
+    """COMPLETE with the run's score when it finished, else FAIL; a preempted point
+    goes back in the queue (not its fault). True if it was preempted."""
+    tid = trial._trial_id
+    study._storage.set_trial_user_attr(tid, "status", s.status)
+    if s.finished:
+        study.tell(trial.number, score(s), skip_if_finished=True)
+        return False
+    study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    if s.status != "preempted":
+        return False
+    requeue(study, study._storage.get_trial(tid), **{PREEMPTED_ATTR: True})
+    return True
+
+
 def broadcast_jobs(jobs: list[Job], primary: bool, config) -> list[Job]:
     """Process 0's jobs on every process of a multi-host job (points only: the others
     have no trial; each builds its job's config from `config`)."""
@@ -254,23 +273,6 @@ def broadcast_jobs(jobs: list[Job], primary: bool, config) -> list[Job]:
         return jobs
     return [Job(None, p, Path(d), apply_overrides(config, overrides_of(p)))
             for p, d in (got or [])]
-
-
-def finished_before(job: Job) -> RunSummary | None:
-    """The folder's summary if it finished this very point (same overrides and
-    train.steps): a rerun after the study was lost does not train it again."""
-    s = _summary_or_none(job.run_dir)
-    if s is None or not s.finished or not isinstance(s.config, Mapping):
-        return None
-    want = {**overrides_of(job.point), "train.steps": job.config.train.steps}
-    for key, value in want.items():
-        node: Any = s.config
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if (list(node) if isinstance(node, tuple) else node) != (
-                list(value) if isinstance(value, tuple) else value):
-            return None
-    return s
 
 
 def _pack_key(point: Mapping[str, Any]) -> str:
@@ -290,72 +292,3 @@ def _process_info() -> tuple[bool, bool]:
         return True, False
     return i == 0, n > 1
 
-
-def _default_train_fn() -> TrainFn:
-    from gru_jax.harness.train import train_and_evaluate  # lazy: jax only to train
-
-    return train_and_evaluate
-
-
-def _default_pack_fn() -> PackFn:
-    from gru_jax.harness.train import train_packed
-
-    return train_packed
-
-
-def _fresh_summary(run_dir: Path, started: float) -> RunSummary | None:
-    """The summary if written after `started` (this attempt), else None."""
-    mtime = summary_mtime(run_dir)
-    return _summary_or_none(run_dir) if mtime is not None and mtime >= started - 1 else None
-
-
-def _record_failure(run_dir: Path, config, exc: BaseException, started: float) -> RunSummary:
-    """A failed summary for an exception; the trainer's own if it wrote one."""
-    fresh = _fresh_summary(run_dir, started)
-    if fresh is not None and fresh.status == "failed":
-        return fresh
-    failure = dict(
-        status="failed", stop_reason="failed", error=f"{type(exc).__name__}: {exc}",
-        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
-    earlier = _summary_or_none(run_dir)
-    summary = (dataclasses.replace(earlier, **failure) if earlier is not None
-               else RunSummary(**failure, config=config_to_dict(config)))
-    write_summary(run_dir, summary)
-    return summary
-
-
-def _train_points(jobs: Sequence[Job], train_fn: TrainFn,
-                  pack_fn: PackFn | None) -> list[RunSummary]:
-    """Train the jobs' points; each one's summary (failures recorded in its folder)."""
-    if not jobs:
-        return []
-    for j in jobs:
-        j.run_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    error: Exception | None = None
-    returned: list[Any] = [None] * len(jobs)
-    try:
-        if len(jobs) == 1:
-            returned = [train_fn(jobs[0].config, str(jobs[0].run_dir))]
-        else:
-            returned = list(pack_fn([j.config for j in jobs], [str(j.run_dir) for j in jobs]))
-    except Exception as e:  # noqa: BLE001 - one bad point (group) must not stop the sweep
-        error = e
-    summaries = []
-    for job, ret in zip(jobs, returned, strict=True):
-        err, summary = error, None
-        if err is None:
-            summary = _summary_or_none(job.run_dir)
-            if summary is None and isinstance(ret, RunSummary):
-                write_summary(job.run_dir, ret)  # the report reads the file: keep one
-                summary = ret
-            if summary is None:
-                err = RuntimeError("the trainer returned without writing its summary")
-        if err is not None:
-            summary = _fresh_summary(job.run_dir, started)
-            # train.Preempted (a stop signal) comes after a "preempted" summary and a
-            # checkpoint: not a failure, the point goes back in the queue
-            if not (summary is not None and summary.status == "preempted"):
-                summary = _record_failure(job.run_dir, job.config, err, started)
-        summaries.append(summary)
-    return summaries

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
 SIGMA_MIN = 0.05  # log units: 5%, well below the ladder's resolution (log sqrt 2 = 0.35)
 
 

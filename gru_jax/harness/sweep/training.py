@@ -1,0 +1,136 @@
+"""What a sweep worker does outside the queue: train its points.
+
+(The claiming process as a trial records it, `owner` / `owner_gone`, is the
+queue's: `gru_jax.harness.sweep.queue`.)
+
+- `train_points`: train one point (or a packed group), each one's summary, a
+  failure recorded in the run's folder; on a process > 0 of a multi-host job,
+  the summaries the trainer returned and nothing written;
+- `finished_before`: a run's folder already holds this point's finished summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from gru_jax.harness.config import config_to_dict
+from gru_jax.harness.summary import RunSummary, summary_mtime, write_summary
+from gru_jax.harness.sweep.points import _summary_or_none, overrides_of
+
+TrainFn = Callable[[ml_collections.ConfigDict, str], Any]
+PackFn = Callable[[list, list], Any]
+
+
+# ---------------------------------------------------------------- training
+
+
+def finished_before(job) -> RunSummary | None:
+    """The folder's summary if it finished this very point (same overrides and
+    train.steps): a rerun after the study was lost does not train it again."""
+    s = _summary_or_none(job.run_dir)
+    if s is None or not s.finished or not isinstance(s.config, Mapping):
+        return None
+    want = {**overrides_of(job.point), "train.steps": job.config.train.steps}
+    for key, value in want.items():
+        node: Any = s.config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if (list(node) if isinstance(node, tuple) else node) != (
+                list(value) if isinstance(value, tuple) else value):
+            return None
+    return s
+
+
+def default_train_fn() -> TrainFn:
+    from gru_jax.harness.train import train_and_evaluate  # lazy: jax only to train
+
+    return train_and_evaluate
+
+
+def default_pack_fn() -> PackFn:
+    from gru_jax.harness.train import train_packed
+
+    return train_packed
+
+
+def _fresh_summary(run_dir: Path, started: float) -> RunSummary | None:
+    """The summary if written after `started` (this attempt), else None."""
+    mtime = summary_mtime(run_dir)
+    return _summary_or_none(run_dir) if mtime is not None and mtime >= started - 1 else None
+
+
+def _record_failure(run_dir: Path, config, exc: BaseException, started: float) -> RunSummary:
+    """A failed summary for an exception; the trainer's own if it wrote one."""
+    fresh = _fresh_summary(run_dir, started)
+    if fresh is not None and fresh.status == "failed":
+        return fresh
+    failure = dict(
+        status="failed", stop_reason="failed", error=f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
+    earlier = _summary_or_none(run_dir)
+    summary = (dataclasses.replace(earlier, **failure) if earlier is not None
+               else RunSummary(**failure, config=config_to_dict(config)))
+    write_summary(run_dir, summary)
+    return summary
+
+
+def train_points(jobs: Sequence, train_fn: TrainFn,
+                  pack_fn: PackFn | None, primary: bool = True) -> list[RunSummary]:
+    """Train the jobs' points; each one's summary (failures recorded in its folder).
+    Not `primary` (a process > 0 of a multi-host job): the summaries the trainer
+    returned, and nothing written (process 0 writes the run's files; its summary
+    may not be on the shared filesystem yet when this process reads)."""
+    if not jobs:
+        return []
+    if not primary:
+        return _returned_summaries(jobs, train_fn, pack_fn)
+    for j in jobs:
+        j.run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    error: Exception | None = None
+    returned: list[Any] = [None] * len(jobs)
+    try:
+        if len(jobs) == 1:
+            returned = [train_fn(jobs[0].config, str(jobs[0].run_dir))]
+        else:
+            returned = list(pack_fn([j.config for j in jobs], [str(j.run_dir) for j in jobs]))
+    except Exception as e:  # noqa: BLE001 - one bad point (group) must not stop the sweep
+        error = e
+    summaries = []
+    for job, ret in zip(jobs, returned, strict=True):
+        err, summary = error, None
+        if err is None:
+            summary = _summary_or_none(job.run_dir)
+            if summary is None and isinstance(ret, RunSummary):
+                write_summary(job.run_dir, ret)  # the report reads the file: keep one
+                summary = ret
+            if summary is None:
+                err = RuntimeError("the trainer returned without writing its summary")
+        if err is not None:
+            summary = _fresh_summary(job.run_dir, started)
+            # train.Preempted (a stop signal) comes after a "preempted" summary and a
+            # checkpoint: not a failure, the point goes back in the queue
+            if not (summary is not None and summary.status == "preempted"):
+                summary = _record_failure(job.run_dir, job.config, err, started)
+        summaries.append(summary)
+    return summaries
+
+
+def _returned_summaries(jobs: Sequence, train_fn: TrainFn,
+                        pack_fn: PackFn | None) -> list[RunSummary]:
+    try:
+        if len(jobs) == 1:
+            returned = [train_fn(jobs[0].config, str(jobs[0].run_dir))]
+        else:
+            returned = list(pack_fn([j.config for j in jobs], [str(j.run_dir) for j in jobs]))
+    except Exception as e:  # noqa: BLE001 - process 0 records the failure
+        return [RunSummary(status="failed", error=f"{type(e).__name__}: {e}") for _ in jobs]
+    return [r if isinstance(r, RunSummary) else RunSummary.from_dict(r) if r is not None
+            else RunSummary(status="failed") for r in returned]
