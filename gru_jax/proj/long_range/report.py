@@ -160,9 +160,10 @@ def task_markdown(study: Study, out: Path) -> str:
                                           f"{t}{label}: T*(budget) against hidden size")
     th = THRESHOLDS[t]
     h_big = study.hiddens[-1]
-    thr_rows = [[arm, *(analysis.seeds_text([analysis.brackets(
-        {k: study.lineages[k] for k in study.seeds_of(arm, h_big)}, threshold=x)[k]
-        for k in study.seeds_of(arm, h_big)]) or "-" for x in th)] for arm in study.arms]
+    def at_threshold(arm, x):
+        seeds = {k: study.lineages[k] for k in study.seeds_of(arm, h_big)}
+        return analysis.seeds_text(list(analysis.brackets(seeds, threshold=x).values())) or "-"
+    thr_rows = [[arm, *(at_threshold(arm, x) for x in th)] for arm in study.arms]
     metric = study.runs[0].metric
     parts = [
         f"### {t}{label}",
@@ -257,7 +258,7 @@ def write_study_report(root: str | os.PathLike, *, reduced: bool = False,
     root = Path(root)
     out = root / "search"
     out.mkdir(parents=True, exist_ok=True)
-    studies = [Study(t, out / t, reduced) for t in ("adding", "copy") if (out / t).is_dir()]
+    studies = load_studies(out, reduced)
     md = study_markdown(studies, out)
     (out / "report.md").write_text(
         "# The long-range study, second protocol\n\n" + md + "\n\n## T*(budget), every "
@@ -270,22 +271,26 @@ def write_study_report(root: str | os.PathLike, *, reduced: bool = False,
                 "command": "python scripts/report.py --study=" + str(root)}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     if readme is not None:
-        section = md.replace("](", f"]({os.path.relpath(out, Path(readme).parent)}/")
         text = Path(readme).read_text()
-        Path(readme).write_text(replace_section(text, BEGIN, END, section))
+        Path(readme).write_text(replace_section(text, BEGIN, END, _linked(md, out, readme)))
     return md
+
+
+def load_studies(out: Path, reduced: bool = False) -> list[Study]:
+    """The task studies under a search folder (adding, copy: those that exist)."""
+    return [Study(t, out / t, reduced) for t in ("adding", "copy") if (out / t).is_dir()]
+
+
+def _linked(md: str, out: Path, readme: str) -> str:
+    """The markdown with its figure links relative to the README's folder."""
+    return md.replace("](", f"]({os.path.relpath(out, Path(readme).parent)}/")
 
 
 def readme_section(root: str | os.PathLike, readme: str) -> str:
     """What `write_study_report(root, readme=readme)` renders between the markers,
-    without writing anything (the test's re-render)."""
-    root = Path(root)
-    out = root / "search"
-    studies = [Study(t, out / t) for t in ("adding", "copy") if (out / t).is_dir()]
+    without writing anything (the test's re-render; figures go to a scratch folder)."""
     import tempfile
 
+    out = Path(root) / "search"
     with tempfile.TemporaryDirectory() as tmp:
-        md = study_markdown(studies, Path(tmp))
-    return md.replace("](", f"]({os.path.relpath(out, Path(readme).parent)}/")
-
-
+        return _linked(study_markdown(load_studies(out), Path(tmp)), out, readme)
