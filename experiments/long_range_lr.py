@@ -1,6 +1,7 @@
 """The long-range study's learning-rate calibration (second protocol), in two stages.
 Stage 1 (``:adding``, ``:copy``): every arm and hidden size at a short reference length
-(adding T = 50, copy T = 20 with C = 10 of K = 8), every rate of {3e-4, 1e-3, 3e-3,
+(adding T = 50, copy T = 20 with C of K = 8 per size as the capacity control chose,
+results/long_range/capacity/copy_len.json), every rate of {3e-4, 1e-3, 3e-3,
 1e-2, 3e-2}. Stage 2 (``:adding:refine``, ``:copy:refine``): at a hard length (adding
 T = 200, copy T = 40), the stage-1 choice and its two neighbours on the half-decade
 ladder 1e-4 ... 1e-1. Seeds 100 and 101 (not the study's), constant rate after a
@@ -24,10 +25,12 @@ One run of it::
 
 import os
 
-from gru_jax.proj.long_range import calibration, design
+from gru_jax.proj.long_range import calibration, capacity, design
 
-RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "results", "long_range", "calibration")
+STUDY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                     "results", "long_range")
+RESULTS = os.path.join(STUDY, "calibration")
+CAPACITY = os.path.join(STUDY, "capacity")
 REDUCED = {"arms": ("gru", "lstm"), "hidden": (16,), "lrs": (3e-3, 1e-2)}
 
 
@@ -48,9 +51,12 @@ def get_config(arg: str = "adding"):
 
 def get_sweep(arg: str = "adding"):
     task, stage = _parse(arg)
+    if stage == "reduced":
+        return design.calibration_points(task, **REDUCED)
     if stage == "refine":
         stage1 = calibration.read_choices(os.path.join(RESULTS, task, calibration.CHOICE_FILE))
         if not stage1:
             raise ValueError(f"{task}:refine needs stage 1's choices in {RESULTS}/{task}")
-        return design.refine_points(task, calibration.chosen(stage1, task))
-    return design.calibration_points(task, **(REDUCED if stage == "reduced" else {}))
+        return design.refine_points(task, calibration.chosen(stage1, task),
+                                    copy_len=capacity.study_copy_lengths(CAPACITY, task))
+    return design.calibration_points(task, copy_len=capacity.study_copy_lengths(CAPACITY, task))

@@ -2,7 +2,9 @@
 search over the length T (`gru_jax.proj.long_range.adaptive`: grow x2 on the sqrt-2
 ladder 10, 14, 20, ..., extend a still-improving run once to twice the cap, bisect to
 one rung), at the learning rate the calibration's stage 2 chose
-(results/long_range/calibration/<task>_refine/lr.json, experiments/long_range_lr.py). The
+(results/long_range/calibration/<task>_refine/lr.json, experiments/long_range_lr.py);
+copy at the copy length per size the capacity control chose
+(results/long_range/capacity/copy_len.json, experiments/long_range_capacity.py). The
 protocol of every run is `gru_jax.proj.long_range.design`.
 
 The searches run through the sweep engine (the experiment's `get_source`); two
@@ -22,11 +24,12 @@ T = 40, capped at 1000 steps (make study).
 
 import os
 
-from gru_jax.proj.long_range import calibration, design
+from gru_jax.proj.long_range import calibration, capacity, design
 from gru_jax.proj.long_range.adaptive import LADDER_TOP, LengthSearch, Lineage
 
-CALIBRATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "results", "long_range", "calibration")
+STUDY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                     "results", "long_range")
+CALIBRATION = os.path.join(STUDY, "calibration")
 REDUCED = design.REDUCED
 
 
@@ -45,14 +48,17 @@ def get_source(arg: str = "adding"):
     task, reduced = _parse(arg)
     choices = calibration.read_choices(
         os.path.join(CALIBRATION, f"{task}_refine", calibration.CHOICE_FILE))
+    copy_len = None if reduced else capacity.study_copy_lengths(
+        os.path.join(STUDY, "capacity"), task)
     arms = REDUCED["arms"] if reduced else tuple(design.ARMS)
     lineages = [Lineage(arm, h, seed) for arm in arms
                 for h in (REDUCED["hidden"] if reduced else design.hidden_sizes(task, arm))
+                if copy_len is None or h in copy_len
                 for seed in (REDUCED["seeds"] if reduced else design.SEEDS)]
     return LengthSearch(task, lineages,
                         lambda arm, h: calibration.learning_rate(choices, task, arm, h),
                         base_cap=REDUCED["cap"] if reduced else design.CAP[task],
-                        top=REDUCED["top"] if reduced else LADDER_TOP[task])
+                        top=REDUCED["top"] if reduced else LADDER_TOP[task], copy_len=copy_len)
 
 
 def get_sweep(arg: str = "adding"):

@@ -120,16 +120,17 @@ class LengthSearch:
     its own folder ``<arm>/H<hidden>/seed<seed>/T<T>`` (an extension reuses it)."""
 
     def __init__(self, task: str, lineages: Sequence[Lineage], learning_rate, *,
-                 base_cap: int, top: int):
+                 base_cap: int, top: int, copy_len: dict[int, int] | None = None):
         from gru_jax.proj.long_range import design
 
         self.task, self.lineages, self.lr = task, list(lineages), learning_rate
         self.base_cap, self.top, self._design = base_cap, top, design
+        self.copy_len = copy_len or {}  # copy: {hidden: C} (the capacity control's)
 
     def _point(self, ln: Lineage, rung: int, cap: int) -> dict:
         T = self._design.LADDER[rung]
         p = self._design.point(self.task, ln.arm, ln.hidden, T, ln.seed,
-                               self.lr(ln.arm, ln.hidden), cap)
+                               self.lr(ln.arm, ln.hidden), cap, self.copy_len.get(ln.hidden))
         return {**p, "workdir": ln.folder(T)}
 
     def initial(self) -> list[dict]:

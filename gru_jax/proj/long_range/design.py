@@ -16,10 +16,13 @@ Every run:
   holds the evals past the first solve, where stricter thresholds are read.
 * adding (Hochreiter & Schmidhuber 1997): length T, batch 32, solved at eval
   MSE <= 0.01 (predicting the mean scores 0.167).
-* copy (Arjovsky et al. 2016; Tallec & Ollivier 2018): C = 10 symbols of K = 8,
-  delay T, input length T + 20, batch 64, solved at >= 0.99 accuracy on the
-  recalled symbols; the eval history also keeps the cross-entropy, against the
-  memoryless baseline 10 log 8 / (T + 20).
+* copy (Arjovsky et al. 2016; Tallec & Ollivier 2018): C symbols of K = 8, delay T,
+  input length T + 2C, batch 64, solved at >= 0.99 accuracy on the recalled
+  symbols; the eval history also keeps the cross-entropy, against the memoryless
+  baseline C log 8 / (T + 2C). C per hidden size is the capacity control's choice
+  (`capacity.copy_lengths`: the literature's C = 10 where the size holds it at a
+  short delay, else the largest C it holds), so the delay sweep measures memory
+  over time, not how many symbols fit in the state.
 
 Arms: gru, chrono-gru, lstm (forget-gate bias 1, Jozefowicz et al. 2015),
 chrono-lstm (Tallec & Ollivier's T_max: the length T on adding, 3T/2 on copy;
@@ -71,7 +74,9 @@ COPY_LEN, COPY_SYMBOLS = 10, 8
 
 # The copy task's capacity control: at a short delay, how many symbols each size
 # recalls (Collins et al. 2017: about one number per unit), best of two rates.
-CAPACITY = {"delay": 10, "copy_lens": (2, 4, 8, 16, 32), "arms": ("gru", "lstm"),
+# C = 10 is the literature's copy length (design.COPY_LEN): whether a size holds it is
+# measured, not interpolated.
+CAPACITY = {"delay": 10, "copy_lens": (2, 4, 8, 10, 16, 32), "arms": ("gru", "lstm"),
             "hidden": (16, 32, 64, 128), "lrs": (3e-3, 1e-2), "seeds": (0, 1), "cap": 6000}
 
 
@@ -103,10 +108,13 @@ def chrono_t_max(task: str, seq_len: int) -> float:
 
 
 def point(task: str, arm: str, hidden: int, seq_len: int, seed: int, lr: float,
-          steps: int | None = None) -> dict[str, Any]:
-    """The overrides of one run (dotted keys) on top of `base_config(task)`."""
+          steps: int | None = None, copy_len: int | None = None) -> dict[str, Any]:
+    """The overrides of one run (dotted keys) on top of `base_config(task)`;
+    `copy_len`: copy's C where it is not COPY_LEN (the capacity control's choice)."""
     p = {**ARMS[arm], "model.hidden_size": hidden, "task.seq_len": seq_len, "seed": seed,
          "train.learning_rate": lr}
+    if copy_len is not None:
+        p["task.copy_len"] = copy_len
     if p.get("model.chrono"):
         p["model.chrono_t_max"] = chrono_t_max(task, seq_len)
     if steps is not None:
@@ -126,11 +134,13 @@ def arm_of(config: dict) -> str:
 
 
 def calibration_points(task: str, arms=tuple(ARMS), hidden=None, lrs=LR_GRID,
-                       seeds=CALIBRATION_SEEDS) -> list[dict[str, Any]]:
-    """Stage 1: every (arm, hidden size, rate, seed) at CALIBRATION_T[task]."""
-    return [point(task, arm, h, CALIBRATION_T[task], seed, lr, CALIBRATION_CAP[task])
+                       seeds=CALIBRATION_SEEDS, copy_len=None) -> list[dict[str, Any]]:
+    """Stage 1: every (arm, hidden size, rate, seed) at CALIBRATION_T[task];
+    `copy_len`: {hidden: C} (copy; sizes it leaves out are not calibrated)."""
+    return [point(task, arm, h, CALIBRATION_T[task], seed, lr, CALIBRATION_CAP[task],
+                  copy_len and copy_len[h])
             for arm in arms for h in (hidden or hidden_sizes(task, arm))
-            for lr in lrs for seed in seeds]
+            if copy_len is None or h in copy_len for lr in lrs for seed in seeds]
 
 
 def neighbours(lr: float) -> tuple[float, ...]:
@@ -140,10 +150,11 @@ def neighbours(lr: float) -> tuple[float, ...]:
 
 
 def refine_points(task: str, stage1: dict[tuple[str, int], float],
-                  seeds=CALIBRATION_SEEDS) -> list[dict[str, Any]]:
+                  seeds=CALIBRATION_SEEDS, copy_len=None) -> list[dict[str, Any]]:
     """Stage 2: per (arm, hidden) of `stage1` ({(arm, hidden): chosen rate}), the
-    choice and its neighbours at REFINE_T[task], every seed."""
-    return [point(task, arm, h, REFINE_T[task], seed, lr, CALIBRATION_CAP[task])
+    choice and its neighbours at REFINE_T[task], every seed (`copy_len` as stage 1's)."""
+    return [point(task, arm, h, REFINE_T[task], seed, lr, CALIBRATION_CAP[task],
+                  copy_len and copy_len[h])
             for (arm, h), chosen in stage1.items() for lr in neighbours(chosen)
             for seed in seeds]
 

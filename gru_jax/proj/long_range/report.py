@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gru_jax.harness.report.tables import markdown_table, replace_section, write_csv
-from gru_jax.proj.long_range import adaptive, analysis, design, searches
+from gru_jax.proj.long_range import adaptive, analysis, capacity, design, searches
 from gru_jax.proj.long_range import figures as lr_figures
 from gru_jax.proj.long_range.published import published_markdown
 
@@ -232,8 +232,50 @@ def rates_markdown(studies: Sequence[Study]) -> str:
     return "\n".join(out)
 
 
-def study_markdown(studies: Sequence[Study], out: Path) -> str:
+def capacity_markdown(folder: Path) -> tuple[str, dict | None]:
+    """The capacity control's section (empty where it has no runs) and its table."""
+    runs = capacity.load(folder) if folder.is_dir() else []
+    if not runs:
+        return "", None
+    table = capacity.cells(runs)
+    expected = len(design.capacity_points())
+    complete = len(runs) >= expected
+    choice = capacity.read_choice(str(folder / capacity.CHOICE_FILE))
+    cap = design.CAPACITY
+    return "\n".join([
+        "### copy: the capacity control",
+        "",
+        f"Copy at delay T = {cap['delay']} with C of K = {design.COPY_SYMBOLS} symbols to "
+        f"recall, C in {', '.join(map(str, cap['copy_lens']))}; the better of the rates "
+        f"{', '.join(f'{x:g}' for x in cap['lrs'])} per (arm, size, C); seeds "
+        f"{', '.join(map(str, cap['seeds']))}; capped at {cap['cap']} steps. Held: every "
+        f"seed at >= 0.99 accuracy. A cell: the C bracket [largest held, next not held] "
+        f"(`>=C`: every C tried held), and the most bits recalled at any C "
+        f"(C x the K-ary channel's mutual information at the run's best accuracy). "
+        f"{len(runs)} of {expected} runs; "
+        f"{sum(r.wall_time_sec for r in runs) / 3600:.2f} core-hours.",
+        "",
+        capacity.markdown(table),
+        "",
+        _choice_text(choice, complete, folder),
+        "",
+    ]), table
+
+
+def _choice_text(choice: dict, complete: bool, folder: Path) -> str:
+    if choice:
+        return "The delay sweep's copy length per size (`copy_len.json`): " + ", ".join(
+            f"H={h}: C={c}" for h, c in sorted(choice.items())) + "."
+    if not complete:
+        return "The delay sweep's copy lengths are chosen once the control is complete."
+    return f"Not chosen yet: `python -m gru_jax.proj.long_range.capacity {folder}`."
+
+
+def study_markdown(studies: Sequence[Study], root: Path, out: Path) -> str:
+    """The study under `root` (its searches `studies`, its capacity control); the
+    figures written into `out`."""
     sections = [task_markdown(s, out) for s in studies]
+    cap_md, cap_table = capacity_markdown(root / "capacity")
     hours = sum(core_hours(s.runs) for s in studies)
     return "\n".join([
         "Learning rates the runs trained at (chosen per arm and size by the calibration's "
@@ -241,9 +283,10 @@ def study_markdown(studies: Sequence[Study], out: Path) -> str:
         "",
         rates_markdown(studies),
         *sections,
+        cap_md,
         "### Published results",
         "",
-        published_markdown({s.task: s for s in studies}),
+        published_markdown({s.task: s for s in studies}, cap_table),
         "",
         f"Compute: {hours:.2f} core-hours of search runs (the sum of the runs' wall "
         f"time; two workers on the 2-core CPU machine).",
@@ -259,7 +302,7 @@ def write_study_report(root: str | os.PathLike, *, reduced: bool = False,
     out = root / "search"
     out.mkdir(parents=True, exist_ok=True)
     studies = load_studies(out, reduced)
-    md = study_markdown(studies, out)
+    md = study_markdown(studies, root, out)
     (out / "report.md").write_text(
         "# The long-range study, second protocol\n\n" + md + "\n\n## T*(budget), every "
         "budget\n\n" + "\n".join(budget_tables(s) for s in studies if s.runs) + "\n")
@@ -293,4 +336,4 @@ def readme_section(root: str | os.PathLike, readme: str) -> str:
 
     out = Path(root) / "search"
     with tempfile.TemporaryDirectory() as tmp:
-        return _linked(study_markdown(load_studies(out), Path(tmp)), out, readme)
+        return _linked(study_markdown(load_studies(out), Path(root), Path(tmp)), out, readme)

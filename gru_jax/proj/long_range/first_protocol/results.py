@@ -151,10 +151,16 @@ def load_task(folder: str | os.PathLike) -> TaskResults:
                        baseline=info.task.baseline, config=grid.get("base_config") or {})
 
 
+# The first protocol's task folders; the second protocol's (capacity/, calibration/,
+# search/) sit beside them in results/long_range and are not part of it.
+TASK_FOLDERS = ("adding", "copy")
+
+
 def load_study(study: str | os.PathLike) -> list[TaskResults]:
-    """Every task folder (with a sweep.json) of a study folder, in name order."""
+    """Every task folder of the first protocol (with a sweep.json) of a study folder."""
     study = Path(study)
-    tasks = [load_task(d) for d in sorted(study.iterdir()) if (d / SWEEP_FILE).is_file()]
+    tasks = [load_task(study / name) for name in TASK_FOLDERS
+             if (study / name / SWEEP_FILE).is_file()]
     if not tasks:
         raise ValueError(f"{study}: no task folder with a {SWEEP_FILE}")
     return tasks
