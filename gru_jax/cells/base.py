@@ -60,6 +60,12 @@ def hidden_size_of(params: Params) -> int:
     return next(iter(params.values())).shape[-1]
 
 
+def zero_state(params: Params, batch_shape: tuple[int, ...]) -> jax.Array:
+    """A zero hidden state [*batch_shape, H] in the carry dtype (the zero carry of the
+    cells whose carry is their hidden state)."""
+    return jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
+
+
 def count_params(params) -> int:
     """Number of scalars in a params pytree."""
     return sum(x.size for x in jax.tree_util.tree_leaves(params))

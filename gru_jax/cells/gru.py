@@ -38,10 +38,9 @@ from gru_jax.cells.base import (
     Cell,
     Params,
     anchor_sizes,
-    carry_dtype,
     check_step,
-    hidden_size_of,
     state_dtype,
+    zero_state,
 )
 
 VARIANTS = ("reset_after", "reset_before")
@@ -183,10 +182,6 @@ def _step(params, h, xp, dtype=None, rec_mask=None):
     return h, h
 
 
-def _zero_carry(params, batch_shape):
-    return jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
-
-
 def gru_param_shapes(params) -> dict[str, tuple]:
     """{name: shape} of GRU params of `params`' variant, sizes read from w_ir."""
     In, H = anchor_sizes(params, "w_ir", "gru")
@@ -195,5 +190,5 @@ def gru_param_shapes(params) -> dict[str, tuple]:
     return shapes | {f"{b}{g}": (H,) for b in biases for g in "rzn"}
 
 
-GRU = Cell("gru", init_gru, gru_project, _step, _zero_carry, lambda h: h,
+GRU = Cell("gru", init_gru, gru_project, _step, zero_state, lambda h: h,
            lambda params: params["w_ir"].shape[0], gru_param_shapes)

@@ -22,10 +22,9 @@ from gru_jax.cells.base import (
     Cell,
     Params,
     anchor_sizes,
-    carry_dtype,
     check_step,
-    hidden_size_of,
     state_dtype,
+    zero_state,
 )
 
 GATES = "ifgo"
@@ -92,7 +91,7 @@ def _step(params, carry, xp, dtype=None, rec_mask=None):
 
 
 def _zero_carry(params, batch_shape):
-    z = jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
+    z = zero_state(params, batch_shape)
     return z, z
 
 

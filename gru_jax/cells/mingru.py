@@ -22,10 +22,9 @@ from gru_jax.cells.base import (
     Cell,
     Params,
     anchor_sizes,
-    carry_dtype,
     check_step,
-    hidden_size_of,
     state_dtype,
+    zero_state,
 )
 
 
@@ -73,15 +72,11 @@ def _step(params, h, xp, dtype=None, rec_mask=None):
     return h, h
 
 
-def _zero_carry(params, batch_shape):
-    return jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
-
-
 def mingru_param_shapes(params) -> dict[str, tuple]:
     """{name: shape} of minGRU params, sizes read from w_z."""
     In, H = anchor_sizes(params, "w_z", "mingru")
     return {"w_z": (In, H), "w_h": (In, H), "b_z": (H,), "b_h": (H,)}
 
 
-MINGRU = Cell("mingru", init_mingru, mingru_project, _step, _zero_carry, lambda h: h,
+MINGRU = Cell("mingru", init_mingru, mingru_project, _step, zero_state, lambda h: h,
               lambda params: params["w_z"].shape[0], mingru_param_shapes)

@@ -16,10 +16,9 @@ from gru_jax.cells.base import (
     Cell,
     Params,
     anchor_sizes,
-    carry_dtype,
     check_step,
-    hidden_size_of,
     state_dtype,
+    zero_state,
 )
 
 
@@ -66,15 +65,11 @@ def _step(params, h, xp, dtype=None, rec_mask=None):
     return h, h
 
 
-def _zero_carry(params, batch_shape):
-    return jnp.zeros((*batch_shape, hidden_size_of(params)), carry_dtype(params))
-
-
 def rnn_param_shapes(params) -> dict[str, tuple]:
     """{name: shape} of tanh-RNN params, sizes read from w_i."""
     In, H = anchor_sizes(params, "w_i", "rnn")
     return {"w_i": (In, H), "w_h": (H, H), "b": (H,)}
 
 
-RNN = Cell("rnn", init_rnn, rnn_project, _step, _zero_carry, lambda h: h,
+RNN = Cell("rnn", init_rnn, rnn_project, _step, zero_state, lambda h: h,
            lambda params: params["w_i"].shape[0], rnn_param_shapes)

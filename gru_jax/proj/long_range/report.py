@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gru_jax.harness.report.tables import markdown_table, replace_section, write_csv
 from gru_jax.proj.long_range import adaptive, analysis, capacity, design, searches
+from gru_jax.proj.long_range import costs as lr_costs
 from gru_jax.proj.long_range import figures as lr_figures
 from gru_jax.proj.long_range.published import published_markdown
 
@@ -262,6 +263,46 @@ def capacity_markdown(folder: Path) -> tuple[str, dict | None]:
     ]), table
 
 
+def costs_markdown(costs: dict | None, studies: Sequence[Study]) -> str:
+    """The seed article's RNN / LSTM / GRU table, measured: every arm at equal hidden
+    size and at equal parameter count, step time and memory side by side
+    (`costs.py`), beside the arm's adding boundary at that size and its alpha."""
+    if not costs:
+        return ""
+    study = next((s for s in studies if s.task == costs["task"]), None)
+    at_cap = analysis.brackets(study.lineages) if study else {}
+    alphas = analysis.alpha_fits(study.by_arm()) if study else {}
+    ref = next(r for r in costs["rows"] if (r["arm"], r["hidden"]) == lr_costs.REFERENCE)
+
+    def boundary(arm, h):
+        keys = study.seeds_of(arm, h) if study else []
+        return analysis.seeds_text([at_cap[k] for k in keys]) if keys else "not run"
+
+    rows = [[r["arm"], r["hidden"], r["num_params"],
+             f"{r['step_ms']:.2f} ({r['step_ms'] / ref['step_ms']:.2f}x)",
+             "-" if r["memory_bytes"] is None else f"{r['memory_bytes'] / 2**20:.1f}",
+             boundary(r["arm"], r["hidden"]), _est(alphas[r["arm"]].alpha)
+             if alphas.get(r["arm"]) else "-"] for r in costs["rows"]]
+    m = costs["machine"]
+    ms = {(r["arm"], r["hidden"]): r["step_ms"] for r in costs["rows"]}
+    twins = [ms[(a, h)] / ms[(f"chrono-{a}", h)] for a, h in ms if (f"chrono-{a}", h) in ms]
+    noise = (f" A chrono arm runs its cell's program (chrono sets initial biases only): "
+             f"their time ratios, {', '.join(f'{x:.2f}' for x in twins)}, show this "
+             f"table's noise on the shared machine." if twins else "")
+    return "\n".join([
+        f"### Cost: every arm at equal size and at equal parameters ({costs['task']})", "",
+        f"The GRU at H={ref['hidden']} ({ref['num_params']} parameters) is the reference; "
+        f"the other size of each arm has the parameter count nearest it (within "
+        f"{lr_costs.PARAMS_TOLERANCE:.0%}). Train step at T={costs['seq_len']}, batch "
+        f"{costs['batch_size']}: the trainer's compiled loop, median of {costs['repeats']} "
+        f"interleaved rounds of {costs['steps']} steps in one process ({m.get('cpu')}, "
+        f"{m.get('cpu_count')} cores, jax {m.get('jax')}); memory: XLA's account of that "
+        f"program. Boundary: T\\* at the cap per seed, as above.{noise}", "",
+        markdown_table(["arm", "H", "params", "step ms (x GRU)", "memory MiB",
+                        "boundary T*", "alpha"], rows, "lrrrrll"), "",
+        "`python -m gru_jax.proj.long_range.costs results/long_range` measured it.", ""])
+
+
 def _choice_text(choice: dict, complete: bool, folder: Path) -> str:
     if choice:
         return "The delay sweep's copy length per size (`copy_len.json`): " + ", ".join(
@@ -283,6 +324,7 @@ def study_markdown(studies: Sequence[Study], root: Path, out: Path) -> str:
         "",
         rates_markdown(studies),
         *sections,
+        costs_markdown(lr_costs.read(root), studies),
         cap_md,
         "### Published results",
         "",
