@@ -78,6 +78,20 @@ def bracket_markdown(study: Study, brackets, mark_open: bool = True) -> str:
     return _table(study, cell)
 
 
+def censored_text(study: Study, brackets) -> str:
+    """The (arm, size) pairs whose every seed's search ended solved at the top of the
+    ladder searched: their boundary is censored by compute, not bracketed."""
+    at_top = [f"{a} H={h}" for a in study.arms for h in study.hiddens
+              if (keys := study.seeds_of(a, h)) and not any(study.searching(k) for k in keys)
+              and all(brackets[k] == (study.top, None) for k in keys)]
+    if not at_top:
+        return ""
+    return (f"Censored by the ladder's top, not bracketed: {', '.join(at_top)}. Every seed "
+            f"solved T={study.top} within the cap, the longest length searched here (the "
+            f"next rungs cost about 2x and 4x per step on this CPU); the steps-to-solve "
+            f"exponents below say how slowly their cost in steps grows with T.\n")
+
+
 def _est(e: analysis.Estimate | None) -> str:
     return "-" if e is None else f"{e.value:.2f} [{e.low:.2f}, {e.high:.2f}]"
 
@@ -181,6 +195,7 @@ def task_markdown(study: Study, out: Path) -> str:
         "",
         bracket_markdown(study, at_cap),
         "",
+        censored_text(study, at_cap),
         f"**Steps to solve against T**: log S = a + alpha log T + beta log H per arm, "
         f"solves as (s - {analysis.EVAL_EVERY}, s], unsolved runs right-censored at their "
         f"cap; [95% bootstrap interval over lineages].",
