@@ -69,3 +69,10 @@ def test_source_resumes_from_finished_points_and_is_idempotent():
     nxt = src.next([(first[0], summary(first[0], True)), (first[1], summary(first[1], False))])
     assert [p["workdir"] for p in nxt] == ["gru/H16/seed0/T20", "lstm/H16/seed0/T10"][:1]
     assert nxt[0]["task.seq_len"] == design.LADDER[2] and nxt[0]["train.steps"] == 100
+
+
+def test_points_sharing_a_program_are_queued_apart():
+    lns = [Lineage(arm, 16, seed) for arm in ("gru", "lstm") for seed in (0, 1)]
+    src = LengthSearch("adding", lns, lambda arm, h: 1e-2, base_cap=100, top=8)
+    assert [p["workdir"] for p in src.initial()] == [
+        "gru/H16/seed0/T10", "lstm/H16/seed0/T10", "gru/H16/seed1/T10", "lstm/H16/seed1/T10"]

@@ -133,8 +133,15 @@ class LengthSearch:
                                self.lr(ln.arm, ln.hidden), cap, self.copy_len.get(ln.hidden))
         return {**p, "workdir": ln.folder(T)}
 
+    def _ordered(self, lineages) -> list[Lineage]:
+        """Seed by seed: the runs that share a program (the seeds of one arm, size and
+        T) are far apart in the queue, so two workers rarely compile one program at
+        once; the later seeds find it compiled (the persistent cache)."""
+        order = {ln: i for i, ln in enumerate(self.lineages)}
+        return sorted(lineages, key=lambda ln: (ln.seed, order[ln]))
+
     def initial(self) -> list[dict]:
-        return [self._point(ln, START, self.base_cap) for ln in self.lineages]
+        return [self._point(ln, START, self.base_cap) for ln in self._ordered(self.lineages)]
 
     def outcomes(self, finished) -> dict[Lineage, list[Outcome]]:
         """finished: (point, summary dict) pairs -> each lineage's outcomes."""
@@ -154,8 +161,9 @@ class LengthSearch:
 
     def next(self, finished) -> list[dict]:
         out = []
-        for ln, outcomes in self.outcomes(finished).items():
-            nxt = next_trial(outcomes, self.base_cap, self.top)
+        by = self.outcomes(finished)
+        for ln in self._ordered(by):
+            nxt = next_trial(by[ln], self.base_cap, self.top)
             if nxt is not None:
                 out.append(self._point(ln, *nxt))
         return out

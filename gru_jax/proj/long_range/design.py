@@ -137,10 +137,12 @@ def calibration_points(task: str, arms=tuple(ARMS), hidden=None, lrs=LR_GRID,
                        seeds=CALIBRATION_SEEDS, copy_len=None) -> list[dict[str, Any]]:
     """Stage 1: every (arm, hidden size, rate, seed) at CALIBRATION_T[task];
     `copy_len`: {hidden: C} (copy; sizes it leaves out are not calibrated)."""
+    # Seeds and rates outermost: the runs of one program (one arm and size) are far
+    # apart in the queue, so two workers rarely compile the same program at once.
     return [point(task, arm, h, CALIBRATION_T[task], seed, lr, CALIBRATION_CAP[task],
                   copy_len and copy_len[h])
-            for arm in arms for h in (hidden or hidden_sizes(task, arm))
-            if copy_len is None or h in copy_len for lr in lrs for seed in seeds]
+            for seed in seeds for lr in lrs for arm in arms
+            for h in (hidden or hidden_sizes(task, arm)) if copy_len is None or h in copy_len]
 
 
 def neighbours(lr: float) -> tuple[float, ...]:
@@ -155,14 +157,16 @@ def refine_points(task: str, stage1: dict[tuple[str, int], float],
     choice and its neighbours at REFINE_T[task], every seed (`copy_len` as stage 1's)."""
     return [point(task, arm, h, REFINE_T[task], seed, lr, CALIBRATION_CAP[task],
                   copy_len and copy_len[h])
-            for (arm, h), chosen in stage1.items() for lr in neighbours(chosen)
-            for seed in seeds]
+            for seed in seeds for i in range(3) for (arm, h), chosen in stage1.items()
+            for lr in neighbours(chosen)[i:i + 1]]
 
 
 def capacity_points(copy_lens=CAPACITY["copy_lens"], arms=CAPACITY["arms"],
                     hidden=CAPACITY["hidden"], lrs=CAPACITY["lrs"],
                     seeds=CAPACITY["seeds"]) -> list[dict[str, Any]]:
     """Copy at delay CAPACITY["delay"] over C (copy_len) x arm x hidden x rate x seed."""
+    # C by C (the short copies, which choose the delay sweep's length, first); within
+    # one C the runs of one program (arm and size) are far apart in the queue.
     return [{**point("copy", arm, h, CAPACITY["delay"], seed, lr, CAPACITY["cap"]),
              "task.copy_len": c}
-            for c in copy_lens for arm in arms for h in hidden for lr in lrs for seed in seeds]
+            for c in copy_lens for seed in seeds for lr in lrs for arm in arms for h in hidden]

@@ -154,6 +154,13 @@ def core_hours(runs: Sequence[searches.Run]) -> float:
     return sum(r.wall_time_sec for r in runs) / 3600
 
 
+def overhead(runs: Sequence[searches.Run]) -> float | None:
+    """The runs' wall time over their stepping time (steps x median step time): what
+    compiling, evals, diagnostics and checkpoints add."""
+    stepping = sum(r.last_step * r.step_time_ms / 1000 for r in runs if r.step_time_ms)
+    return sum(r.wall_time_sec for r in runs) / stepping if stepping else None
+
+
 def task_markdown(study: Study, out: Path) -> str:
     """One task's section; writes its figures into `out`."""
     t = study.task
@@ -327,6 +334,11 @@ def _choice_text(choice: dict, complete: bool, folder: Path) -> str:
     return f"Not chosen yet: `python -m gru_jax.proj.long_range.capacity {folder}`."
 
 
+def _overhead_text(studies: Sequence[Study]) -> str:
+    x = overhead([r for s in studies for r in s.runs])
+    return "" if x is None else f", {x:.2f}x their stepping time (steps x step time)"
+
+
 def study_markdown(studies: Sequence[Study], root: Path, out: Path) -> str:
     """The study under `root` (its searches `studies`, its capacity control); the
     figures written into `out`."""
@@ -346,7 +358,7 @@ def study_markdown(studies: Sequence[Study], root: Path, out: Path) -> str:
         published_markdown({s.task: s for s in studies}, cap_table),
         "",
         f"Compute: {hours:.2f} core-hours of search runs (the sum of the runs' wall "
-        f"time; two workers on the 2-core CPU machine).",
+        f"time; two workers on the 2-core CPU machine){_overhead_text(studies)}.",
     ])
 
 
@@ -368,6 +380,7 @@ def write_study_report(root: str | os.PathLike, *, reduced: bool = False,
                 "reduced": reduced,
                 "runs": {s.task: len(s.runs) for s in studies},
                 "core_hours": round(sum(core_hours(s.runs) for s in studies), 3),
+                "wall_over_stepping": overhead([r for s in studies for r in s.runs]),
                 "command": "python scripts/report.py --study=" + str(root)}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     if readme is not None:
