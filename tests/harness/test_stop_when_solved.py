@@ -45,6 +45,18 @@ def test_stops_after_k_solved_evals_and_the_trajectory_is_unchanged(tmp_path):
     assert again["step"] == stop_step and again["eval_history"] == stopped["eval_history"]
 
 
+def test_a_run_stopped_solved_between_diagnostics_has_them_at_its_end(tmp_path):
+    """The protocol's diagnostics come every diagnose_every steps and at the end: a run
+    that stops solved at an eval in between gets them at its last step too."""
+    s = train_and_evaluate(make_tiny_config(**EASY, **{
+        "train.stop_when_solved": 2, "train.diagnose_every": 1000}), str(tmp_path))
+    assert s["stop_reason"] == "solved" and s["step"] < 400
+    assert [st for st, _ in s["grad_horizons"]] == [s["step"]]
+    assert s["grad_horizon"] == s["grad_horizons"][-1][1] and len(s["grad_norms"]) == 8
+    assert s["eval_history"][-1]["step"] == s["step"]  # its eval is not repeated
+    assert len({e["step"] for e in s["eval_history"]}) == len(s["eval_history"])
+
+
 def test_horizon_at_init_and_median_over_training(tmp_path):
     config = make_tiny_config(**{"train.steps": 6, "train.eval_every": 2})
     s = train_and_evaluate(config, str(tmp_path))

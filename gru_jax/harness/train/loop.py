@@ -203,19 +203,22 @@ def _log_train(ses: Session, sums, count: int, step: int, bar) -> None:
 
 
 def _evaluate(ses: Session, state, step: int, members, *, diagnose=True, image=False,
-              bar=None) -> None:
+              bar=None, metrics=True) -> None:
     """Eval metrics of `members` ((index, Member)) at `step` into their records and
     TensorBoard; with `diagnose`, the gradient diagnostics too (a backward pass over
     DIAGNOSTIC_EXAMPLES: `train.diagnose_every` says how often), and with `image`
-    the ||dL/dh_t|| curve as a picture (~0.2 s to draw). One short log line per member."""
+    the ||dL/dh_t|| curve as a picture (~0.2 s to draw). One short log line per member.
+    `metrics=False`: the diagnostics alone (the step's eval is recorded already)."""
     from gru_jax.harness.tb import plot_curve
 
     metric = ses.task.metric
-    ev_all, diag_all = _host((ses.evaluate(state), ses.diagnose(state) if diagnose else None))
+    ev_all, diag_all = _host((ses.evaluate(state) if metrics else None,
+                              ses.diagnose(state) if diagnose else None))
     for i, m in members:
-        ev = {k: float(v[i]) for k, v in ev_all.items()}
-        m.record_eval(step, ev, ses.task)
-        m.writer.write_scalars(step, {f"eval/{k}": v for k, v in ev.items()})
+        if metrics:
+            ev = {k: float(v[i]) for k, v in ev_all.items()}
+            m.record_eval(step, ev, ses.task)
+            m.writer.write_scalars(step, {f"eval/{k}": v for k, v in ev.items()})
         if diagnose:
             diag = {k: v[i] for k, v in diag_all.items()}
             norms = np.asarray(diag.pop("grad_norms"), np.float64)
@@ -228,6 +231,8 @@ def _evaluate(ses: Session, state, step: int, members, *, diagnose=True, image=F
                 norms, title=f"||dL/dh_t|| at step {step} (horizon {horizon})",
                 xlabel="t", ylabel="||dL/dh_t||")})
         m.writer.flush()
+        if not metrics:
+            continue
         # One short line: the task metric (and the loss, when it is another number).
         extra = f", loss {ev['loss']:.4g}" if ev["loss"] != ev[metric] else ""
         log.info("%sstep %d: eval %s %.4g%s", ses.name(m), step, metric, ev[metric], extra)
@@ -280,11 +285,16 @@ def _save(ses: Session, state, step: int, *, members=None, force=False) -> None:
 
 
 def _finish(ses: Session, state, step: int, i: int, m: Member) -> None:
-    """Final eval (unless preempted or already done at this step), the summary."""
-    if m.status != "preempted" and (not m.history or m.history[-1]["step"] != step):
+    """Final eval and gradient diagnostics (unless preempted or already done at this
+    step: a run stopped solved at an eval has its metrics, not always its
+    diagnostics), the summary."""
+    horizons = m.record["grad_horizons"]
+    need_eval = not m.history or m.history[-1]["step"] != step
+    need_diagnostics = not horizons or horizons[-1][0] != step
+    if m.status != "preempted" and (need_eval or need_diagnostics):
         # A diverged member's params stay those of its last good step.
         with ses.chrono.paused("eval_sec"):
-            _evaluate(ses, state, step, [(i, m)], image=True)
+            _evaluate(ses, state, step, [(i, m)], image=True, metrics=need_eval)
     m.summary = ses.summary(m, step)
     if is_primary():
         write_summary(m.workdir, m.summary)
