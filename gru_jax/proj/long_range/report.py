@@ -227,7 +227,9 @@ def task_markdown(study: Study, out: Path) -> str:
         "",
         "**Gradient horizon** (the longest lag whose dL/dh_t is above 1e-3 of the "
         "largest), as a fraction of T, at initialisation -> at the end, at the longest "
-        "T >= 500 each lineage ran:",
+        "T >= 500 each lineage ran (median over seeds; `-` at the end: not recorded, as "
+        "for runs that stopped solved before the trainer recorded end-of-run "
+        "diagnostics, commit 0131d6e):",
         "",
         horizon_markdown(study),
         "",
