@@ -52,3 +52,25 @@ def test_the_report_shows_the_measured_table():
     md = report.costs_markdown(c, [])
     assert "| gru | 64 | 13121 | 2.00 (1.00x) | 1.0 | not run | - |" in md
     assert "| lstm | 56 | 13273 | 3.00 (1.50x) |" in md
+
+
+def test_overhead_itemises_each_run_and_the_later_seeds_find_the_programs():
+    from gru_jax.proj.long_range import overhead
+
+    point = {"task": "adding", "arm": "gru", "hidden": 4, "seq_len": 10, "lr": 1e-2}
+    runs = overhead.run_overhead(steps=20, seeds=(0, 1), point=point)
+    assert [r["seed"] for r in runs] == [0, 1]
+    for r in runs:
+        assert r["ratio"] == pytest.approx(r["wall_s"] / r["stepping_s"]) and r["ratio"] >= 1
+        assert r["train_time_sec"] == pytest.approx(r["stepping_s"], abs=1e-4)  # rounded
+    assert runs[1]["compile_sec"] < runs[0]["compile_sec"]  # the first seed compiled
+
+
+def test_study_overhead_over_the_committed_runs():
+    from pathlib import Path
+
+    from gru_jax.proj.long_range import overhead
+
+    root = Path(__file__).resolve().parents[2] / "results" / "long_range"
+    o = overhead.study_overhead(root)
+    assert o["all"] > 1 and o["T >= 640"] < o["T < 160"]  # compiling weighs on short runs
