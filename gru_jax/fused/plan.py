@@ -17,10 +17,11 @@ FACTORS = ("block", "step")
 
 def cpu_member_path(K: int, B: int, H: int) -> str:
     """How K > 1 members run on XLA:CPU (Plan.members="auto"): one loop of batched
-    products at hidden <= 32, one loop per member above (`packing_pays` has the
-    figures: at hidden 64 the batched loop ran 0.75-0.83x one by one, one loop per
-    member 0.93x)."""
-    return "batch" if H <= 32 else "apart"
+    products. One member after another ("apart", `lax.map` over the members) ran
+    slower at every measured hidden size (vmap vs one by one at hidden 64 / 128:
+    batched 1.03x / 0.79x, apart 0.83x / 0.74x, load ~4), so it stays an option
+    only; `packing_pays` says where not to vmap at all."""
+    return "batch"
 
 
 def cpu_factors(K: int, B: int, H: int) -> str:
@@ -143,18 +144,18 @@ def packing_pays(backend: str | None, hidden_size: int, batch: int, num_members:
 
     - GPU (H100, the trainer's ensemble mode, hidden 32, batch 64): 8.25x; a GPU
       is launch-bound at these sizes, so packing pays everywhere.
-    - CPU (2-core EPYC shared with a study at higher priority, load 5-8): with
-      the gates recomputed per reverse step (`Plan.factors`) and K members as
-      one batched loop up to hidden 32, one after another above
-      (`cpu_member_path`), the per-member speed-up over one by one was 1.2-1.7x
-      at hidden 16 and 1.2x at 32 over several runs; at 64 and 128 the batched
-      loop ranged 0.75-1.2x and one member after another 0.94-1.0x (noise of
-      identical runs: +-15%). Before (block factors, batched loop everywhere):
-      0.57x / 0.80x / 1.27x / 1.00x (medians of three runs).
+    - CPU (2-core EPYC shared with a study at higher priority, load 4-7): with
+      the gates recomputed per reverse step (`Plan.factors`) and one joined
+      input product per step, the per-member speed-up over one by one at hidden
+      16 / 32 / 64 / 128 was 1.48x / 1.42x / 1.23x / 0.83x (bench_results/
+      cpu_vmap.md); other runs 1.35-1.51x / 1.36-1.51x / 0.99-1.03x /
+      0.78-1.03x (identical runs differ by up to +-15% here). The same command
+      on the code before, right after: 0.80x / 0.82x / 1.08x / 0.98x.
 
-    So on CPU it packs for hidden <= 32 and batches up to 64 (the measured
-    regime: at larger batches a member's own products grow and the per-step
-    overhead packing saves matters less); a single member never packs.
+    So on CPU it packs for hidden <= 32 and batches up to 64, where it pays in
+    every run (the measured regime: at larger batches a member's own products
+    grow and the per-step overhead packing saves matters less); at 64 and above
+    the gain is within the noise or a loss. A single member never packs.
     """
     if num_members < 2:
         return False
