@@ -17,7 +17,7 @@ from the last block to the first. For each block it
 So the memory is one [time, batch, hidden] array of states (plus
 block-sized scratch), and the per-step work is one small product each way.
 
-With ``Plan.factors == "step"`` (CPU, hidden <= 64) step 1 moves inside the
+With ``Plan.factors == "step"`` (CPU, hidden <= 128) step 1 moves inside the
 reverse scan: each step recomputes its own gates (h_{t-1} W_h, x_t W_i: two
 more small products) and writes dr, dz, dn r, dn as four arrays; step 3 is
 unchanged. On XLA:CPU the block-wide elementwise pass of step 1 is one large

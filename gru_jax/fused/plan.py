@@ -26,8 +26,11 @@ def cpu_member_path(K: int, B: int, H: int) -> str:
 
 def cpu_factors(K: int, B: int, H: int) -> str:
     """Where the CPU backward recomputes the gates (Plan.factors="auto"): inside
-    each reverse step up to hidden 64, per block above (`Plan` has the figures)."""
-    return "step" if H <= 64 else "block"
+    each reverse step up to hidden 128, per block above. Train step vs
+    flax.linen, block / step, same process: (32, 1000, 2, 128) 1.21x / 1.37x,
+    1.70x / 1.77x; (64, 256, 8, 128) 1.04x / 1.13x, 1.32x / 1.54x;
+    (128, 200, 32, 256) 1.01x / 0.97x, 0.79x / 0.94x (mixed: kept "block")."""
+    return "step" if H <= 128 else "block"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +59,8 @@ class Plan:
       three more small products per step; blocks of ~step_block_elems). "auto":
       `cpu_factors`. On the busy 2-core CPU (K = 8, batch 32, T = 200, input 2)
       "step" ran one member's train step 1.1-1.3x faster at hidden 16-64 and the
-      vmapped 8 1.6-2.4x faster at hidden 16: XLA:CPU splits the block-wide
+      vmapped 8 1.6-2.4x faster at hidden 16; at hidden 128 one member 1.05-1.17x
+      (`cpu_factors`), with half the memory: XLA:CPU splits the block-wide
       fusions over both cores (each waits for the other on a loaded machine) and
       recomputes the gates once per piece of their concatenate.
     members: how K > 1 members (a `jax.vmap` folded by `gru_jax.fused.members`)

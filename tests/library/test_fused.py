@@ -169,7 +169,7 @@ def test_block_len():
 def test_factors_and_member_paths():
     cpu = default_plan("cpu")
     assert cpu.factors_for(1, 32, 16) == "step" and cpu.factors_for(8, 32, 64) == "step"
-    assert cpu.factors_for(1, 32, 128) == "block"
+    assert cpu.factors_for(1, 32, 128) == "step" and cpu.factors_for(1, 128, 256) == "block"
     assert Plan(factors="step").factors_for(1, 32, 1024) == "step"
     assert cpu.member_path(1, 32, 16) == "batch"  # one member is always one loop
     assert cpu.member_path(8, 32, 16) == "batch" and cpu.member_path(8, 32, 128) == "batch"
