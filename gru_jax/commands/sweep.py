@@ -47,9 +47,11 @@ _STATUS = flags.DEFINE_bool("status", False, "Print one line (waiting / running 
                             "failed points) and exit.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Kept for old command lines (no effect).")
 _PACK = flags.DEFINE_bool(
-    "pack", False,
+    "pack", None,
     "Train points that differ only in seed and train.learning_rate as one vmapped "
-    "program (each still has its own folder, checkpoints, events and summary.json).")
+    "program (each still has its own folder, checkpoints, events and summary.json). "
+    "Default: where it pays on this backend for their hidden size and batch "
+    "(gru_jax.fused.packing_pays); --nopack: never.")
 _PACK_SIZE = flags.DEFINE_integer("pack_size", 8, "--pack: at most this many points per program.",
                                   lower_bound=1)
 _HEARTBEAT = flags.DEFINE_integer("heartbeat", None, "Seconds between a running point's "

@@ -17,6 +17,14 @@ from the last block to the first. For each block it
 So the memory is one [time, batch, hidden] array of states (plus
 block-sized scratch), and the per-step work is one small product each way.
 
+With ``Plan.factors == "step"`` (CPU, hidden <= 128) step 1 moves inside the
+reverse scan: each step recomputes its own gates (h_{t-1} W_h, x_t W_i: two
+more small products) and writes dr, dz, dn r, dn as four arrays; step 3 is
+unchanged. On XLA:CPU the block-wide elementwise pass of step 1 is one large
+concatenate fusion that is split over the cores (on a busy machine each part
+waits for a core) and recomputes the gates once per piece; the per-step form
+is a few small single-threaded ops (`reverse_recompute`).
+
 Equations, reset_after form (cuDNN / PyTorch / Keras default)::
 
     r = sigmoid(x W_ir + b_ir + b_hr + h W_hr)
@@ -51,8 +59,10 @@ arrays member-major [K, T, B, ...]; each product one dot_general with the member
 as its batch dimension, a plain product at K = 1). `fused_run` is K = 1, and a
 `jax.vmap` over runs (of the loss, of its gradient, or inside `jax.grad`) folds
 the vmapped axis into K (`gru_jax.fused.members`), so an ensemble is one loop
-instead of per-op batching. Whether that pays per backend and size:
-`gru_jax.fused.plan.packing_pays`.
+instead of per-op batching. How the K members then run (`Plan.members`): one
+loop of batched products ("batch"), or one member after another in the same
+program ("apart", `one_by_one`); whether a vmap pays at all per backend and
+size: `gru_jax.fused.plan.packing_pays`.
 
 The gate math (forward gates, the update and the factors K, A, z) is
 `gru_jax.cells.gru`'s, shared with the reference step; this module holds
@@ -113,6 +123,11 @@ def _bias(b, like):
 def _split3(a):
     H = a.shape[-1] // 3
     return a[..., :H], a[..., H:2 * H], a[..., 2 * H:]
+
+
+def _split4(a, axis=-1):
+    H = a.shape[axis] // 4
+    return tuple(jax.lax.slice_in_dim(a, j * H, (j + 1) * H, axis=axis) for j in range(4))
 
 
 def _dyn(a, start, size):
@@ -208,9 +223,19 @@ def forward_by_step(fp, h0, xs, mask, *, dtype, unroll, save_gh):
     """The input products inside each step (Plan.proj == "step").
     -> (h_last, hc [K, T, B, H]) or, with save_gh, (h_last, hc, gh [K, T, B, 3H])."""
 
+    # K > 1 members: one [K, I, 3H] input product per step instead of three (the
+    # vmapped train step ran 1.2-1.4x faster at hidden 16; one member: no change)
+    joined = fp.w_h.shape[0] > 1
+    w_i3 = jnp.concatenate(fp.w_i, axis=-1)
+    b_i3 = jnp.concatenate(fp.b_i, axis=-1)
+
     def step(h, inp):
         x_t, m_t = inp
-        new, gh = cell_step(fp, h, input_terms(fp, x_t, dtype), m_t, dtype)
+        if joined:
+            xp = _split3(_bias(b_i3, x_t) + mdot(x_t, w_i3, dtype))
+        else:
+            xp = input_terms(fp, x_t, dtype)
+        new, gh = cell_step(fp, h, xp, m_t, dtype)
         return new, ((new, gh) if save_gh else new)
 
     h_last, ys = scan_members(step, h0, (xs, mask), xs.shape[1], unroll=unroll)
@@ -247,12 +272,35 @@ def forward_by_block(fp, h0, xs, mask, *, C, dtype, unroll, save_gh):
     return (bufs[0][:, -1], *bufs)
 
 
-def _forward(plan: Plan, dtype, save_gh, fp, h0, xs, mask):
+def _forward_batch(plan: Plan, dtype, save_gh, fp, h0, xs, mask):
     kw = dict(dtype=dtype, unroll=plan.unroll, save_gh=save_gh)
     if plan.proj == "step":
         return forward_by_step(fp, h0, xs, mask, **kw)
     K, T, B, _ = xs.shape
     return forward_by_block(fp, h0, xs, mask, C=plan.block_len(T, K * B, h0.shape[-1]), **kw)
+
+
+def one_by_one(fn, *args):
+    """fn (member-major arguments and outputs, None leaves allowed) run on one member
+    at a time, in a loop over the members (`lax.map`): the outputs are written in
+    place, and the loop body's scratch is one member's (a Python loop of K calls
+    concatenated ran 0.76x the K calls as separate programs at hidden 128; this
+    0.74-0.83x at hidden 64-128, below the batched loop: not a CPU default)."""
+    def one(member):
+        out = fn(*jax.tree_util.tree_map(lambda a: a[None], member))
+        return jax.tree_util.tree_map(lambda y: y[0], out)
+
+    return jax.lax.map(one, args)
+
+
+def _forward(plan: Plan, dtype, save_gh, fp, h0, xs, mask):
+    """K members as `plan.member_path` says: "batch" one loop for all, "apart" one
+    member after another (`one_by_one`) inside the one program."""
+    K, _, B, _ = xs.shape
+    run = functools.partial(_forward_batch, plan, dtype, save_gh)
+    if plan.member_path(K, B, h0.shape[-1]) == "apart":
+        return one_by_one(run, fp, h0, xs, mask)
+    return run(fp, h0, xs, mask)
 
 
 def forward(plan: Plan, dtype, fp, h0, xs, mask, save_gh=False):
@@ -292,7 +340,43 @@ def reverse_steps(kaz, dh, dhc_b, w_h_t, *, dtype, unroll):
     return scan_members(rstep, dh, (kaz, dhc_b), kaz.shape[1], reverse=True, unroll=unroll)
 
 
-def backward_block(res: Residuals, dhc, w_t, C, k, carry, *, dtype, unroll):
+def reverse_recompute(fp: FusedParams, hp, x_b, gh_b, live, dh, dhc_b, *, dtype, unroll):
+    """dL/dh back through a block, the gates recomputed inside each step
+    (Plan.factors == "step"): hp [K, C, B, H] = h_{t-1}, x_b [K, C, B, I], gh_b
+    [K, C, B, 3H] = h_{t-1} W_h stored by the forward or None (recomputed here),
+    live [K or 1, C, B or 1, 1] (False: the carry is held). -> (dL/dh before the
+    block, D = (dr, dz, dn r, dn), each [K, C, B, H], of every step).
+
+    Why: `block_factors`' block-wide arrays are large elementwise fusions that
+    XLA:CPU splits over threads and, as one concatenate, recomputes the gates in
+    once per piece; per step the same math is a few small ops on one thread, which
+    at small hidden sizes and on a busy machine runs faster (members packed or
+    not). The four gradients stay separate arrays (three products for dL/dh
+    instead of one) for the same concatenate reason."""
+    f32 = jnp.promote_types(dh.dtype, jnp.float32)
+    w_i3 = jnp.concatenate(fp.w_i, axis=-1)  # [K, I, 3H]: one input product per step
+    b_i3 = jnp.concatenate(fp.b_i, axis=-1)
+    w_h_t = tuple(jnp.swapaxes(w, 1, 2) for w in _split3(fp.w_h))  # W_hr^T, W_hz^T, W_hn^T
+
+    def rstep(dh, inp):
+        hp_t, x_t, gh_t, live_t, dhc_t = inp
+        gx = _bias(b_i3, x_t) + mdot(x_t, w_i3, dtype)
+        gh = mdot(hp_t, fp.w_h, dtype) if gh_t is None else gh_t
+        r, z, n, a = reset_after_gates(_split3(gx), _split3(gh), _bias(fp.b_hn, hp_t))
+        k_r, k_z, k_n, A, z = reset_after_factors(hp_t, r, z, n, a)
+        g = dh if dhc_t is None else dh + dhc_t
+        on = live_t.astype(f32)
+        D = tuple((g * f).astype(f32) * on for f in (k_r, k_z, k_n, A))
+        new = g * jnp.where(live_t, z, 1.0)
+        for d, w in zip(D[:3], w_h_t, strict=True):
+            new = new + mdot(d, w, dtype)
+        return new.astype(dh.dtype), D
+
+    return scan_members(rstep, dh, (hp, x_b, gh_b, live, dhc_b), hp.shape[1], reverse=True,
+                        unroll=unroll)
+
+
+def backward_block(res: Residuals, dhc, w_t, C, k, carry, *, dtype, unroll, factors="block"):
     """Block k from the end: the reverse scan, then every weight gradient and
     dL/dx of the block as large products. carry = (dh, dW_i4, db4, dW_h, dxs);
     w_t = (W_h^T [K, 3H, H], [W_ir; W_iz; 0; W_in]^T [K, 4H, I])."""
@@ -304,30 +388,54 @@ def backward_block(res: Residuals, dhc, w_t, C, k, carry, *, dtype, unroll):
     live = valid
     if res.mask is not None:
         live = live & _dyn(res.mask, s, C)[..., None]
-    hp, x_b, kaz = block_factors(res, s, C, live, dtype)
     dhc_b = None if dhc is None else jnp.where(valid, _dyn(dhc, s, C), 0.0)
-    dh, G = reverse_steps(kaz, dh, dhc_b, w_t[0], dtype=dtype, unroll=unroll)
-    D = jnp.concatenate([G, G, G, G], axis=-1) * kaz[..., :4 * H]  # [dr, dz, dn r, dn]
-    d_w_h = d_w_h + mgram(hp, D[..., :3 * H], dtype)
-    d_w_i4 = d_w_i4 + mgram(x_b, D, dtype)
-    d_b4 = d_b4 + D.sum((1, 2))
-    dx_b = mdot(D, w_t[1], dtype).astype(d_xs.dtype)
+    if factors == "step":
+        x_b = _dyn(res.xs, s, C)
+        hp = jnp.concatenate([_before(res.hc, res.h0, s)[:, None], _dyn(res.hc, s, C)[:, :-1]],
+                             axis=1)
+        gh_b = None if res.gh is None else _dyn(res.gh, s, C)
+        dh, Dp = reverse_recompute(res.fp, hp, x_b, gh_b, live, dh, dhc_b, dtype=dtype,
+                                   unroll=unroll)
+        d_w_h = d_w_h + jnp.concatenate([mgram(hp, d, dtype) for d in Dp[:3]], -1)
+        d_w_i4 = d_w_i4 + jnp.concatenate([mgram(x_b, d, dtype) for d in Dp], -1)
+        d_b4 = d_b4 + jnp.concatenate([d.sum((1, 2)) for d in Dp], -1)
+        w4_t = _split4(w_t[1], axis=1)  # [K, H, I] each: W_ir^T, W_iz^T, 0, W_in^T
+        dx_b = sum(mdot(d, w, dtype) for j, (d, w) in enumerate(zip(Dp, w4_t, strict=True))
+                   if j != 2).astype(d_xs.dtype)
+    else:
+        hp, x_b, kaz = block_factors(res, s, C, live, dtype)
+        dh, G = reverse_steps(kaz, dh, dhc_b, w_t[0], dtype=dtype, unroll=unroll)
+        D = jnp.concatenate([G, G, G, G], axis=-1) * kaz[..., :4 * H]  # [dr, dz, dn r, dn]
+        d_w_h = d_w_h + mgram(hp, D[..., :3 * H], dtype)
+        d_w_i4 = d_w_i4 + mgram(x_b, D, dtype)
+        d_b4 = d_b4 + D.sum((1, 2))
+        dx_b = mdot(D, w_t[1], dtype).astype(d_xs.dtype)
     dx_b = jnp.where(valid, dx_b, _dyn(d_xs, s, C))
     d_xs = jax.lax.dynamic_update_slice_in_dim(d_xs, dx_b, s, axis=1)
     return dh, d_w_i4, d_b4, d_w_h, d_xs
 
 
 def _backward(plan: Plan, dtype, res: Residuals, dh, dhc):
+    K, _, B, _ = res.xs.shape
+    run = functools.partial(_backward_batch, plan, dtype)
+    if plan.member_path(K, B, res.h0.shape[-1]) == "apart":
+        return one_by_one(run, res, dh, dhc)
+    return run(res, dh, dhc)
+
+
+def _backward_batch(plan: Plan, dtype, res: Residuals, dh, dhc):
     fp, h0, xs = res.fp, res.h0, res.xs
     K, T, B, IN = xs.shape
     H = h0.shape[-1]
-    C = plan.block_len(T, K * B, H)
+    factors = plan.factors_for(K, B, H)
+    C = plan.block_len(T, K * B, H, factors)
     f32 = jnp.promote_types(h0.dtype, jnp.float32)
     # dL/dx = [dr, dz, dn r, dn] [W_ir; W_iz; 0; W_in]^T, one product per block
     w4 = jnp.concatenate([fp.w_i[0], fp.w_i[1], jnp.zeros_like(fp.w_i[2]), fp.w_i[2]], -1)
     block = functools.partial(backward_block, res, dhc, (jnp.swapaxes(fp.w_h, 1, 2),
                                                          jnp.swapaxes(w4, 1, 2)),
-                              C, dtype=dtype, unroll=plan.unroll)
+                              C, dtype=dtype, unroll=plan.unroll,
+                              factors=factors)
     init = (dh.astype(h0.dtype), jnp.zeros((K, IN, 4 * H), f32), jnp.zeros((K, 4 * H), f32),
             jnp.zeros(fp.w_h.shape, f32), jnp.zeros(xs.shape, xs.dtype))
     dh0, d_w_i4, d_b4, d_w_h, d_xs = jax.lax.fori_loop(0, -(-T // C), block, init)

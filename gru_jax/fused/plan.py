@@ -11,6 +11,27 @@ import dataclasses
 
 import jax
 
+MEMBER_PATHS = ("batch", "apart")
+FACTORS = ("block", "step")
+
+
+def cpu_member_path(K: int, B: int, H: int) -> str:
+    """How K > 1 members run on XLA:CPU (Plan.members="auto"): one loop of batched
+    products. One member after another ("apart", `lax.map` over the members) ran
+    slower at every measured hidden size (vmap vs one by one at hidden 64 / 128:
+    batched 1.03x / 0.79x, apart 0.83x / 0.74x, load ~4), so it stays an option
+    only; `packing_pays` says where not to vmap at all."""
+    return "batch"
+
+
+def cpu_factors(K: int, B: int, H: int) -> str:
+    """Where the CPU backward recomputes the gates (Plan.factors="auto"): inside
+    each reverse step up to hidden 128, per block above. Train step vs
+    flax.linen, block / step, same process: (32, 1000, 2, 128) 1.21x / 1.37x,
+    1.70x / 1.77x; (64, 256, 8, 128) 1.04x / 1.13x, 1.32x / 1.54x;
+    (128, 200, 32, 256) 1.01x / 0.97x, 0.79x / 0.94x (mixed: kept "block")."""
+    return "step" if H <= 128 else "block"
+
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
@@ -32,6 +53,20 @@ class Plan:
       "h"'s 1.14x (PERF_NOTES, quiet: 1.03x vs 0.93x); at batch * hidden <= 2^13
       the two are within noise (1.31x vs 1.32x, 1.24x vs 1.23x), so "h" keeps the
       memory there.
+    factors: where the backward recomputes the gates' nonlinearities: "block"
+      for a whole block at once (large elementwise arrays, one product per step
+      in the reverse loop), "step" inside each reverse step (small ops only,
+      three more small products per step; blocks of ~step_block_elems). "auto":
+      `cpu_factors`. On the busy 2-core CPU (K = 8, batch 32, T = 200, input 2)
+      "step" ran one member's train step 1.1-1.3x faster at hidden 16-64 and the
+      vmapped 8 1.6-2.4x faster at hidden 16; at hidden 128 one member 1.05-1.17x
+      (`cpu_factors`), with half the memory: XLA:CPU splits the block-wide
+      fusions over both cores (each waits for the other on a loaded machine) and
+      recomputes the gates once per piece of their concatenate.
+    members: how K > 1 members (a `jax.vmap` folded by `gru_jax.fused.members`)
+      run: "batch" one loop whose products have the member as a batch
+      dimension; "apart" one loop per member, one after another, in the same
+      program; "auto": `cpu_member_path`. One member is always "batch".
     """
 
     proj: str = "step"
@@ -40,6 +75,9 @@ class Plan:
     save: str = "auto"
     block_elems: int = 1 << 18
     gh_bytes: int = 1 << 30
+    members: str = "batch"
+    factors: str = "block"
+    step_block_elems: int = 1 << 16
 
     def __post_init__(self):
         if self.proj not in ("step", "block"):
@@ -48,6 +86,25 @@ class Plan:
             raise ValueError(f"block must be None or a positive int, got {self.block!r}")
         if self.save not in ("h", "gh", "auto"):
             raise ValueError(f"save must be 'h', 'gh' or 'auto', got {self.save!r}")
+        if self.factors not in FACTORS + ("auto",):
+            raise ValueError(f"factors must be 'block', 'step' or 'auto', got {self.factors!r}")
+        if self.members not in MEMBER_PATHS + ("auto",):
+            raise ValueError(f"members must be one of {MEMBER_PATHS + ('auto',)}, "
+                             f"got {self.members!r}")
+
+    def factors_for(self, K: int, B: int, H: int) -> str:
+        """Where the backward recomputes the gates (see `factors`)."""
+        if self.factors != "auto":
+            return self.factors
+        return cpu_factors(K, B, H)
+
+    def member_path(self, K: int, B: int, H: int) -> str:
+        """How K members run (see `members`): one member always as "batch"."""
+        if K == 1:
+            return "batch"
+        if self.members != "auto":
+            return self.members
+        return cpu_member_path(K, B, H)
 
     def saves_gh(self, T: int, B: int, H: int, itemsize: int = 4) -> bool:
         """Whether the forward stores h_{t-1} W_h ([T, B, 3H]) for the backward."""
@@ -55,10 +112,12 @@ class Plan:
             return self.save == "gh"
         return B * H >= 1 << 15 and T * B * 3 * H * itemsize <= self.gh_bytes
 
-    def block_len(self, T: int, B: int, H: int) -> int:
+    def block_len(self, T: int, B: int, H: int, factors: str = "block") -> int:
         """Steps per block: `block`, or (None) the most steps with
-        block * batch * hidden <= block_elems, between 4 and 1024; at most T."""
-        C = self.block or max(4, min(1024, self.block_elems // max(1, B * H)))
+        block * batch * hidden <= block_elems (step_block_elems for "step"
+        factors), between 4 and 1024; at most T."""
+        elems = self.step_block_elems if factors == "step" else self.block_elems
+        C = self.block or max(4, min(1024, elems // max(1, B * H)))
         return max(1, min(C, T))
 
 
@@ -66,43 +125,45 @@ def default_plan(backend: str | None = None) -> Plan:
     """The plan measured fastest on `backend` (default: jax.default_backend()).
 
     CPU: input products inside the step, backward blocks of ~2^18 elements,
-    h W_h stored at large steps (save="auto").
+    h W_h stored at large steps (save="auto"); gates recomputed per reverse step
+    at small hidden sizes (factors="auto") and K members as `cpu_member_path`.
     GPU/TPU: input products hoisted per block (fewer kernel launches per
     step), blocks of ~2^24 elements, loops unrolled 4x (kernel-launch bound at
     small batch); h W_h recomputed (on the H100 storing it ran 2-3% slower).
     """
     backend = backend or jax.default_backend()
     if backend == "cpu":
-        return Plan(proj="step")
+        return Plan(proj="step", members="auto", factors="auto")
     return Plan(proj="block", block_elems=1 << 24, unroll=4, save="h")
 
 
 def packing_pays(backend: str | None, hidden_size: int, batch: int, num_members: int) -> bool:
     """Whether `jax.vmap` over `num_members` runs of the fused GRU's training step
     beats running them one by one, per member, on `backend` (default: the
-    current one): True packs, False runs apart.
+    current one): True packs, False runs apart. The sweep packs by default where
+    this is True (`gru_jax.harness.sweep.worker.packing_pays_for`).
 
     Measured (``python scripts/bench.py --mode=vmap``: K = 8, batch 32, T = 200,
     input 2; medians, interleaved, one process):
 
     - GPU (H100, the trainer's ensemble mode, hidden 32, batch 64): 8.25x; a GPU
       is launch-bound at these sizes, so packing pays everywhere.
-    - CPU (2-core EPYC shared with other jobs, load 6-12 throughout): with the
-      member-native kernels and their vmap rule (`gru_jax.fused.members`), the
-      per-member speed-up over one by one in three runs at hidden 16 / 32 / 64
-      / 128 was 0.57, 0.71, 0.46 / 0.92, 0.80, 0.49 / 1.44, 0.44, 1.27 / 0.70,
-      1.09, 1.00 (medians 0.57x / 0.80x / 1.27x / 1.00x; before them 0.49x /
-      0.63x / 0.58x / 0.70x in one run). Only hidden sizes near 64 gain: at 16
-      and 32 the packed backward's batched block products still cost more than
-      the per-step overhead they save, and at 128 one member's products
-      already keep the two cores busy.
+    - CPU (2-core EPYC shared with a study at higher priority, load 1.5-7): with
+      the gates recomputed per reverse step (`Plan.factors`) and one joined
+      input product per step, the per-member speed-up over one by one at hidden
+      16 / 32 / 64 / 128 was 1.70x / 1.32x / 1.03x / 0.80x (bench_results/
+      cpu_vmap.md, load ~2); other runs 1.35-1.51x / 1.36-1.51x / 0.99-1.23x /
+      0.78-1.03x (identical runs differ by up to +-15% here). The code before,
+      in one run at load ~5: 0.80x / 0.82x / 1.08x / 0.98x.
 
-    So on CPU it packs for 48 <= hidden <= 96 and batches up to 64 (the measured
-    regime); a single member never packs.
+    So on CPU it packs for hidden <= 32 and batches up to 64, where it pays in
+    every run (the measured regime: at larger batches a member's own products
+    grow and the per-step overhead packing saves matters less); at 64 and above
+    the gain is within the noise or a loss. A single member never packs.
     """
     if num_members < 2:
         return False
     backend = backend or jax.default_backend()
     if backend != "cpu":
         return True
-    return 48 <= hidden_size <= 96 and batch <= 64
+    return hidden_size <= 32 and batch <= 64

@@ -192,6 +192,57 @@ def test_preempted_point_stops_the_worker_and_resumes_in_the_same_folder(tmp_pat
     assert train.calls.count(str(tmp_path / "cell=lstm")) == 2  # same workdir: resumed
 
 
+@pytest.mark.parametrize("pack, pays, groups", [
+    (None, True, [3, 1]),  # the default: packs where packing_pays says so...
+    (None, False, [1, 1, 1, 1]),  # ...and runs one by one where it does not
+    (True, False, [3, 1]),  # --pack wins
+    (False, True, [1, 1, 1, 1]),  # --nopack wins
+])
+def test_packing_by_default_follows_packing_pays(tmp_path, monkeypatch, pack, pays, groups):
+    from gru_jax.harness.sweep import worker
+
+    asked = []
+
+    def fake_pays(config, n):
+        asked.append((config.model.hidden_size, config.train.batch_size, n))
+        return pays
+
+    monkeypatch.setattr(worker, "packing_pays_for", fake_pays)
+    train, sizes = FakeTrainer(), []
+
+    def pack_fn(configs, workdirs):
+        sizes.append(len(configs))
+        return [train(c, w) for c, w in zip(configs, workdirs, strict=True)]
+
+    points = [{"seed": s} for s in range(3)] + [{"model.cell": "lstm"}]
+    results = sweep.run_sweep(base_config(), points, tmp_path, train_fn=train, pack=pack,
+                              pack_fn=pack_fn, validate=no_validate, progress=False,
+                              log=lambda msg: None, poll=0.05)
+    assert [r["status"] for r in results] == ["done"] * 4
+    assert sorted(sizes + [1] * (len(train.calls) - sum(sizes)), reverse=True) == groups
+    assert bool(asked) == (pack is None) and all(a[:2] == (8, 4) for a in asked)
+
+
+def test_packing_by_default_needs_a_packed_trainer(tmp_path, monkeypatch):
+    """A custom train_fn without a pack_fn has no packed version: the default
+    runs it one by one even where packing pays."""
+    from gru_jax.harness.sweep import worker
+
+    monkeypatch.setattr(worker, "packing_pays_for", lambda config, n: True)
+    train = FakeTrainer()
+    run(tmp_path, train, points=[{"seed": s} for s in range(3)])
+    assert len(train.calls) == 3
+
+
+def test_packing_pays_for_reads_the_configs_hidden_size_and_batch():
+    from gru_jax.fused import packing_pays
+    from gru_jax.harness.sweep.worker import packing_pays_for
+
+    c = base_config()  # hidden 8, batch 4
+    assert packing_pays_for(c, 8) == packing_pays(None, 8, 4, 8)
+    assert not packing_pays_for(c, 1)
+
+
 def test_concurrent_runners_never_run_a_point_twice(tmp_path):
     train = FakeTrainer(sleep=0.05)
     threads = [threading.Thread(target=run, args=(tmp_path, train)) for _ in range(2)]

@@ -79,6 +79,9 @@ def test_compare_rows_on_a_tiny_shape():
     assert g["train_over_floor"] == pytest.approx(g["train_ms"] / (3 * fl["fwd_ms"]))
     assert fl["train_ms"] is None and g["mem_mb"] > 0 and g["compile_s"] > 0
     assert "| 2, 5, 2, 4 | gru_jax |" in bench.markdown(rows)
+    text = bench.summary(rows, [(2, 5, 2, 4)])
+    assert f"- 2, 5, 2, 4: gru_jax train step {g['train_vs_flax_linen']:.2f}x flax.linen, " \
+           f"{g['train_over_floor']:.2f}x its floor" in text
 
 
 def test_cases_take_the_dtype_as_an_argument():

@@ -28,6 +28,10 @@ PLANS = {
     "block, block 3, unroll 2": Plan("block", block=3, unroll=2),
     "step, save gh, block 5": Plan("step", block=5, save="gh"),
     "block, save gh, block 4": Plan("block", block=4, save="gh"),
+    # the gates recomputed inside each reverse step (CPU at small hidden sizes)
+    "step, step factors, block 4": Plan("step", block=4, factors="step"),
+    "step, step factors, save gh, block 3": Plan("step", block=3, save="gh", factors="step"),
+    "block, step factors, unroll 2": Plan("block", block=5, factors="step", unroll=2),
 }
 
 
@@ -162,7 +166,19 @@ def test_block_len():
     assert dataclasses.replace(Plan(), block_elems=1).block_len(100, 64, 64) == 4
 
 
-@pytest.mark.parametrize("bad", [dict(proj="x"), dict(block=0), dict(save="all")])
+def test_factors_and_member_paths():
+    cpu = default_plan("cpu")
+    assert cpu.factors_for(1, 32, 16) == "step" and cpu.factors_for(8, 32, 64) == "step"
+    assert cpu.factors_for(1, 32, 128) == "step" and cpu.factors_for(1, 128, 256) == "block"
+    assert Plan(factors="step").factors_for(1, 32, 1024) == "step"
+    assert cpu.member_path(1, 32, 16) == "batch"  # one member is always one loop
+    assert cpu.member_path(8, 32, 16) == "batch" and cpu.member_path(8, 32, 128) == "batch"
+    assert Plan(members="apart").member_path(8, 32, 16) == "apart"
+    assert default_plan("gpu").member_path(8, 32, 512) == "batch"
+
+
+@pytest.mark.parametrize("bad", [dict(proj="x"), dict(block=0), dict(save="all"),
+                                 dict(factors="x"), dict(members="blockdiag")])
 def test_bad_plan_is_refused(bad):
     with pytest.raises(ValueError):
         Plan(**bad)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from gru_jax import gru_scan, init_gru
-from gru_jax.fused import fuse_params, members_vmap, packing_pays
+from gru_jax.fused import Plan, fuse_params, members_vmap, packing_pays
+from gru_jax.fused import gru as fused_gru
 
 K, B, T, IN, H = 3, 2, 6, 2, 4
 
@@ -20,6 +21,23 @@ K, B, T, IN, H = 3, 2, 6, 2, 4
 def _x64():
     with jax.enable_x64(True):
         yield
+
+
+# How K members run inside the vmap rule (Plan.members, Plan.factors): one loop of
+# batched products, or one loop per member; the gates recomputed per block or per step.
+MEMBER_PLANS = {
+    "batch": Plan(members="batch"),
+    "batch, step factors": Plan(members="batch", factors="step", block=4),
+    "apart, step factors": Plan(members="apart", factors="step", block=4),
+}
+
+
+@pytest.fixture(params=list(MEMBER_PLANS))
+def member_plan(request, monkeypatch):
+    """Every fused run in the test uses this plan (gru_scan takes the backend's)."""
+    plan = MEMBER_PLANS[request.param]
+    monkeypatch.setattr(fused_gru, "default_plan", lambda backend=None: plan)
+    return plan
 
 
 def _members(n=K, seed=0):
@@ -38,11 +56,21 @@ def _loss(impl, **options):
     return f
 
 
-def _one_by_one(f, params, xs, xs_axis=0):
-    """The reference scan's gradient per member, stacked."""
-    outs = [jax.grad(f)(jax.tree_util.tree_map(lambda a, k=k: a[k], params),
-                        xs if xs_axis is None else xs[k]) for k in range(len(params["w_hr"]))]
-    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *outs)
+_REFERENCE = {}
+
+
+def _one_by_one(f, params, xs, xs_axis=0, key=None):
+    """The reference scan's gradient per member, stacked (kept under `key`: the
+    member plans share it)."""
+    if key in _REFERENCE:
+        return _REFERENCE[key]
+    g = jax.jit(jax.grad(f))
+    outs = [g(jax.tree_util.tree_map(lambda a, k=k: a[k], params),
+              xs if xs_axis is None else xs[k]) for k in range(len(params["w_hr"]))]
+    out = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *outs)
+    if key is not None:
+        _REFERENCE[key] = out
+    return out
 
 
 def _close(a, b):
@@ -52,38 +80,43 @@ def _close(a, b):
 
 @pytest.mark.parametrize("options", [{}, {"seq_lengths": jnp.array([6, 3])}, {"reverse": True}],
                          ids=["full", "seq_lengths", "reverse"])
-def test_vmap_of_grad_equals_stack_of_member_grads(options):
+def test_vmap_of_grad_equals_stack_of_member_grads(options, member_plan):
     params, xs = _members()
     got = jax.jit(jax.vmap(jax.grad(_loss("fused", **options))))(params, xs)
-    _close(got, _one_by_one(_loss("reference", **options), params, xs))
+    _close(got, _one_by_one(_loss("reference", **options), params, xs, key=str(options)))
 
 
-def test_shared_input_and_nested_vmap():
+def test_shared_input_and_nested_vmap(member_plan):
     params, xs = _members(n=4)
     shared = xs[0]
     got = jax.vmap(jax.grad(_loss("fused")), in_axes=(0, None))(params, shared)
-    _close(got, _one_by_one(_loss("reference"), params, shared, xs_axis=None))
+    _close(got, _one_by_one(_loss("reference"), params, shared, xs_axis=None, key="shared"))
     # 2 x 2 members as a nested vmap: the rule folds twice
     p22 = jax.tree_util.tree_map(lambda a: a.reshape(2, 2, *a.shape[1:]), params)
     nested = jax.vmap(jax.vmap(jax.grad(_loss("fused"))))(p22, xs.reshape(2, 2, B, T, IN))
-    want = _one_by_one(_loss("reference"), params, xs)
+    want = _one_by_one(_loss("reference"), params, xs, key="4 members")
     _close(jax.tree_util.tree_map(lambda a: a.reshape(4, *a.shape[2:]), nested), want)
 
 
-def test_grad_of_vmapped_forward():
+def test_grad_of_vmapped_forward(member_plan):
     params, xs = _members()
     total = lambda f: lambda p, x: jnp.sum(jax.vmap(f)(p, x))  # noqa: E731
     got = jax.grad(total(_loss("fused")))(params, xs)
-    _close(got, _one_by_one(_loss("reference"), params, xs))
+    _close(got, _one_by_one(_loss("reference"), params, xs, key=str({})))
 
 
-def test_vmap_runs_one_packed_loop():
-    """The vmap rule fires: the loop's products carry the member axis as a batch
-    dimension instead of K loops or per-op batching."""
+@pytest.mark.parametrize("path", ["batch", "apart"])
+def test_vmap_runs_the_members_as_the_plan_says(path, monkeypatch):
+    """The vmap rule fires: "batch" is one loop whose products carry the member axis
+    as a batch dimension, "apart" one loop per member (one member's products)."""
+    plan = Plan(members=path)
+    monkeypatch.setattr(fused_gru, "default_plan", lambda backend=None: plan)
     params, xs = _members()
     jaxpr = str(jax.make_jaxpr(jax.vmap(jax.grad(_loss("fused"))))(params, xs))
     assert "custom_vmap" in jaxpr
-    assert f"f64[{K},{B},{3 * H}] = dot_general" in jaxpr  # h W_h of all K at once
+    batched = f"f64[{K},{B},{3 * H}] = dot_general" in jaxpr  # h W_h of all K at once
+    assert batched == (path == "batch")
+    assert (f"f64[1,{B},{3 * H}] = dot_general" in jaxpr) == (path == "apart")
 
 
 def test_members_vmap_folds_and_shares():
@@ -110,6 +143,7 @@ def test_fuse_params_stacks_one_or_many():
 
 def test_packing_pays():
     assert packing_pays("gpu", 16, 32, 8) and packing_pays("tpu", 256, 128, 4)
-    assert packing_pays("cpu", 64, 32, 8)
-    assert not packing_pays("cpu", 16, 32, 8) and not packing_pays("cpu", 128, 32, 8)
+    assert packing_pays("cpu", 16, 32, 8) and packing_pays("cpu", 32, 64, 2)
+    assert not packing_pays("cpu", 64, 32, 8) and not packing_pays("cpu", 128, 32, 8)
+    assert not packing_pays("cpu", 16, 256, 8)  # large batch: outside the measured regime
     assert not packing_pays("gpu", 16, 32, 1)

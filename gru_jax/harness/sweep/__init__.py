@@ -102,7 +102,7 @@ def run_sweep(
     validate: Callable[[ml_collections.ConfigDict], Any] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
-    pack: bool = False,
+    pack: bool | None = None,
     pack_size: int = 8,
     pack_fn: Callable | None = None,
     prune_along: str | None = None,
@@ -125,7 +125,10 @@ def run_sweep(
 
     `train_fn(config, workdir)` defaults to gru_jax.harness.train.train_and_evaluate;
     `pack`: points that differ only in seed and train.learning_rate are trained
-    `pack_size` at a time by `pack_fn` (default train.train_packed).
+    `pack_size` at a time by `pack_fn` (default train.train_packed): True always,
+    False never, None (default) where `gru_jax.fused.packing_pays` says it pays
+    for their hidden size and batch on this backend and a packed trainer exists
+    (`pack_fn` given, or `train_fn` the default).
     """
     from gru_jax.harness.sweep import queue, worker
 

@@ -43,7 +43,7 @@ class WorkerSpec:
     workdir: str
     storage: str | None
     points: list | None = None  # a fixed list when there is no experiment file
-    pack: bool = False
+    pack: bool | None = None  # None: where packing_pays (Worker)
     pack_size: int = 8
     poll: float = 2.0
     heartbeat: int | None = None

@@ -100,18 +100,25 @@ class Job:
 class Worker:
     """Runs the points of one sweep's study until none is left (see the module
     docstring). `train_fn(config, workdir)` trains one point, `pack_fn(configs,
-    workdirs)` several that differ only in PACK_KEYS (with `pack`)."""
+    workdirs)` up to `pack_size` that differ only in PACK_KEYS: always with
+    `pack=True`, never with False, and with None (the default) where
+    `packing_pays` says so for the group's hidden size and batch on this backend
+    (and a packed trainer exists: `pack_fn`, or the default `train_fn`)."""
 
     def __init__(self, study: optuna.Study, workdir: str | os.PathLike,
                  config: ml_collections.ConfigDict, source: PointSource | None = None,
                  train_fn: TrainFn | None = None, *, validate=None,
                  log: Callable[[str], None] | None = None, poll: float = 2.0,
-                 pack: bool = False, pack_size: int = 8, pack_fn: PackFn | None = None):
+                 pack: bool | None = None, pack_size: int = 8,
+                 pack_fn: PackFn | None = None):
         self.study, self.workdir, self.config = study, Path(workdir), config
         self.source, self.validate, self.poll = source, validate, poll
+        # auto packs only through a packed trainer of the train_fn in use
+        may_pack = pack or (pack is None and (pack_fn is not None or train_fn is None))
+        self.pack = pack
         self.train_fn = train_fn or default_train_fn()
-        self.pack_size = pack_size if pack else 1
-        self.pack_fn = pack_fn or (default_pack_fn() if pack else None)
+        self.pack_size = pack_size if may_pack else 1
+        self.pack_fn = pack_fn or (default_pack_fn() if may_pack else None)
         self.say = log or (lambda msg: print(msg, flush=True))
         self.ran: list[tuple[dict, RunSummary]] = []  # what this worker trained
         self.preempted = False
@@ -187,7 +194,8 @@ class Worker:
             return Job(trial, point, self.workdir / trial.user_attrs[DIR_ATTR], config)
 
     def _packs_with(self, first: Job, job: Job) -> bool:
-        return self.pack_fn is not None and _pack_key(first.point) == _pack_key(job.point)
+        return (self.pack_fn is not None and _pack_key(first.point) == _pack_key(job.point)
+                and (self.pack is not None or packing_pays_for(first.config, self.pack_size)))
 
     # ---- training
 
@@ -273,6 +281,15 @@ def broadcast_jobs(jobs: list[Job], primary: bool, config) -> list[Job]:
         return jobs
     return [Job(None, p, Path(d), apply_overrides(config, overrides_of(p)))
             for p, d in (got or [])]
+
+
+def packing_pays_for(config: ml_collections.ConfigDict, n: int) -> bool:
+    """Whether n runs of `config` packed into one vmapped program beat them one by
+    one on this backend (`gru_jax.fused.packing_pays` at the config's hidden size
+    and batch): the sweep's default when neither --pack nor --nopack is given."""
+    from gru_jax.fused import packing_pays
+
+    return packing_pays(None, config.model.hidden_size, config.train.batch_size, n)
 
 
 def _pack_key(point: Mapping[str, Any]) -> str:
