@@ -7,6 +7,7 @@ r"""Speed and memory of gru_jax's GRU against its peers, side by side (the code 
     python scripts/bench.py --preset=gpu --dtype=bfloat16     # the GPU grid
     python scripts/bench.py --mode=ensemble [--json=FILE]     # 8 seeds: apart, packed, 2 procs
     python scripts/bench.py --mode=vmap [--json=FILE]         # vmap of 8 gru_scan steps
+    python scripts/bench.py --mode=overhead [--json=FILE]     # a study run: wall vs stepping
 
 Implementations (compare): gru_jax (impl="auto", the fused GRU), gru_jax[ref]
 (plain scan, JAX autodiff), flax.linen RNN(GRUCell) (the ratio baseline),
@@ -27,7 +28,7 @@ from gru_jax.harness import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", "compare", ["compare", "memory", "ablation", "rss", "ensemble",
-                                      "ensemble_worker", "vmap"], "What to measure.")
+                                      "ensemble_worker", "vmap", "overhead"], "What to measure.")
 flags.DEFINE_string("json", None, "Write the results as JSON to this file.")
 flags.DEFINE_string("md", None, "Write the markdown table to this file.")
 flags.DEFINE_bool("quick", False,
@@ -48,6 +49,7 @@ flags.DEFINE_integer("ens_steps", 200, "--mode=ensemble: train steps per seed pe
 flags.DEFINE_bool("ens_dp", False, "--mode=ensemble: also one run on 1 vs 4 fake CPU devices.")
 flags.DEFINE_bool("ens_packed", True, "internal (ensemble_worker): one vmapped program.")
 flags.DEFINE_list("hiddens", None, "--mode=vmap: hidden sizes (default 16,32,64,128).")
+flags.DEFINE_string("study", "results/long_range", "--mode=overhead: the committed study.")
 
 
 def _shapes(default):
@@ -77,6 +79,8 @@ def measure(repeats: int) -> tuple[dict, list[str]]:
         rows = bench.run_vmap([int(h) for h in FLAGS.hiddens or bench.ensemble.HIDDENS],
                               K=FLAGS.ens_members, repeats=repeats, dtype=dtype, log=log)
         return {"rows": rows}, [bench.vmap_markdown(rows)]
+    if FLAGS.mode == "overhead":
+        return _overhead()
     if FLAGS.mode == "ensemble":
         from gru_jax.harness import ensemble_bench
 
@@ -95,6 +99,30 @@ def measure(repeats: int) -> tuple[dict, list[str]]:
         log(json.dumps(fwd_rows[-9:], indent=0) + json.dumps(train_rows[-10:], indent=0))
     return {"forward": fwd_rows, "train": train_rows}, ablation.ablation_markdown(
         fwd_rows, train_rows)
+
+
+def _overhead() -> tuple[dict, list[str]]:
+    """A study run's wall over its stepping time (the protocol's point, seed by seed in
+    one process), and the committed study's, by length band."""
+    from gru_jax.bench.tables import markdown_table
+    from gru_jax.proj.long_range import overhead
+
+    p = overhead.POINT
+    runs = overhead.run_overhead()
+    study = overhead.study_overhead(FLAGS.study) or {}
+    keys = ("compile_sec", "eval_sec", "checkpoint_sec", "log_sec")
+    rows = [[r["seed"], f"{r['wall_s']:.2f}", f"{r['stepping_s']:.2f}", f"{r['ratio']:.2f}x",
+             *(f"{r[k]:.2f}" for k in keys)] for r in runs]
+    return {"runs": runs, "study": study}, [
+        f"The protocol's {p['task']} point ({p['arm']}, H={p['hidden']}, T={p['seq_len']}), "
+        "400 steps per seed (eval every 100 on 1024 examples, diagnostics at the start and "
+        "the end), seeds in turn in one process: seed 0 compiles, the others find its "
+        "programs, as in a sweep worker.", "",
+        markdown_table(["seed", "wall s", "stepping s", "wall / stepping", *keys], rows,
+                       "r" * (4 + len(keys))), "",
+        f"The committed study ({FLAGS.study}), wall / stepping:", "",
+        markdown_table(["runs", "wall / stepping"],
+                       [[k, "-" if v is None else f"{v:.2f}x"] for k, v in study.items()], "lr")]
 
 
 def main(argv):
