@@ -155,6 +155,8 @@ def refine_points(task: str, stage1: dict[tuple[str, int], float],
                   seeds=CALIBRATION_SEEDS, copy_len=None) -> list[dict[str, Any]]:
     """Stage 2: per (arm, hidden) of `stage1` ({(arm, hidden): chosen rate}), the
     choice and its neighbours at REFINE_T[task], every seed (`copy_len` as stage 1's)."""
+    # Seeds, then the neighbour's place (lower, chosen, upper) outermost: the rates of
+    # one arm and size (one program) are far apart in the queue, as in stage 1.
     return [point(task, arm, h, REFINE_T[task], seed, lr, CALIBRATION_CAP[task],
                   copy_len and copy_len[h])
             for seed in seeds for i in range(3) for (arm, h), chosen in stage1.items()
@@ -167,6 +169,5 @@ def capacity_points(copy_lens=CAPACITY["copy_lens"], arms=CAPACITY["arms"],
     """Copy at delay CAPACITY["delay"] over C (copy_len) x arm x hidden x rate x seed."""
     # C by C (the short copies, which choose the delay sweep's length, first); within
     # one C the runs of one program (arm and size) are far apart in the queue.
-    return [{**point("copy", arm, h, CAPACITY["delay"], seed, lr, CAPACITY["cap"]),
-             "task.copy_len": c}
+    return [point("copy", arm, h, CAPACITY["delay"], seed, lr, CAPACITY["cap"], c)
             for c in copy_lens for seed in seeds for lr in lrs for arm in arms for h in hidden]

@@ -10,6 +10,7 @@ has not finished shows what it has so far and is counted as open.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -44,6 +45,16 @@ class Study:
         self.top = design.LADDER[self.top_rung]
         self.arms = [a for a in design.ARMS if any(k[0] == a for k in self.lineages)]
         self.hiddens = sorted({k[1] for k in self.lineages})
+
+    @functools.cached_property
+    def alphas(self) -> dict[str, analysis.AlphaFit | None]:
+        """alpha per arm (a bootstrap: computed once, read by every table that shows it)."""
+        return analysis.alpha_fits(self.by_arm())
+
+    @functools.cached_property
+    def at_cap(self) -> dict:
+        """Each lineage's bracket at the cap."""
+        return analysis.brackets(self.lineages)
 
     def by_arm(self) -> dict[str, list[searches.Run]]:
         out: dict[str, list] = defaultdict(list)
@@ -167,8 +178,7 @@ def task_markdown(study: Study, out: Path) -> str:
     if not study.runs:
         return f"### {t}\n\nNo runs yet (`experiments/long_range_search.py:{t}`).\n"
     by_arm = study.by_arm()
-    alphas = analysis.alpha_fits(by_arm)
-    at_cap = analysis.brackets(study.lineages)
+    alphas, at_cap = study.alphas, study.at_cap
     budgets = {b: analysis.brackets(study.lineages, budget=b) for b in BUDGETS[t]}
     n_pairs = sum(1 for a in study.arms for h in study.hiddens if study.seeds_of(a, h))
     both = sum(analysis.both_sides([at_cap[k] for k in study.seeds_of(a, h)])
@@ -294,8 +304,8 @@ def costs_markdown(costs: dict | None, studies: Sequence[Study]) -> str:
     if not costs:
         return ""
     study = next((s for s in studies if s.task == costs["task"]), None)
-    at_cap = analysis.brackets(study.lineages) if study else {}
-    alphas = analysis.alpha_fits(study.by_arm()) if study else {}
+    at_cap = study.at_cap if study else {}
+    alphas = study.alphas if study else {}
     ref = next(r for r in costs["rows"] if (r["arm"], r["hidden"]) == lr_costs.REFERENCE)
 
     def boundary(arm, h):
