@@ -111,3 +111,13 @@ def test_load_reads_a_trained_run(tmp_path):
     (run,) = capacity.load(tmp_path)
     assert (run.arm, run.hidden, run.copy_len, run.num_symbols, run.lr) == ("gru", 8, 2, 8, 1e-2)
     assert 0 <= run.accuracy <= 1 and run.wall_time_sec > 0
+
+
+def test_the_choice_waits_only_for_the_runs_it_reads():
+    # every run at the copy sizes with C <= 10; C = 16, 32 and H = 16 are not read
+    runs = [r for arm in ("gru", "lstm") for h in (16, 64, 128) for r in _runs(10, arm, h)]
+    assert capacity.choice_missing(runs) == 0
+    short = [r for r in runs if r.copy_len <= 10 and r.hidden in design.HIDDEN["copy"]]
+    assert len(short) == 64 and capacity.choice_missing(short) == 0
+    assert capacity.choice_missing(short[1:]) == 1
+    assert capacity.choice_missing([]) == 64

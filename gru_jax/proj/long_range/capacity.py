@@ -208,11 +208,23 @@ def main(argv: list[str]) -> None:
         raise SystemExit("usage: python -m gru_jax.proj.long_range.capacity DIR")
     runs = load(argv[1])
     print(markdown(cells(runs)))
-    expected = len(design.capacity_points())
-    if len(runs) < expected:  # a partial control could hold a C that a later seed fails
-        raise SystemExit(f"\n{len(runs)} of {expected} capacity runs finished: no copy "
-                         f"length chosen yet")
+    missing = choice_missing(runs)
+    if missing:  # a partial control could hold a C that a later seed fails
+        raise SystemExit(f"\n{missing} capacity runs that choose the copy length are "
+                         f"not finished: no copy length chosen yet")
     print("\ndelay sweep copy length per H:", write_choice(argv[1]))
+
+
+def choice_missing(runs: Sequence[CapacityRun]) -> int:
+    """How many of the runs copy_lengths reads are not in `runs`: every point at the
+    delay sweep's sizes with C <= LITERATURE_C (the choice is never longer, so the
+    longer copies only measure bits and need not hold up the delay sweep)."""
+    cap = design.CAPACITY
+    done = {(r.arm, r.hidden, r.copy_len, r.lr, r.seed) for r in runs}
+    need = {(a, h, c, lr, seed) for a in cap["arms"] for h in design.HIDDEN["copy"]
+            for c in cap["copy_lens"] if c <= LITERATURE_C for lr in cap["lrs"]
+            for seed in cap["seeds"]}
+    return len(need - done)
 
 
 if __name__ == "__main__":
