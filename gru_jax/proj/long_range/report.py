@@ -274,7 +274,6 @@ def capacity_markdown(folder: Path) -> tuple[str, dict | None]:
         return "", None
     table = capacity.cells(runs)
     expected = len(design.capacity_points())
-    complete = len(runs) >= expected
     choice = capacity.read_choice(str(folder / capacity.CHOICE_FILE))
     cap = design.CAPACITY
     return "\n".join([
@@ -292,7 +291,7 @@ def capacity_markdown(folder: Path) -> tuple[str, dict | None]:
         "",
         capacity.markdown(table),
         "",
-        _choice_text(choice, complete, folder),
+        _choice_text(choice, capacity.choice_missing(runs), folder),
         "",
     ]), table
 
@@ -337,12 +336,14 @@ def costs_markdown(costs: dict | None, studies: Sequence[Study]) -> str:
         "`python -m gru_jax.proj.long_range.costs results/long_range` measured it.", ""])
 
 
-def _choice_text(choice: dict, complete: bool, folder: Path) -> str:
+def _choice_text(choice: dict, missing: int, folder: Path) -> str:
     if choice:
         return "The delay sweep's copy length per size (`copy_len.json`): " + ", ".join(
             f"H={h}: C={c}" for h, c in sorted(choice.items())) + "."
-    if not complete:
-        return "The delay sweep's copy lengths are chosen once the control is complete."
+    if missing:
+        return (f"The delay sweep's copy lengths are chosen once the {missing} unfinished "
+                f"runs at C <= {capacity.LITERATURE_C} and H in "
+                f"{', '.join(map(str, design.HIDDEN['copy']))} are.")
     return f"Not chosen yet: `python -m gru_jax.proj.long_range.capacity {folder}`."
 
 
