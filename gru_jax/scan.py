@@ -6,9 +6,10 @@ as recurrentgemma's `resolve_scan_type` does):
 
     reference    the cell's step under `lax.scan`, reverse mode by JAX autodiff;
                  every cell, every option
-    fused        the GRU with a hand-written backward (`gru_jax.fused`; a plan
-                 per backend); reset_after params, real inputs, no
-                 recurrent_dropout, reverse mode only
+    fused        the GRU and the LSTM with a hand-written backward
+                 (`gru_jax.fused`; the GRU with a plan per backend); the GRU's
+                 reset_after params, real inputs, no recurrent_dropout,
+                 reverse mode only
     associative  minGRU's linear recurrence by `lax.associative_scan`
                  (O(log T) depth); minGRU only
     auto         fused where it applies, else reference; also reference under
@@ -45,9 +46,11 @@ from gru_jax.loop import (
 
 
 def _fused_run(cell: Cell, params, *, dtype=None, unroll: int = 1, rec_mask=None) -> Run:
-    from gru_jax.fused import fused_run  # the kernels load only when used
+    from gru_jax.fused import fused_lstm_run, fused_run  # the kernels load only when used
 
-    del cell, rec_mask  # resolve_impl has checked both
+    del rec_mask  # resolve_impl has checked it
+    if cell is LSTM:
+        return fused_lstm_run(params, dtype=dtype)
     return fused_run(params, dtype=dtype, unroll=unroll)
 
 
@@ -68,8 +71,9 @@ class Needs(NamedTuple):
 
 
 def _fused_why_not(cell: Cell, params, needs: Needs) -> str | None:
-    if cell is not GRU or gru_variant(params) != "reset_after":
-        return "impl='fused' runs the GRU with reset_after params only; use impl='reference'"
+    if cell is not LSTM and (cell is not GRU or gru_variant(params) != "reset_after"):
+        return ("impl='fused' runs the LSTM and the GRU with reset_after params only; "
+                "use impl='reference'")
     if needs.complex:
         return "impl='fused' takes real inputs only (its backward is not holomorphic); " \
                "use impl='reference'"

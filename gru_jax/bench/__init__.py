@@ -8,6 +8,7 @@ command line, gru_jax.commands.bench).
     ensemble.py  run_vmap: K members under one jax.vmap against one by one
     memory.py    run_memory: memory against T (XLA's account, peak RSS)
     ablation.py  formulations of the step and plans of the fused GRU
+    lstm.py      run_lstm: the fused LSTM against the reference scan and flax.linen
     tables.py    markdown_table: the one table writer (the harness's reports use it too)
 
 Every mode measures side by side in one process, interleaved, medians: ratios,

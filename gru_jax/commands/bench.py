@@ -8,6 +8,7 @@ r"""Speed and memory of gru_jax's GRU against its peers, side by side (the code 
     python scripts/bench.py --mode=ensemble [--json=FILE]     # 8 seeds: apart, packed, 2 procs
     python scripts/bench.py --mode=vmap [--json=FILE]         # vmap of 8 gru_scan steps
     python scripts/bench.py --mode=overhead [--json=FILE]     # a study run: wall vs stepping
+    python scripts/bench.py --mode=lstm [--json=FILE]         # the fused LSTM vs reference, flax
 
 Implementations (compare): gru_jax (impl="auto", the fused GRU), gru_jax[ref]
 (plain scan, JAX autodiff), flax.linen RNN(GRUCell) (the ratio baseline),
@@ -28,7 +29,8 @@ from gru_jax.harness import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", "compare", ["compare", "memory", "ablation", "rss", "ensemble",
-                                      "ensemble_worker", "vmap", "overhead"], "What to measure.")
+                                      "ensemble_worker", "vmap", "overhead", "lstm"],
+                  "What to measure.")
 flags.DEFINE_string("json", None, "Write the results as JSON to this file.")
 flags.DEFINE_string("md", None, "Write the markdown table to this file.")
 flags.DEFINE_bool("quick", False,
@@ -81,6 +83,11 @@ def measure(repeats: int) -> tuple[dict, list[str]]:
         return {"rows": rows}, [bench.vmap_markdown(rows)]
     if FLAGS.mode == "overhead":
         return _overhead()
+    if FLAGS.mode == "lstm":
+        from gru_jax.bench import lstm
+
+        rows = lstm.run_lstm(_shapes(lstm.SHAPES), repeats, dtype, log)
+        return {"rows": rows}, [lstm.lstm_markdown(rows)]
     if FLAGS.mode == "ensemble":
         from gru_jax.harness import ensemble_bench
 
