@@ -109,3 +109,16 @@ def test_ensemble_thunks_compute_the_same_gradients():
         member = leaves(jax.tree_util.tree_map(lambda v, k=k: v[k], packed))
         for a, b in zip(leaves(apart[k]), member, strict=True):
             assert jnp.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_mode_on_a_tiny_shape():
+    from gru_jax.bench import lstm
+
+    rows = lstm.run_lstm([(2, 3, 2, 4)], repeats=1, log=lambda s: None)
+    by = {r["impl"]: r for r in rows}
+    assert set(by) == {"gru_jax lstm[fused]", "gru_jax lstm[reference]", "flax.linen lstm"}
+    ref, flax = by["gru_jax lstm[reference]"], by["flax.linen lstm"]
+    assert ref["vs_reference"] == 1.0 and flax["vs_flax_linen"] == 1.0
+    fused = by["gru_jax lstm[fused]"]
+    assert fused["vs_reference"] == pytest.approx(ref["train_ms"] / fused["train_ms"])
+    assert "| 2, 3, 2, 4 | gru_jax lstm[fused] |" in lstm.lstm_markdown(rows)
