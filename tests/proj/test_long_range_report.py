@@ -4,6 +4,7 @@ computed verdicts, and the README's section re-rendered from the committed runs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -126,6 +127,44 @@ def test_published_verdicts_are_computed_from_the_runs():
                      "T=640, H=128")] == "agrees"  # 600 / 200 = 3x >= 2
     assert verdicts[("Tallec & Ollivier 2018, adding T=750: chrono-LSTM ~7x faster",
                      "T=905, H=128")] == "open"
+
+
+def _copy_run(arm, seed, T, best_loss, steps_to_solve=None):
+    """A copy run at H=128 whose best eval loss is `best_loss` x its baseline."""
+    base = 10 * math.log(8) / (T + 20)
+    r = run(arm, 128, seed, T, steps_to_solve, cap=8000,
+            history=[{"step": 100, "loss": base, "accuracy": 0.1},
+                     {"step": 8000, "loss": best_loss * base, "accuracy": 0.5}])
+    return dataclasses.replace(r, task="copy", metric="accuracy", threshold=0.99,
+                               baseline=base, copy_len=10)
+
+
+def test_copy_claims_read_the_plateau_from_the_loss_against_the_baseline():
+    runs = []
+    for seed in (0, 1, 2):
+        # lstm: escapes at 320 (0.4x the baseline), stays at it at 453 (0.9x)
+        runs += [_copy_run("lstm", seed, 320, 0.4), _copy_run("lstm", seed, 453, 0.9),
+                 _copy_run("chrono-lstm", seed, 640, 0.0, 3000),  # solves 640: so 453
+                 _copy_run("gru", seed, 226, 0.3), _copy_run("gru", seed, 640, 0.45),
+                 _copy_run("rnn", seed, 20, 0.95)]
+    assert published.escaped(runs[0]) and not published.escaped(runs[1])
+    study = _Study(runs)
+    assert published.escaped_at(study, "lstm", 128, 453) == [False] * 3
+    assert published.escaped_at(study, "lstm", 128, 640) == [False] * 3  # 453 stayed
+    assert published.escaped_at(study, "gru", 128, 320) == [True] * 3  # 640 escaped
+    assert published.escaped_at(study, "lstm", 128, 226) == [True] * 3  # 320 escaped
+    assert published.escaped_at(study, "rnn", 128, 640) == [False] * 3
+    verdicts = {row[0]: (row[1], row[2]) for row in (
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in published.published_markdown({"copy": study}).splitlines()[2:])}
+    assert verdicts["Tallec & Ollivier 2018, copy T=500: LSTM stays at the baseline"] == (
+        "T=453, H=128: 0/3 escaped the plateau", "agrees")
+    assert verdicts["Tallec & Ollivier 2018, copy T=500: chrono-LSTM solves"] == (
+        "T=453, H=128: 3/3 solved", "agrees")
+    # at 640 (the copy search's top) the gru escaped: T = 1000 stays open
+    assert verdicts["Bai et al. 2018, copy T=1000: gru at the baseline"][1] == "open"
+    assert verdicts["Bai et al. 2018, copy T=1000: lstm at the baseline"][1] == "agrees"
+    assert verdicts["Bai et al. 2018, copy T=1000: rnn at the baseline"][1] == "agrees"
 
 
 def test_readme_section_is_rendered_from_the_committed_results(monkeypatch):
