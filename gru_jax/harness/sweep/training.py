@@ -6,12 +6,18 @@ queue's: `gru_jax.harness.sweep.queue`.)
 - `train_points`: train one point (or a packed group), each one's summary, a
   failure recorded in the run's folder; on a process > 0 of a multi-host job,
   the summaries the trainer returned and nothing written;
-- `finished_before`: a run's folder already holds this point's finished summary.
+- `finished_before`: a run's folder already holds this point's finished summary;
+- `folder_lock`: one trainer per run folder on a host (a trial retried while its
+  first worker is still alive, e.g. starved past the heartbeat's grace, waits
+  for that worker and then finds its summary instead of training beside it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import os
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +35,21 @@ PackFn = Callable[[list, list], Any]
 
 
 # ---------------------------------------------------------------- training
+
+LOCK_FILE = ".sweep.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(run_dir: Path):
+    """Hold an exclusive lock on `run_dir` (created if missing), waiting while another
+    process holds it. flock: released when the holder exits, however it exits."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def finished_before(job) -> RunSummary | None:

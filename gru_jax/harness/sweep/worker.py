@@ -14,7 +14,9 @@ workers, on any machines that reach the storage, run `Worker.run`:
    launchers enqueued it at once; the lowest one is the one that runs);
 4. train it in ``DIR/<point folder>`` with a heartbeat, where the trainer
    resumes from the folder's checkpoint (a retried point goes on where the lost
-   worker left it), and tell the study: COMPLETE with the run's score (its final
+   worker left it; a worker that was reaped but is still alive holds the
+   folder's lock, `folder_lock`, so the retry waits for it and then finds its
+   summary instead of training beside it), and tell the study: COMPLETE with the run's score (its final
    metric, minimised) when the summary says done or diverged, FAIL otherwise;
 5. ask the point source for new points (`PointSource.next`) and enqueue them.
 
@@ -81,6 +83,7 @@ from gru_jax.harness.sweep.training import (
     default_pack_fn,
     default_train_fn,
     finished_before,
+    folder_lock,
     train_points,
 )
 
@@ -202,16 +205,19 @@ class Worker:
     def _train(self, jobs: list[Job]) -> list[RunSummary]:
         """Train the jobs (one alone, a group through pack_fn) with heartbeats; each
         point's summary (a finished one found in its folder is not trained again)."""
-        todo = [j for j in jobs if finished_before(j) is None]
-        groups: dict[str, list[Job]] = {}
-        for j in todo:
-            groups.setdefault(_pack_key(j.point), []).append(j)
         trained: dict[int, RunSummary] = {}
         with contextlib.ExitStack() as beats:
             if self.primary:
-                for j in todo:
+                for j in jobs:
                     beats.enter_context(get_heartbeat_thread(j.trial._trial_id,
                                                              self.study._storage))
+                # after the beats (waiting here keeps the trials alive); in path order
+                for j in sorted(jobs, key=lambda j: str(j.run_dir)):  # (no lock cycles)
+                    beats.enter_context(folder_lock(j.run_dir))
+            todo = [j for j in jobs if finished_before(j) is None]
+            groups: dict[str, list[Job]] = {}
+            for j in todo:
+                groups.setdefault(_pack_key(j.point), []).append(j)
             for group in groups.values():
                 if len(group) > 1:
                     self.say(f"packing {len(group)} points into one program: "
@@ -260,7 +266,10 @@ def tell(study: optuna.Study, trial: FrozenTrial, s: RunSummary) -> bool:
     """COMPLETE with the run's score when it finished, else FAIL; a preempted point
     goes back in the queue (not its fault). True if it was preempted."""
     tid = trial._trial_id
-    study._storage.set_trial_user_attr(tid, "status", s.status)
+    try:
+        study._storage.set_trial_user_attr(tid, "status", s.status)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # reaped while this worker ran it: its retry reads the summary
     if s.finished:
         study.tell(trial.number, score(s), skip_if_finished=True)
         return False
