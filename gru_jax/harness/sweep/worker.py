@@ -16,8 +16,9 @@ workers, on any machines that reach the storage, run `Worker.run`:
    resumes from the folder's checkpoint (a retried point goes on where the lost
    worker left it; a worker that was reaped but is still alive holds the
    folder's lock, `folder_lock`, so the retry waits for it and then finds its
-   summary instead of training beside it), and tell the study: COMPLETE with the run's score (its final
-   metric, minimised) when the summary says done or diverged, FAIL otherwise;
+   summary instead of training beside it), and tell the study: COMPLETE with
+   the run's score (its final metric, minimised) when the summary says done or
+   diverged, FAIL otherwise;
 5. ask the point source for new points (`PointSource.next`) and enqueue them.
 
 It stops when nothing is waiting or running and the source has nothing new.
