@@ -55,7 +55,9 @@ def enable_compilation_cache() -> None:
     """JAX's persistent compilation cache, in $JAX_COMPILATION_CACHE_DIR or else
     ~/.cache/gru_jax/jax: the runs of a sweep that differ only in seed (or in chrono
     init) compile the same programs, so all but the first read them from disk. It changes
-    no number (the cache holds the executable XLA would build)."""
+    no number (the cache holds the executable XLA would build). Every process that
+    trains calls it (a spawned or submitted sweep worker does not inherit the
+    launcher's jax.config); JAX's own environment variables, where set, win."""
     import os
 
     import jax
@@ -63,7 +65,8 @@ def enable_compilation_cache() -> None:
     if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
         jax.config.update("jax_compilation_cache_dir", os.path.join(base, "gru_jax", "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 class _TqdmHandler(py_logging.Handler):

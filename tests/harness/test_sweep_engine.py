@@ -59,9 +59,15 @@ def trials(out, storage=None):
 def test_two_local_workers_run_every_point_once(tmp_path):
     points = [{"seed": s, "model.cell": c} for c in ("gru", "rnn") for s in (0, 1)]
     exp, out = experiment(tmp_path, 20, points), tmp_path / "sweep"
+    # The default compilation cache (no JAX_COMPILATION_CACHE_DIR): the spawned
+    # workers, not only the launcher, must write to it.
+    env = {**subprocess_env(), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env.pop("JAX_COMPILATION_CACHE_DIR")
     proc = subprocess.run(sweep_cmd(exp, out, "--workers=2"), capture_output=True, text=True,
-                          env=subprocess_env(), cwd=ROOT, timeout=400)
+                          env=env, cwd=ROOT, timeout=400)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert list((tmp_path / "xdg" / "gru_jax" / "jax").glob("jit_loop-*")), \
+        "the workers' training loops are not in the persistent compilation cache"
     assert "4 points: 0 waiting, 0 running, 4 done, 0 failed" in proc.stdout
     done = [t for t in trials(out) if t.state.name == "COMPLETE"]
     assert sorted(t.user_attrs["dir"] for t in done) == sorted(

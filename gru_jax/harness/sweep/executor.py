@@ -72,11 +72,13 @@ def run_worker(spec: WorkerSpec, stop_signals=(signal.SIGTERM, signal.SIGINT),
     """One worker: join the study (enqueueing the source's initial points, once;
     a search's study with its sampler), train points until none is left.
     Returns {"ran": n, "failed": n, "preempted": bool}."""
+    from gru_jax.harness import cli
     from gru_jax.harness.distributed import maybe_initialize
     from gru_jax.harness.sweep import open_sweep
     from gru_jax.harness.sweep.worker import Worker
 
     maybe_initialize()  # a multi-host worker (srun of several tasks): before any JAX call
+    cli.enable_compilation_cache()  # a spawned or submitted worker starts with none
     from gru_jax.harness.train import train_and_evaluate, train_packed
 
     train_fn = functools.partial(train_and_evaluate, stop_signals=stop_signals)
