@@ -231,7 +231,7 @@ def task_markdown(study: Study, out: Path) -> str:
         "",
         f"**Threshold sensitivity** at H={h_big} ({metric} {th[0]:g} / {th[1]:g} "
         f"(the protocol's) / {th[2]:g}; a run that stopped solved before reaching a "
-        f"stricter threshold leaves that side open):",
+        f"stricter threshold leaves that side open; `?`: both sides open):",
         "",
         markdown_table(["arm", *(f"{metric} {x:g}" for x in th)], thr_rows),
         "",
