@@ -82,7 +82,6 @@ def main(argv: list[str]) -> int:
             raise ConfigError("--workers/--executor: a multi-host job is one worker "
                               "(start one such job per worker)")
         primary = not multihost or distributed.is_primary()
-        cli.enable_compilation_cache()
         config = cli.config_from_flag(_CONFIG)
         path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
         spec = executor.WorkerSpec(config, path, arg or None, workdir, _STORAGE.value,
