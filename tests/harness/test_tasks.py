@@ -214,6 +214,22 @@ def test_digits_split_and_scaling():
     assert not _rows(ev["x"]) & train_rows
 
 
+def test_digits_validation_split_holds_out_train_images_only():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    train_idx, test_idx = digits_split()
+    task = get_task({"name": "digits", "split": "validation"})
+    ev = task.eval_batch(jax.random.key(0), 10_000)
+    val_rows = _rows(ev["x"])
+    assert ev["x"].shape[0] == 300
+    assert np.bincount(np.asarray(ev["y"]), minlength=10).min() >= 25  # stratified
+    assert val_rows <= _rows(digits.data[train_idx] / 16)  # drawn from train images...
+    assert not val_rows & _rows(digits.data[test_idx] / 16)  # ...never test ones
+    fit_rows = _rows(task.sample(jax.random.key(1), 2048)["x"])
+    assert not fit_rows & val_rows  # and never trained on
+
+
 def test_digits_threshold_needs_memory_of_most_of_the_image():
     # The docstring's reason for solved_at = 0.9: a linear readout of the whole
     # image clears it, one of only the last 32 pixels does not.
@@ -334,6 +350,7 @@ def test_forecast_series_and_thresholds():
         ({"name": "copy", "num_symbols": 1}, "task.num_symbols"),
         ({"name": "digits", "seq_len": 63}, "task.seq_len"),
         ({"name": "digits", "permuted": "yes"}, "task.permuted"),
+        ({"name": "digits", "split": "val"}, "task.split"),
         ({"name": "mnist1d", "seq_len": 64}, "task.seq_len"),
         ({"name": "forecast", "series": "lorenz"}, "task.series"),
         ({"name": "forecast", "seq_len": 501}, "task.seq_len"),

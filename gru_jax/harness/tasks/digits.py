@@ -16,7 +16,12 @@ image reaches about 0.96 on this split, but one on only the last 32 pixels
 0.9 therefore asks for memory of more than half the sequence (checked in tests).
 Baseline: cross-entropy of predicting the train label frequencies (~log 10).
 
-Config fields: ``seq_len`` (must be 64), ``permuted`` (bool, default False).
+``split="validation"`` trains on 1200 of the 1500 train images and evaluates on
+the other 300 (again fixed and class-stratified, `validation_split`), so a
+hyperparameter can be chosen without reading the test images.
+
+Config fields: ``seq_len`` (must be 64), ``permuted`` (bool, default False),
+``split`` ("test", default, or "validation").
 """
 
 from __future__ import annotations
@@ -27,13 +32,15 @@ import numpy as np
 
 from gru_jax.harness.errors import need
 from gru_jax.harness.tasks.base import Task
-from gru_jax.harness.tasks.checks import check_bool, check_equal
+from gru_jax.harness.tasks.checks import check_bool, check_choice, check_equal
 from gru_jax.harness.tasks.dataset import classification_task
 
-DEFAULTS = {"seq_len": 64, "permuted": False}
+DEFAULTS = {"seq_len": 64, "permuted": False, "split": "test"}
+SPLITS = ("test", "validation")
 SEQ_LEN = 64
 NUM_CLASSES = 10
 NUM_TEST = 297
+NUM_VALIDATION = 300
 SPLIT_SEED = 0
 SOLVED_AT = 0.9
 
@@ -71,10 +78,27 @@ def digits_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return out
 
 
-def make(seq_len: int = DEFAULTS["seq_len"], permuted: bool = DEFAULTS["permuted"]) -> Task:
-    """Sequential (or, with `permuted`, permuted) 8x8 digits: x [batch, 64, 1], y [batch]."""
+def validation_split() -> tuple[np.ndarray, np.ndarray]:
+    """(fit_idx [1200], validation_idx [300]): fixed, class-stratified positions in the
+    train split of `digits_data` (the test images are not touched)."""
+    sklearn = _sklearn()
+    y_train = digits_data()[1]
+    return sklearn.model_selection.train_test_split(
+        np.arange(len(y_train)), test_size=NUM_VALIDATION, random_state=SPLIT_SEED,
+        stratify=y_train)
+
+
+def make(seq_len: int = DEFAULTS["seq_len"], permuted: bool = DEFAULTS["permuted"],
+         split: str = DEFAULTS["split"]) -> Task:
+    """Sequential (or, with `permuted`, permuted) 8x8 digits: x [batch, 64, 1], y [batch];
+    evaluated on the test images, or (`split="validation"`) on 300 held-out train images."""
     check_equal("seq_len", seq_len, SEQ_LEN, "an 8x8 image read pixel by pixel")
     permuted = check_bool("permuted", permuted)
+    split = check_choice("split", split, SPLITS)
+    data = digits_data()
+    if split == "validation":
+        fit, val = validation_split()
+        data = (data[0][fit], data[1][fit], data[0][val], data[1][val])
     return classification_task(
-        "digits", digits_data(), num_classes=NUM_CLASSES, permuted=permuted, solved_at=SOLVED_AT
+        "digits", data, num_classes=NUM_CLASSES, permuted=permuted, solved_at=SOLVED_AT
     )

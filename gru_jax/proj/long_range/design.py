@@ -24,6 +24,12 @@ Every run:
   short delay, else the largest C it holds), so the delay sweep measures memory
   over time, not how many symbols fit in the state.
 
+* digits (a row of the comparison table, not a length search): scikit-learn's 8x8
+  digits read one pixel per step (T = 64), batch 64, DIGITS["cap"] steps, solved at
+  test accuracy >= 0.9. The rate per (arm, size) from LR_GRID on the validation split
+  (300 train images held out; seed 100, stopping once solved), then the study's seeds
+  on the test images for the whole cap, so the final accuracy is read at one budget.
+
 Arms: gru, chrono-gru, lstm (forget-gate bias 1, Jozefowicz et al. 2015),
 chrono-lstm (Tallec & Ollivier's T_max: the length T on adding, 3T/2 on copy;
 chrono-gru uses the same T_max), the tanh rnn, mingru stacked 3 layers deep as
@@ -80,19 +86,23 @@ CAPACITY = {"delay": 10, "copy_lens": (2, 4, 8, 10, 16, 32), "arms": ("gru", "ls
             "hidden": (16, 32, 64, 128), "lrs": (3e-3, 1e-2), "seeds": (0, 1), "cap": 6000}
 
 
+DIGITS = {"cap": 2000, "batch": 64, "calibration_seeds": (100,), "lrs": LR_GRID}
+
+
 def base_config(task: str):
-    """The protocol's config for `task` ("adding" | "copy"); points override
+    """The protocol's config for `task` ("adding" | "copy" | "digits"); points override
     model.cell, model.hidden_size, task.seq_len, seed, train.learning_rate."""
     from gru_jax.harness.config import base_config as harness_base
 
     config = harness_base(task)
-    config.task.seq_len = CALIBRATION_T[task]
+    if task != "digits":  # digits has one length, 64
+        config.task.seq_len = CALIBRATION_T[task]
     if task == "copy":
         config.task.copy_len, config.task.num_symbols = COPY_LEN, COPY_SYMBOLS
     tc = config.train
     tc.schedule, tc.warmup_steps, tc.learning_rate = "constant", 100, 1e-2
     tc.batch_size = 32 if task == "adding" else 64
-    tc.steps = CAP[task]
+    tc.steps = DIGITS["cap"] if task == "digits" else CAP[task]
     tc.eval_every, tc.eval_size, tc.diagnose_every = 100, 1024, 1000
     tc.checkpoint_every, tc.stop_when_solved = 1000, SOLVED_EVALS
     return config
@@ -103,8 +113,8 @@ def hidden_sizes(task: str, arm: str) -> tuple[int, ...]:
 
 
 def chrono_t_max(task: str, seq_len: int) -> float:
-    """Tallec & Ollivier's T_max: T on the adding problem, 3T/2 on copy."""
-    return float(seq_len) if task == "adding" else 1.5 * seq_len
+    """Tallec & Ollivier's T_max: 3T/2 on copy, T on the adding problem (and digits)."""
+    return 1.5 * seq_len if task == "copy" else float(seq_len)
 
 
 def point(task: str, arm: str, hidden: int, seq_len: int, seed: int, lr: float,
@@ -171,3 +181,17 @@ def capacity_points(copy_lens=CAPACITY["copy_lens"], arms=CAPACITY["arms"],
     # one C the runs of one program (arm and size) are far apart in the queue.
     return [point("copy", arm, h, CAPACITY["delay"], seed, lr, CAPACITY["cap"], c)
             for c in copy_lens for seed in seeds for lr in lrs for arm in arms for h in hidden]
+
+
+def digits_points(pairs, lrs: dict[tuple[str, int], float] | None = None
+                  ) -> list[dict[str, Any]]:
+    """Sequential digits for every (arm, hidden) of `pairs`. Without `lrs`, the
+    calibration: every rate of DIGITS["lrs"] on the validation split, its seeds,
+    stopping once solved; with `lrs` ({(arm, hidden): rate}), the study's SEEDS on
+    the test images for the whole cap (no early stop)."""
+    if lrs is None:
+        return [{**point("digits", arm, h, 64, seed, lr), "task.split": "validation"}
+                for seed in DIGITS["calibration_seeds"] for lr in DIGITS["lrs"]
+                for arm, h in pairs]
+    return [{**point("digits", arm, h, 64, seed, lrs[(arm, h)]), "train.stop_when_solved": 0}
+            for seed in SEEDS for arm, h in pairs if (arm, h) in lrs]
