@@ -69,3 +69,34 @@ def test_refinement_is_the_choice_and_its_neighbours_at_the_harder_length():
     pts = design.refine_points("adding", {("gru", 16): 3e-2})
     assert {p["train.learning_rate"] for p in pts} == {1e-2, 3e-2, 1e-1}
     assert {p["task.seq_len"] for p in pts} == {design.REFINE_T["adding"]} and len(pts) == 6
+
+
+def test_digits_points_calibrate_on_validation_and_test_at_the_full_cap():
+    pairs = [("gru", 64), ("chrono-lstm", 56)]
+    cal = design.digits_points(pairs)
+    assert len(cal) == len(pairs) * len(design.DIGITS["lrs"]) * len(
+        design.DIGITS["calibration_seeds"])
+    assert {p["task.split"] for p in cal} == {"validation"}
+    assert not {p["seed"] for p in cal} & set(design.SEEDS)  # the choice is not fitted to them
+    test = design.digits_points(pairs, {("gru", 64): 3e-3})  # an uncalibrated pair is left out
+    assert [(p["seed"], p["train.learning_rate"]) for p in test] == [(s, 3e-3)
+                                                                    for s in design.SEEDS]
+    for p in cal[:2] + test[:1]:
+        config = apply_overrides(design.base_config("digits"), p)
+        validate(config)
+        assert config.train.schedule == "constant" and config.task.seq_len == 64
+    # the test runs train through the cap, so the accuracy is read at one budget
+    config = apply_overrides(design.base_config("digits"), test[0])
+    assert config.train.stop_when_solved == 0 and config.task.split == "test"
+    chrono = apply_overrides(design.base_config("digits"), cal[1])
+    assert chrono.model.chrono_t_max == 64.0
+
+
+def test_digits_columns_text():
+    from gru_jax.proj.long_range.digits import DigitsRun, accuracy_text, steps_text
+
+    runs = [DigitsRun("gru", 64, s, 1e-2, a, n, 2000)
+            for s, a, n in ((0, 0.96, 400), (1, 0.99, 300), (2, 0.80, None))]
+    assert accuracy_text(runs) == "0.917 [0.800, 0.990]"
+    assert steps_text(runs) == "400, 300, >2000"
+    assert accuracy_text(runs[:1]) == "0.960" and steps_text([]) == "not run"

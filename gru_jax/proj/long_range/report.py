@@ -21,6 +21,7 @@ from pathlib import Path
 from gru_jax.harness.report.tables import markdown_table, replace_section, write_csv
 from gru_jax.proj.long_range import adaptive, analysis, capacity, design, searches
 from gru_jax.proj.long_range import costs as lr_costs
+from gru_jax.proj.long_range import digits as lr_digits
 from gru_jax.proj.long_range import figures as lr_figures
 from gru_jax.proj.long_range.published import published_markdown
 
@@ -296,10 +297,12 @@ def capacity_markdown(folder: Path) -> tuple[str, dict | None]:
     ]), table
 
 
-def costs_markdown(costs: dict | None, studies: Sequence[Study]) -> str:
+def costs_markdown(costs: dict | None, studies: Sequence[Study],
+                   digits_runs: dict | None = None) -> str:
     """The seed article's RNN / LSTM / GRU table, measured: every arm at equal hidden
     size and at equal parameter count, step time and memory side by side
-    (`costs.py`), beside the arm's adding boundary at that size and its alpha."""
+    (`costs.py`), beside the arm's adding boundary at that size and its alpha, and
+    (where its runs exist) its sequential-digits accuracy (`digits.py`)."""
     if not costs:
         return ""
     study = next((s for s in studies if s.task == costs["task"]), None)
@@ -316,6 +319,21 @@ def costs_markdown(costs: dict | None, studies: Sequence[Study]) -> str:
              "-" if r["memory_bytes"] is None else f"{r['memory_bytes'] / 2**20:.1f}",
              boundary(r["arm"], r["hidden"]), _est(alphas[r["arm"]].alpha)
              if alphas.get(r["arm"]) else "-"] for r in costs["rows"]]
+    header, align, digits_text = (["arm", "H", "params", "step ms (x GRU)", "memory MiB",
+                                   "boundary T*", "alpha"], "lrrrrll", "")
+    if digits_runs:
+        for row, r in zip(rows, costs["rows"], strict=True):
+            runs = digits_runs.get((r["arm"], r["hidden"]), [])
+            row += [f"{runs[0].lr:g}" if runs else "-", lr_digits.accuracy_text(runs),
+                    lr_digits.steps_text(runs)]
+        header += ["digits lr", "digits accuracy", "digits steps to 0.9"]
+        align += "rll"
+        digits_text = (
+            f" Digits: sequential 8x8 digits (T=64, batch {design.DIGITS['batch']}), at the "
+            f"rate chosen on a validation split (`results/long_range/calibration/digits/"
+            f"lr.json`); test accuracy at step {design.DIGITS['cap']}, the mean over seeds "
+            f"[min, max], and the steps to 0.9 per seed (`>{design.DIGITS['cap']}`: not "
+            f"reached); `experiments/long_range_digits.py`.")
     m = costs["machine"]
     ms = {(r["arm"], r["hidden"]): r["step_ms"] for r in costs["rows"]}
     twins = [ms[(a, h)] / ms[(f"chrono-{a}", h)] for a, h in ms if (f"chrono-{a}", h) in ms]
@@ -330,9 +348,8 @@ def costs_markdown(costs: dict | None, studies: Sequence[Study]) -> str:
         f"{costs['batch_size']}: the trainer's compiled loop, median of {costs['repeats']} "
         f"interleaved rounds of {costs['steps']} steps in one process ({m.get('cpu')}, "
         f"{m.get('cpu_count')} cores, jax {m.get('jax')}); memory: XLA's account of that "
-        f"program. Boundary: T\\* at the cap per seed, as above.{noise}", "",
-        markdown_table(["arm", "H", "params", "step ms (x GRU)", "memory MiB",
-                        "boundary T*", "alpha"], rows, "lrrrrll"), "",
+        f"program. Boundary: T\\* at the cap per seed, as above.{noise}{digits_text}", "",
+        markdown_table(header, rows, align), "",
         "`python -m gru_jax.proj.long_range.costs results/long_range` measured it.", ""])
 
 
@@ -364,7 +381,7 @@ def study_markdown(studies: Sequence[Study], root: Path, out: Path) -> str:
         "",
         rates_markdown(studies),
         *sections,
-        costs_markdown(lr_costs.read(root), studies),
+        costs_markdown(lr_costs.read(root), studies, lr_digits.load(root / lr_digits.FOLDER)),
         cap_md,
         "### Published results",
         "",
