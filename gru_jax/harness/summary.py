@@ -128,6 +128,33 @@ class RunSummary:
         return cls(**fields, task=TaskInfo(**task), schema_version=SCHEMA_VERSION)
 
 
+def prefix(s: RunSummary, steps: int) -> RunSummary | None:
+    """What the same run capped at `steps` would have finished with, read from `s`, a
+    finished run trained with a CONSTANT learning rate (a run capped at B steps is then
+    the first B steps of one capped at more): `s` itself if it stopped by `steps`, else
+    its eval history up to `steps`, the solve within it and the budget as the reason.
+    End-of-run diagnostics and timings, not known at `steps`, are left out. None where
+    `s` cannot tell: not done, or no eval at `steps`."""
+    if s.status != "done":
+        return None
+    if s.step is not None and s.step <= steps:
+        return s
+    history = [e for e in s.eval_history if e.get("step", steps + 1) <= steps]
+    if not history or history[-1]["step"] != steps:
+        return None
+    solved = s.steps_to_solve is not None and s.steps_to_solve <= steps
+    config = s.config
+    if isinstance(config, Mapping) and isinstance(config.get("train"), Mapping):
+        config = {**config, "train": {**config["train"], "steps": steps}}
+    return dataclasses.replace(
+        s, step=steps, final={k: v for k, v in history[-1].items() if k != "step"},
+        solved=solved, steps_to_solve=s.steps_to_solve if solved else None,
+        stop_reason="budget", eval_history=history, config=config,
+        grad_horizons=[g for g in s.grad_horizons if g[0] <= steps], grad_horizon=None,
+        grad_norms=None, steps_per_sec=None, step_time_ms=None, wall_time_sec=None,
+        time_breakdown=None)
+
+
 # Optional fields left out of the file when unset (the rest are always written).
 _DROPPED_WHEN_NONE = frozenset({"diverged_at", "error", "traceback", "time_breakdown"})
 _FIELDS = frozenset(f.name for f in dataclasses.fields(RunSummary)) - {"schema_version"}

@@ -27,7 +27,7 @@ from typing import Any
 import ml_collections
 
 from gru_jax.harness.config import config_to_dict
-from gru_jax.harness.summary import RunSummary, summary_mtime, write_summary
+from gru_jax.harness.summary import RunSummary, prefix, summary_mtime, write_summary
 from gru_jax.harness.sweep.points import _summary_or_none, overrides_of
 
 TrainFn = Callable[[ml_collections.ConfigDict, str], Any]
@@ -54,19 +54,30 @@ def folder_lock(run_dir: Path):
 
 def finished_before(job) -> RunSummary | None:
     """The folder's summary if it finished this very point (same overrides and
-    train.steps): a rerun after the study was lost does not train it again."""
+    train.steps): a rerun after the study was lost does not train it again. With a
+    constant learning rate, a run trained past the point's train.steps (a cap raised by
+    resuming) holds the shorter run as its first steps: its `prefix` answers."""
     s = _summary_or_none(job.run_dir)
     if s is None or not s.finished or not isinstance(s.config, Mapping):
         return None
-    want = {**overrides_of(job.point), "train.steps": job.config.train.steps}
-    for key, value in want.items():
+
+    def stored(key):
         node: Any = s.config
         for part in key.split("."):
             node = node.get(part) if isinstance(node, Mapping) else None
-        if (list(node) if isinstance(node, tuple) else node) != (
-                list(value) if isinstance(value, tuple) else value):
+        return list(node) if isinstance(node, tuple) else node
+
+    for key, value in overrides_of(job.point).items():
+        if key != "train.steps" and stored(key) != (list(value) if isinstance(value, tuple)
+                                                    else value):
             return None
-    return s
+    steps, ran = job.config.train.steps, stored("train.steps")
+    if ran == steps:
+        return s
+    if (job.config.train.schedule == stored("train.schedule") == "constant"
+            and isinstance(ran, int) and ran > steps):
+        return prefix(s, steps)
+    return None
 
 
 def default_train_fn() -> TrainFn:
