@@ -20,6 +20,7 @@ the gradient diagnostics, and packing K runs into one program.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -122,12 +123,9 @@ def create_train_state(key: jax.Array, config, task: Task) -> TrainState:
     """
     spec = model_spec(config.model)
     tx, schedule = make_optimizer(config.train)
-
-    @jax.jit  # one compilation instead of one per eager op of the initialisers
-    def init(key):
-        params = init_model(key, spec, task.input_size, task.output_size, seq_len=task.seq_len)
-        return params, tx.init(params)
-
+    train_key = {k: v for k, v in config.train.to_dict().items() if k not in _HOST_ONLY}
+    init = _init_program(spec, task.input_size, task.output_size, task.seq_len, tx,
+                         json.dumps(train_key, sort_keys=True, default=str))
     if key.ndim:
         # One key at a time (not vmap): each member's initial numbers are those of a run alone.
         params, opt_state = stack([init(k) for k in key])
@@ -144,6 +142,31 @@ def create_train_state(key: jax.Array, config, task: Task) -> TrainState:
         loss=task.loss,
         metric=task.metric,
     )
+
+
+_INITS: dict = {}  # in-process: a sweep worker initialises many runs of few shapes
+_INITS_KEPT = 8
+# train keys the initial state cannot depend on (the schedule's length only moves the
+# rate, and optax's initial state of a schedule is a step count)
+_HOST_ONLY = {"steps", "eval_every", "eval_size", "log_every", "checkpoint_every",
+              "keep_checkpoints", "stop_when_solved", "diagnose_every", "progress"}
+
+
+def _init_program(spec, input_size: int, output_size: int, seq_len: int, tx, train_key: str):
+    """The jitted init (params, optimiser state) of one model and optimiser, kept per
+    (spec, sizes, train config): a fresh closure per run re-traced and re-lowered it,
+    about 1 s of every sweep run (before its clock starts)."""
+    key = (spec, input_size, output_size, seq_len, train_key)
+    if key not in _INITS:
+        @jax.jit  # one compilation instead of one per eager op of the initialisers
+        def init(k):
+            params = init_model(k, spec, input_size, output_size, seq_len=seq_len)
+            return params, tx.init(params)
+
+        while len(_INITS) >= _INITS_KEPT:
+            _INITS.pop(next(iter(_INITS)))
+        _INITS[key] = init
+    return _INITS[key]
 
 
 def stack(trees: list):

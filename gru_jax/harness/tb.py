@@ -58,7 +58,7 @@ def plot_curve(values, *, title: str, xlabel: str, ylabel: str, logy: bool = Tru
     finite = values[np.isfinite(values)]
     if logy and finite.size and np.all(finite > 0):
         ax.set_yscale("log")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, y=1.0)  # a fixed y: no tight-bbox pass over the ticks
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
