@@ -86,7 +86,8 @@ CAPACITY = {"delay": 10, "copy_lens": (2, 4, 8, 10, 16, 32), "arms": ("gru", "ls
             "hidden": (16, 32, 64, 128), "lrs": (3e-3, 1e-2), "seeds": (0, 1), "cap": 6000}
 
 
-DIGITS = {"cap": 2000, "batch": 64, "calibration_seeds": (100,), "lrs": LR_GRID}
+# digits: the grid runs up to 0.1 (at 3e-2, the stage-1 grid's top, most gated arms sat at its edge)
+DIGITS = {"cap": 2000, "batch": 64, "calibration_seeds": (100,), "lrs": LR_LADDER[1:]}
 
 
 def base_config(task: str):
