@@ -10,8 +10,9 @@ the GRU's parameter count), on scikit-learn's 8x8 digits read one pixel per step
         --workdir=results/long_range/digits --workers=2
 
 `:calibrate`: every rate of design.DIGITS["lrs"] (3e-4 ... 0.1) on the validation
-split (300 of the train images held out; seed 100), stopped once solved; the rule is the length study's
-(`calibration.choose`: most seeds solved, then fewest steps, then lowest loss).
+split (300 of the train images held out; seed 100), stopped once solved; the rule is
+the length study's (`calibration.choose`: most seeds solved, then fewest steps, then
+lowest loss).
 `:test`: the chosen rate, seeds 0, 1, 2, evaluated on the test images for the whole cap.
 Pairs above DIGITS_MAX_HIDDEN are left out (minGRU-1 at the GRU's parameter count,
 H = 1874, costs about 10x the GRU's step).
