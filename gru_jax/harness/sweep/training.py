@@ -74,7 +74,7 @@ def finished_before(job) -> RunSummary | None:
     steps, ran = job.config.train.steps, stored("train.steps")
     if ran == steps:
         return s
-    if (job.config.train.schedule == stored("train.schedule") == "constant"
+    if (job.config.train.get("schedule") == stored("train.schedule") == "constant"
             and isinstance(ran, int) and ran > steps):
         return prefix(s, steps)
     return None
