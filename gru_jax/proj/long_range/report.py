@@ -332,7 +332,8 @@ def costs_markdown(costs: dict | None, studies: Sequence[Study],
             f" Digits: sequential 8x8 digits (T=64, batch {design.DIGITS['batch']}), at the "
             f"rate chosen on a validation split, one seed (`results/long_range/calibration/"
             f"digits/lr.json`: where a rate is fast on that seed and unstable on others, "
-            f"the seeds' spread shows it); test accuracy at step {design.DIGITS['cap']}, the mean over seeds "
+            f"the seeds' spread shows it); test accuracy at step {design.DIGITS['cap']}, "
+            f"the mean over seeds "
             f"[min, max], and the steps to 0.9 per seed (`>{design.DIGITS['cap']}`: not "
             f"reached); `experiments/long_range_digits.py`.")
     m = costs["machine"]
