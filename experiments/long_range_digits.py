@@ -9,6 +9,11 @@ the GRU's parameter count), on scikit-learn's 8x8 digits read one pixel per step
     python scripts/sweep.py --config=experiments/long_range_digits.py:test \\
         --workdir=results/long_range/digits --workers=2
 
+One run of it::
+
+    python scripts/train.py --config=experiments/long_range_digits.py:test \
+        --workdir=runs/digits_one --config.model.cell=lstm --config.train.learning_rate=3e-2
+
 `:calibrate`: every rate of design.DIGITS["lrs"] (3e-4 ... 0.1) on the validation
 split (300 of the train images held out; seed 100), stopped once solved; the rule is
 the length study's (`calibration.choose`: most seeds solved, then fewest steps, then
