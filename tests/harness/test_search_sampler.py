@@ -102,6 +102,28 @@ def test_two_workers_share_one_search(tmp_path, config):
     assert candidates(log_) == GOLDEN["woa-b16-p4-s0"]
 
 
+
+@pytest.mark.parametrize("method", ["woa", "tpe"])
+def test_every_partial_write_is_readable(tmp_path, config, method):
+    """A worker's claim writes a trial's attributes one by one; another worker may
+    read the study between any two writes (CI once caught one reading a run's
+    point before its folder). Read the plan and the log after every write."""
+    spec = search.prepare(config, tmp_path, SPACE, method, 8, 4, 0)
+    study = search.open_search(config, tmp_path, spec)
+    storage, reads = study._storage, []
+    write = storage.set_trial_user_attr
+
+    def write_then_read(*args):
+        write(*args)
+        reads.append(len(search.outcomes_of(study.get_trials(deepcopy=False))))
+        search.search_log(study)
+
+    storage.set_trial_user_attr = write_then_read
+    search.SearchWorker(study, tmp_path, config, spec, FakeTrainer(), log=quiet,
+                        poll=0.01).run()
+    assert len(reads) >= 16 and reads[-1] == 8  # two writes a run, at least
+
+
 KILLER = """
 import os, signal, sys
 sys.path[:0] = [{tests!r}, {root!r}]

@@ -199,8 +199,10 @@ class SearchWorker(Worker):
                 storage.set_trial_user_attr(tid, DIR_ATTR, prior.user_attrs[DIR_ATTR])
                 self.study.tell(trial, prior.value)
                 continue
-            storage.set_trial_user_attr(tid, POINT_ATTR, key)
+            # Folder first: another worker reading the study between these two writes
+            # takes a trial with POINT_ATTR for an engine run and reads its DIR_ATTR.
             storage.set_trial_user_attr(tid, DIR_ATTR, points_.point_dir(point))
+            storage.set_trial_user_attr(tid, POINT_ATTR, key)
             other = self._held_elsewhere(tid, key)
             if other is not None:
                 # Sampled at the same moment by another worker: leave the run to one of
