@@ -11,37 +11,71 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gru_jax.proj.long_range import analysis, design, published, report, searches
+from gru_jax.proj.long_range import analysis, design, published, report, searches, solve
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(arm="gru", hidden=64, seed=0, T=40, steps_to_solve=None, cap=4000, last=None,
-        history=(), solved=None):
-    if last is None:
-        last = cap if steps_to_solve is None else steps_to_solve + 200
+        history=()):
+    """A run whose held streak starts at `steps_to_solve` (3 evals, 100 steps apart)."""
+    held = None if steps_to_solve is None else steps_to_solve + 200
     return searches.Run(
         task="adding", arm=arm, hidden=hidden, seed=seed, seq_len=T, cap=cap, lr=1e-2,
-        layers=1, copy_len=None,
-        solved=steps_to_solve is not None if solved is None else solved,
-        steps_to_solve=steps_to_solve, last_step=last, metric="mse", threshold=0.01,
+        layers=1, copy_len=None, steps_to_solve=steps_to_solve, held_at=held,
+        last_step=last or held or cap, metric="mse", threshold=0.01,
         baseline=1 / 6, history=tuple(history), num_params=0, step_time_ms=1.0,
         wall_time_sec=1.0, grad_horizon_init=None, grad_horizon=None,
         folder=f"{arm}/H{hidden}/seed{seed}/T{T}")
 
 
 def test_reread_at_a_budget_and_a_threshold():
+    # held at 0.01 from step 200 (200, 300, 400): the trainer stopped it at 400
     hist = [{"step": s, "mse": m} for s, m in ((100, 0.1), (200, 0.008), (300, 0.004),
                                              (400, 0.003))]
-    r = run(steps_to_solve=200, last=400, history=hist)
-    assert searches.reread(r) is True
-    assert searches.reread(r, budget=100) is False  # trained through step 100 unsolved
-    assert searches.reread(r, threshold=0.005) is True  # at step 300
-    assert searches.first_solve(r, 0.005) == 300
-    # stricter than anything it reached, and it stopped (solved) at 400 < cap: undecided
-    assert searches.reread(r, threshold=0.001) is None
+    r = run(steps_to_solve=200, history=hist)
+    assert r.last_step == 400 and r.solved
+    assert searches.reread(r) is True and searches.reread(r, budget=400) is True
+    assert searches.reread(r, budget=300) is False  # through step 300, not held yet
+    assert searches.first_solve(r, 0.009) == 200
+    # two evals at 0.005 and then it stopped (solved at 0.01) before the cap: undecided
+    assert searches.reread(r, threshold=0.005) is None
     assert searches.reread(run(), budget=8000) is None  # capped at 4000, unsolved
     assert searches.reread(run(), budget=2000) is False
+
+
+def test_a_solve_is_a_held_streak_not_a_touch():
+    """solve's rule: SOLVED_EVALS evals in a row at the threshold; one that is lost
+    again, or a lone final eval, is not a solve (the search and report agree on it)."""
+    ev = [{"step": 100 * (i + 1), "accuracy": a}
+          for i, a in enumerate((0.995, 0.7, 0.99, 0.999, 0.98, 0.99, 0.991, 0.995))]
+    assert solve.first_solve(ev, "accuracy", 0.99) == solve.Solve(600, 800)
+    assert solve.first_solve(ev, "accuracy", 0.99, evals=2) == solve.Solve(300, 400)
+    assert solve.first_solve(ev[:7], "accuracy", 0.99) is None  # final eval at it, alone
+    assert solve.first_solve([{"step": 1, "mse": math.nan}] * 3, "mse", 0.01) is None
+
+
+@pytest.mark.parametrize("task", ["copy", "adding"])
+def test_the_search_and_the_report_decide_every_committed_run_alike(task):
+    """The adaptive search's decision on each committed run (LengthSearch.outcomes, on
+    the summaries as the engine hands them over) is the report's (searches.reread)."""
+    import json
+
+    from gru_jax.proj.long_range.adaptive import LengthSearch, Lineage
+
+    folder = ROOT / "results" / "long_range" / "search" / task
+    runs = searches.load(folder)
+    src = LengthSearch(task, [Lineage(*k) for k in searches.lineages(runs)],
+                       lambda arm, h: 0.0, base_cap=design.CAP[task], top=20)
+    finished = []
+    for r in runs:
+        summary = json.loads((folder / r.folder / "summary.json").read_text())
+        finished.append(({"model.hidden_size": r.hidden, "seed": r.seed,
+                          "task.seq_len": r.seq_len, "train.steps": r.cap}, summary))
+    searched = {(ln.arm, ln.hidden, ln.seed, o.rung, o.cap): o.solved
+                for ln, outs in src.outcomes(finished).items() for o in outs}
+    reported = {(*r.key, r.rung, r.cap): searches.reread(r) for r in runs}
+    assert len(runs) > 100 and searched == reported
 
 
 def test_bracket_ignores_solves_above_the_first_failure_and_undecided_lengths():
@@ -64,7 +98,7 @@ def _power_law_runs(alpha, beta, rng, cap=4000, hiddens=(16, 32, 64, 128), seeds
                              + 0.3 * rng.standard_normal())
                 at = int(math.ceil(s / 100) * 100)
                 runs.append(run(hidden=h, seed=seed, T=T,
-                                steps_to_solve=at if at <= cap else None, cap=cap))
+                                steps_to_solve=at if at + 200 <= cap else None, cap=cap))
     return runs
 
 

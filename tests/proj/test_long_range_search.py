@@ -45,12 +45,6 @@ def test_still_improving_reads_the_last_quarter():
     assert not adaptive.still_improving(flat, "accuracy", 400)
 
 
-def test_budget_reading_turns_late_solves_into_failures():
-    outs = [Outcome(0, 100, True, False), Outcome(2, 100, True, False)]
-    late = adaptive.solved_within(outs, {0: 50, 2: 90}, budget=60)
-    assert adaptive.bracket(late, 100) == (0, 2)
-
-
 def test_source_resumes_from_finished_points_and_is_idempotent():
     lns = [Lineage("gru", 16, 0), Lineage("lstm", 16, 0)]
     src = LengthSearch("adding", lns, lambda arm, h: 1e-2, base_cap=100, top=8)
@@ -58,16 +52,20 @@ def test_source_resumes_from_finished_points_and_is_idempotent():
     assert [p["workdir"] for p in first] == ["gru/H16/seed0/T10", "lstm/H16/seed0/T10"]
     assert src.next([]) == first  # nothing finished: the same points (the engine dedups)
 
-    def summary(p, solved):
+    def summary(p, mses):
         from gru_jax.harness.config import apply_overrides
 
         config = apply_overrides(design.base_config("adding"),
                                  {k: v for k, v in p.items() if k != "workdir"})
-        return {"config": config.to_dict(), "solved": solved, "task": {"metric": "mse"},
-                "eval_history": []}
+        history = [{"step": 10 * (i + 1), "mse": m} for i, m in enumerate(mses)]
+        return {"status": "done", "config": config.to_dict(), "solved": mses[-1] <= 0.01,
+                "task": {"metric": "mse", "solved_at": 0.01}, "eval_history": history}
 
-    nxt = src.next([(first[0], summary(first[0], True)), (first[1], summary(first[1], False))])
-    assert [p["workdir"] for p in nxt] == ["gru/H16/seed0/T20", "lstm/H16/seed0/T10"][:1]
+    held = [0.3] * 7 + [0.005] * 3  # 3 evals in a row at the threshold by step 100
+    touched = [0.005, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.005]  # never held
+    assert summary(first[1], touched)["solved"]  # the final eval alone is not a solve:
+    nxt = src.next([(first[0], summary(first[0], held)), (first[1], summary(first[1], touched))])
+    assert [p["workdir"] for p in nxt] == ["gru/H16/seed0/T20"]  # lstm failed, flat
     assert nxt[0]["task.seq_len"] == design.LADDER[2] and nxt[0]["train.steps"] == 100
 
 

@@ -4,7 +4,8 @@ Rule (stateless: the next trial is a pure function of the lineage's finished run
 so a search resumes at any moment and many workers can run it):
 
 1. Grow: start at rung START of `design.LADDER` and climb GROW rungs (x2 in T) at a
-   time while every run solves within its cap.
+   time while every run solves within its cap (solved: `solve`'s rule, the one the
+   report reads).
 2. Extend once: a run that fails at the base cap but is still improving over its
    last quarter (`still_improving`) is resumed to twice the cap (the schedule is
    constant, so this is the same run, longer).
@@ -23,6 +24,9 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from gru_jax.harness.summary import RunSummary
+from gru_jax.proj.long_range import solve
+
 START, GROW = 0, 2
 # The highest rung searched, per task (a compute bound: the top is a lower bound's
 # censoring): adding to T = 1280, copy to T = 640.
@@ -36,7 +40,7 @@ class Outcome:
 
     rung: int
     cap: int  # the steps it was allowed
-    solved: bool
+    solved: bool  # within `cap`, by `solve`'s rule
     improving: bool  # still improving over its last quarter (meaningless if solved)
 
 
@@ -93,17 +97,6 @@ def bracket(outcomes: Sequence[Outcome], base_cap: int) -> tuple[int | None, int
     return (max(solved) if solved else None), hi
 
 
-def solved_within(outcomes: Sequence[Outcome], steps_to_solve: dict[int, int | None],
-                  budget: int) -> list[Outcome]:
-    """The outcomes re-read at a smaller budget: a run counts as solved if it solved
-    within `budget` steps (`steps_to_solve[rung]`), failed otherwise (T*(budget))."""
-    out = []
-    for o in outcomes:
-        s = steps_to_solve.get(o.rung)
-        out.append(Outcome(o.rung, o.cap, s is not None and s <= budget, False))
-    return out
-
-
 @dataclasses.dataclass(frozen=True)
 class Lineage:
     arm: str
@@ -152,11 +145,10 @@ class LengthSearch:
                          point["seed"])
             if ln not in by or point["task.seq_len"] not in rung_of:
                 continue
-            cap = point["train.steps"]
-            metric = summary.get("task", {}).get("metric") or "mse"
+            s, cap = RunSummary.from_dict(summary), point["train.steps"]
             by[ln].append(Outcome(
-                rung_of[point["task.seq_len"]], cap, bool(summary.get("solved")),
-                still_improving(summary.get("eval_history", []), metric, cap)))
+                rung_of[point["task.seq_len"]], cap, solve.solved_within_cap(s),
+                still_improving(s.eval_history or [], s.task.metric, cap)))
         return by
 
     def next(self, finished) -> list[dict]:

@@ -25,8 +25,10 @@ import numpy as np
 
 from gru_jax.proj.long_range import fits
 from gru_jax.proj.long_range.searches import Key, Run, first_solve, lineage_bracket, reread
+from gru_jax.proj.long_range.solve import SOLVED_EVALS
 
 EVAL_EVERY = 100  # design.base_config's train.eval_every
+UNHELD = (SOLVED_EVALS - 1) * EVAL_EVERY  # a streak's last eval after its first
 REPS = 200  # bootstrap refits
 
 
@@ -76,7 +78,9 @@ def steps_observations(runs: Sequence[Run], budget: int | None = None):
             lo.append(math.log(s - EVAL_EVERY) if s > EVAL_EVERY else -math.inf)
             hi.append(math.log(s))
         else:
-            lo.append(math.log(min(budget or r.cap, r.last_step)))
+            # No held streak had ended by then, so none had started SOLVED_EVALS - 1
+            # evals before it.
+            lo.append(math.log(min(budget or r.cap, r.last_step) - UNHELD))
             hi.append(math.inf)
         X.append([1.0, math.log(r.seq_len), math.log(r.hidden)])
         groups.append(_label(r.key))

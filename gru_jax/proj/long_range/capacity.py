@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 
 from gru_jax.harness.files import read_json, write_json_atomic
 from gru_jax.harness.summary import find_summaries, read_summary
-from gru_jax.proj.long_range import design
+from gru_jax.proj.long_range import design, solve
 
 CHOICE_FILE = "copy_len.json"
 LITERATURE_C = design.COPY_LEN  # Arjovsky et al. 2016; Tallec & Ollivier 2018 (K = 8)
@@ -85,7 +85,8 @@ def load(workdir: str | os.PathLike) -> list[CapacityRun]:
         runs.append(CapacityRun(
             arm=design.arm_of(c), hidden=c["model"]["hidden_size"],
             copy_len=c["task"]["copy_len"], num_symbols=c["task"]["num_symbols"],
-            lr=float(c["train"]["learning_rate"]), seed=c["seed"], solved=s.solved,
+            lr=float(c["train"]["learning_rate"]), seed=c["seed"],
+            solved=solve.solved_within_cap(s),
             accuracy=max(accs, default=0.0), wall_time_sec=s.wall_time_sec))
     return runs
 

@@ -40,6 +40,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gru_jax.proj.long_range.solve import SOLVED_EVALS
+
 ARMS: dict[str, dict[str, Any]] = {
     "gru": {"model.cell": "gru"},
     "chrono-gru": {"model.cell": "gru", "model.chrono": True},
@@ -63,7 +65,6 @@ CAP = {"adding": 4000, "copy": 8000}  # steps; raised once to 2x (see adaptive.p
 # ladder's rungs 0..4 (T <= 40), a cap of 1000 steps (2000 once extended)
 REDUCED = {"arms": ("gru", "lstm", "rnn"), "hidden": (16,), "seeds": (0,), "top": 4,
            "cap": 1000}
-SOLVED_EVALS = 3
 # The learning-rate calibration, in two stages. Stage 1: every rate of LR_GRID at a
 # short reference length. Stage 2 ("refine"): at a length where the task is hard,
 # the stage-1 choice and its two neighbours on LR_LADDER. Why two: at adding T = 50

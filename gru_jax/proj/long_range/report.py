@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gru_jax.harness.report.tables import markdown_table, replace_section, write_csv
-from gru_jax.proj.long_range import adaptive, analysis, capacity, design, searches
+from gru_jax.proj.long_range import adaptive, analysis, capacity, design, searches, solve
 from gru_jax.proj.long_range import costs as lr_costs
 from gru_jax.proj.long_range import digits as lr_digits
 from gru_jax.proj.long_range import figures as lr_figures
@@ -215,8 +215,9 @@ def task_markdown(study: Study, out: Path) -> str:
         "",
         censored_text(study, at_cap),
         f"**Steps to solve against T**: log S = a + alpha log T + beta log H per arm, "
-        f"solves as (s - {analysis.EVAL_EVERY}, s], unsolved runs right-censored at their "
-        f"cap; [95% bootstrap interval over lineages].",
+        f"solves as (s - {analysis.EVAL_EVERY}, s] (s: the first of {solve.SOLVED_EVALS} "
+        f"evals in a row at the threshold), unsolved runs right-censored at their cap less "
+        f"{analysis.UNHELD} steps; [95% bootstrap interval over lineages].",
         "",
         alpha_markdown(alphas),
         "",

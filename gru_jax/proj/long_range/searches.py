@@ -6,23 +6,23 @@ size, seed, T) in ``<arm>/H<hidden>/seed<seed>/T<T>`` (`adaptive.Lineage.folder`
 step budget or threshold from its stored eval history; `bracket` turns a lineage's
 decisions into [longest solved, shortest failed] on the length ladder.
 
-Solved, everywhere in the analysis: the first eval at the threshold came at or
-before the budget (the run's `steps_to_solve`). Failed: the run trained through the
-budget without one. A run that stopped before the budget without reaching the
-threshold (stopped solved at the protocol's threshold, but read at a stricter one)
-is undecided and leaves the bracket open on that side.
+Solved, everywhere in the analysis and in the search: `solve`'s rule (SOLVED_EVALS
+evals in a row at the threshold, the last by the budget; steps to solve: the first
+of them). Failed: the run trained through the budget without such a streak. A run
+that stopped before the budget without one (stopped solved at the protocol's
+threshold, but read at a stricter one) is undecided and leaves the bracket open on
+that side.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from gru_jax.harness.summary import SUMMARY_FILE, read_summary
-from gru_jax.proj.long_range import design
+from gru_jax.proj.long_range import design, solve
 from gru_jax.proj.long_range.adaptive import still_improving
 
 Key = tuple[str, int, int]  # (arm, hidden, seed): a lineage
@@ -41,9 +41,9 @@ class Run:
     lr: float
     layers: int
     copy_len: int | None
-    solved: bool  # the summary's verdict (final eval at the threshold): what the search used
-    steps_to_solve: int | None  # first eval at the threshold
-    last_step: int  # where it stopped (solved runs stop SOLVED_EVALS evals later)
+    steps_to_solve: int | None  # the first eval of its first held streak
+    held_at: int | None  # the streak's last eval: where a solved run stops
+    last_step: int  # where it stopped
     metric: str  # "mse" | "accuracy"
     threshold: float
     baseline: float | None  # the memoryless predictor's metric
@@ -64,6 +64,11 @@ class Run:
         return design.LADDER.index(self.seq_len)
 
     @property
+    def solved(self) -> bool:
+        """Solved by its cap (`solve`'s rule): what the search decided on."""
+        return self.held_at is not None and self.held_at <= self.cap
+
+    @property
     def improving(self) -> bool:
         return still_improving(self.history, self.metric, self.cap)
 
@@ -76,12 +81,14 @@ def _run(folder: Path, root: Path) -> Run | None:
     seq_len = c["task"]["seq_len"]
     if seq_len not in design.LADDER:
         return None
+    held = solve.summary_solve(s)
     return Run(
         task=c["task"]["name"], arm=design.arm_of(c), hidden=c["model"]["hidden_size"],
         seed=c["seed"], seq_len=seq_len, cap=c["train"]["steps"],
         lr=float(c["train"]["learning_rate"]), layers=c["model"].get("num_layers", 1),
         copy_len=c["task"].get("copy_len") if c["task"]["name"] == "copy" else None,
-        solved=bool(s.solved), steps_to_solve=s.steps_to_solve, last_step=int(s.step),
+        steps_to_solve=held.start if held else None, held_at=held.held if held else None,
+        last_step=int(s.step),
         metric=t.metric, threshold=float(t.solved_at), baseline=t.baseline,
         history=tuple(s.eval_history or ()), num_params=int(s.num_params or 0),
         step_time_ms=s.step_time_ms, wall_time_sec=float(s.wall_time_sec or 0.0),
@@ -106,19 +113,16 @@ def lineages(runs: Iterable[Run]) -> dict[Key, list[Run]]:
         out.items(), key=lambda kv: (list(design.ARMS).index(kv[0][0]), *kv[0][1:]))}
 
 
-def at_threshold(metric: str, threshold: float) -> Callable[[Mapping], bool]:
-    """Whether one eval meets `threshold` (mse: at or below; accuracy: at or above)."""
-    if metric == "accuracy":
-        return lambda e: math.isfinite(e.get(metric, math.nan)) and e[metric] >= threshold
-    return lambda e: math.isfinite(e.get(metric, math.nan)) and e[metric] <= threshold
-
-
 def first_solve(run: Run, threshold: float | None = None) -> int | None:
-    """The step of the first eval at `threshold` (default: the task's), or None."""
+    """Steps to solve (`solve`'s rule) at `threshold` (default: the task's), or None."""
+    held = _solve(run, threshold)
+    return held.start if held else None
+
+
+def _solve(run: Run, threshold: float | None) -> solve.Solve | None:
     if threshold is None:
-        return run.steps_to_solve
-    ok = at_threshold(run.metric, threshold)
-    return next((int(e["step"]) for e in run.history if ok(e)), None)
+        return None if run.held_at is None else solve.Solve(run.steps_to_solve, run.held_at)
+    return solve.first_solve(run.history, run.metric, threshold)
 
 
 def reread(run: Run, budget: int | None = None, threshold: float | None = None
@@ -126,8 +130,8 @@ def reread(run: Run, budget: int | None = None, threshold: float | None = None
     """The run re-decided at a step budget (default: its cap) and threshold:
     True solved, False failed, None undecided (it stopped before the budget)."""
     budget = run.cap if budget is None else budget
-    s = first_solve(run, threshold)
-    if s is not None and s <= budget:
+    held = _solve(run, threshold)
+    if held is not None and held.held <= budget:
         return True
     return False if run.last_step >= budget else None
 
