@@ -102,7 +102,6 @@ def test_two_workers_share_one_search(tmp_path, config):
     assert candidates(log_) == GOLDEN["woa-b16-p4-s0"]
 
 
-
 @pytest.mark.parametrize("method", ["woa", "tpe"])
 def test_every_partial_write_is_readable(tmp_path, config, method):
     """A worker's claim writes a trial's attributes one by one; another worker may

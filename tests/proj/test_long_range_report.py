@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def run(arm="gru", hidden=64, seed=0, T=40, steps_to_solve=None, cap=4000, last=None,
         history=()):
     """A run whose held streak starts at `steps_to_solve` (3 evals, 100 steps apart)."""
-    held = None if steps_to_solve is None else steps_to_solve + 200
+    held = None if steps_to_solve is None else solve.Solve(steps_to_solve, steps_to_solve + 200)
     return searches.Run(
         task="adding", arm=arm, hidden=hidden, seed=seed, seq_len=T, cap=cap, lr=1e-2,
-        layers=1, copy_len=None, steps_to_solve=steps_to_solve, held_at=held,
-        last_step=last or held or cap, metric="mse", threshold=0.01,
+        layers=1, copy_len=None, held=held, last_step=last or (held and held.held) or cap,
+        metric="mse", threshold=0.01,
         baseline=1 / 6, history=tuple(history), num_params=0, step_time_ms=1.0,
         wall_time_sec=1.0, grad_horizon_init=None, grad_horizon=None,
         folder=f"{arm}/H{hidden}/seed{seed}/T{T}")

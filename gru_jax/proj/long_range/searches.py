@@ -41,8 +41,7 @@ class Run:
     lr: float
     layers: int
     copy_len: int | None
-    steps_to_solve: int | None  # the first eval of its first held streak
-    held_at: int | None  # the streak's last eval: where a solved run stops
+    held: solve.Solve | None  # its first held streak at the task's threshold
     last_step: int  # where it stopped
     metric: str  # "mse" | "accuracy"
     threshold: float
@@ -64,9 +63,14 @@ class Run:
         return design.LADDER.index(self.seq_len)
 
     @property
+    def steps_to_solve(self) -> int | None:
+        """The first eval of its held streak."""
+        return self.held.start if self.held else None
+
+    @property
     def solved(self) -> bool:
         """Solved by its cap (`solve`'s rule): what the search decided on."""
-        return self.held_at is not None and self.held_at <= self.cap
+        return solve.within(self.held, self.cap)
 
     @property
     def improving(self) -> bool:
@@ -81,14 +85,12 @@ def _run(folder: Path, root: Path) -> Run | None:
     seq_len = c["task"]["seq_len"]
     if seq_len not in design.LADDER:
         return None
-    held = solve.summary_solve(s)
     return Run(
         task=c["task"]["name"], arm=design.arm_of(c), hidden=c["model"]["hidden_size"],
         seed=c["seed"], seq_len=seq_len, cap=c["train"]["steps"],
         lr=float(c["train"]["learning_rate"]), layers=c["model"].get("num_layers", 1),
         copy_len=c["task"].get("copy_len") if c["task"]["name"] == "copy" else None,
-        steps_to_solve=held.start if held else None, held_at=held.held if held else None,
-        last_step=int(s.step),
+        held=solve.summary_solve(s), last_step=int(s.step),
         metric=t.metric, threshold=float(t.solved_at), baseline=t.baseline,
         history=tuple(s.eval_history or ()), num_params=int(s.num_params or 0),
         step_time_ms=s.step_time_ms, wall_time_sec=float(s.wall_time_sec or 0.0),
@@ -115,13 +117,13 @@ def lineages(runs: Iterable[Run]) -> dict[Key, list[Run]]:
 
 def first_solve(run: Run, threshold: float | None = None) -> int | None:
     """Steps to solve (`solve`'s rule) at `threshold` (default: the task's), or None."""
-    held = _solve(run, threshold)
+    held = _held(run, threshold)
     return held.start if held else None
 
 
-def _solve(run: Run, threshold: float | None) -> solve.Solve | None:
+def _held(run: Run, threshold: float | None) -> solve.Solve | None:
     if threshold is None:
-        return None if run.held_at is None else solve.Solve(run.steps_to_solve, run.held_at)
+        return run.held
     return solve.first_solve(run.history, run.metric, threshold)
 
 
@@ -130,8 +132,7 @@ def reread(run: Run, budget: int | None = None, threshold: float | None = None
     """The run re-decided at a step budget (default: its cap) and threshold:
     True solved, False failed, None undecided (it stopped before the budget)."""
     budget = run.cap if budget is None else budget
-    held = _solve(run, threshold)
-    if held is not None and held.held <= budget:
+    if solve.within(_held(run, threshold), budget):
         return True
     return False if run.last_step >= budget else None
 

@@ -1,6 +1,6 @@
 """When a run of the second protocol counts as solved: one rule, read from the run's
-eval history by the adaptive search, its report, the learning-rate calibration and
-the capacity control alike.
+eval history by the adaptive search, its report and the capacity control alike (the
+learning-rate calibration keeps the rule its rates were frozen under: calibration.py).
 
 Solved by a budget B: SOLVED_EVALS evals in a row at the threshold, the last of
 them at or before step B. That is the trainer's own stop rule
@@ -8,7 +8,7 @@ them at or before step B. That is the trainer's own stop rule
 solved, and a run re-read at a smaller budget or a stricter threshold is decided as
 the same run stopped there would have been. Its steps to solve: the first eval of
 that streak. Not a solve: one eval at the threshold that is lost again (a run that
-touches 0.95 at step 1500 and ends at 0.73), nor a lone final eval at it.
+touches 0.99 accuracy at step 1500 and ends at 0.73), nor a lone final eval at it.
 """
 
 from __future__ import annotations
@@ -51,6 +51,11 @@ def first_solve(history: Sequence[Mapping], metric: str, threshold: float,
     return None
 
 
+def within(held: Solve | None, budget: int) -> bool:
+    """Whether a streak (`first_solve`'s) was held by step `budget`."""
+    return held is not None and held.held <= budget
+
+
 def summary_solve(s: RunSummary) -> Solve | None:
     """`first_solve` of a run's summary at its task's metric and threshold."""
     return first_solve(s.eval_history or (), s.task.metric, float(s.task.solved_at))
@@ -58,5 +63,4 @@ def summary_solve(s: RunSummary) -> Solve | None:
 
 def solved_within_cap(s: RunSummary) -> bool:
     """Solved within the run's own budget (its config's train.steps)."""
-    held = summary_solve(s)
-    return held is not None and held.held <= s.config["train"]["steps"]
+    return within(summary_solve(s), s.config["train"]["steps"])
