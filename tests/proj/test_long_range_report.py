@@ -17,13 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(arm="gru", hidden=64, seed=0, T=40, steps_to_solve=None, cap=4000, last=None,
-        history=()):
+        history=(), diverged=False):
     """A run whose held streak starts at `steps_to_solve` (3 evals, 100 steps apart)."""
     held = None if steps_to_solve is None else solve.Solve(steps_to_solve, steps_to_solve + 200)
     return searches.Run(
         task="adding", arm=arm, hidden=hidden, seed=seed, seq_len=T, cap=cap, lr=1e-2,
         layers=1, copy_len=None, held=held, last_step=last or (held and held.held) or cap,
-        metric="mse", threshold=0.01,
+        diverged=diverged, metric="mse", threshold=0.01,
         baseline=1 / 6, history=tuple(history), num_params=0, step_time_ms=1.0,
         wall_time_sec=1.0, grad_horizon_init=None, grad_horizon=None,
         folder=f"{arm}/H{hidden}/seed{seed}/T{T}")
@@ -42,6 +42,10 @@ def test_reread_at_a_budget_and_a_threshold():
     assert searches.reread(r, threshold=0.005) is None
     assert searches.reread(run(), budget=8000) is None  # capped at 4000, unsolved
     assert searches.reread(run(), budget=2000) is False
+    # diverged at step 3000 of 4000: failed at its cap and beyond (it cannot go on)
+    assert searches.reread(run(last=3000, diverged=True)) is False
+    assert searches.reread(run(last=3000, diverged=True), budget=8000) is False
+    assert searches.reread(run(last=3000), budget=4000) is None  # stopped, not diverged
 
 
 def test_a_solve_is_a_held_streak_not_a_touch():

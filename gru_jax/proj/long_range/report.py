@@ -209,7 +209,8 @@ def task_markdown(study: Study, out: Path) -> str:
         f"**Boundary T\\* per seed** at the cap ({study.base_cap} steps, {2 * study.base_cap} "
         f"where a still-improving run was extended): [longest solved, shortest failed] on "
         f"the ladder; `>=T`: solved up to T, the top searched ({study.top}) or the search "
-        f"so far; `<T`: failed at the first length.",
+        f"so far; `<T`: failed at the first length. A run that diverged (a non-finite "
+        f"loss) failed: {sum(r.diverged for r in study.runs)} of them.",
         "",
         bracket_markdown(study, at_cap),
         "",

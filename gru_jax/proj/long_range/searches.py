@@ -43,6 +43,7 @@ class Run:
     copy_len: int | None
     held: solve.Solve | None  # its first held streak at the task's threshold
     last_step: int  # where it stopped
+    diverged: bool  # stopped on a non-finite loss or gradient: failed at any later budget
     metric: str  # "mse" | "accuracy"
     threshold: float
     baseline: float | None  # the memoryless predictor's metric
@@ -90,7 +91,7 @@ def _run(folder: Path, root: Path) -> Run | None:
         seed=c["seed"], seq_len=seq_len, cap=c["train"]["steps"],
         lr=float(c["train"]["learning_rate"]), layers=c["model"].get("num_layers", 1),
         copy_len=c["task"].get("copy_len") if c["task"]["name"] == "copy" else None,
-        held=solve.summary_solve(s), last_step=int(s.step),
+        held=solve.summary_solve(s), last_step=int(s.step), diverged=s.status == "diverged",
         metric=t.metric, threshold=float(t.solved_at), baseline=t.baseline,
         history=tuple(s.eval_history or ()), num_params=int(s.num_params or 0),
         step_time_ms=s.step_time_ms, wall_time_sec=float(s.wall_time_sec or 0.0),
@@ -130,11 +131,12 @@ def _held(run: Run, threshold: float | None) -> solve.Solve | None:
 def reread(run: Run, budget: int | None = None, threshold: float | None = None
            ) -> bool | None:
     """The run re-decided at a step budget (default: its cap) and threshold:
-    True solved, False failed, None undecided (it stopped before the budget)."""
+    True solved, False failed (at any budget once it diverged: it cannot go on), None
+    undecided (it stopped before the budget, solved at a looser threshold)."""
     budget = run.cap if budget is None else budget
     if solve.within(_held(run, threshold), budget):
         return True
-    return False if run.last_step >= budget else None
+    return False if run.last_step >= budget or run.diverged else None
 
 
 def bracket(decided: Mapping[int, bool | None]) -> tuple[int | None, int | None]:
