@@ -55,7 +55,9 @@ class RunSummary:
     status: str  # one of STATUSES
     step: int | None = None
     final: dict = dataclasses.field(default_factory=dict)
-    solved: bool = False
+    solved: bool = False  # the final eval at the task's threshold
+    # The first eval at the threshold (a touch: a study's own rule, such as
+    # long_range.solve's held streak, reads eval_history instead).
     steps_to_solve: int | None = None
     stop_reason: str | None = None  # one of STOP_REASONS (None: version 0)
     num_devices: int | None = None

@@ -69,3 +69,17 @@ def test_two_point_sweep_console(tmp_path):
             if bar:
                 assert "seed=" not in segment.split("]", 1)[-1] and "done" not in segment, row
     assert "2 points: 0 waiting, 0 running, 2 done, 0 failed" in out
+
+
+def test_a_runs_last_line_says_solved_only_when_it_ended_solved():
+    from gru_jax.harness.summary import RunSummary
+    from gru_jax.harness.train.loop import one_line
+
+    def line(solved, first):
+        return one_line(RunSummary(status="done", step=800, solved=solved,
+                                   steps_to_solve=first), "w")
+
+    assert "| solved at step 300 |" in line(True, 300)
+    # touched the threshold at step 300 and lost it by the end: not a solve
+    assert "| not solved (at the threshold at step 300, not at the end) |" in line(False, 300)
+    assert "| not solved |" in line(False, None)

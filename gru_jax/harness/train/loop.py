@@ -326,8 +326,13 @@ def one_line(summary: RunSummary, workdir: str) -> str:
     parts = [f"{summary.status} at step {summary.step}"]
     if summary.final_value is not None:
         parts.append(f"eval {summary.metric} {summary.final_value:.4g}")
-    parts.append(f"solved at step {summary.steps_to_solve}" if summary.steps_to_solve
-                 is not None else "not solved")
+    if summary.solved:
+        parts.append(f"solved at step {summary.steps_to_solve}")
+    elif summary.steps_to_solve is not None:  # a touch the run did not keep
+        parts.append(f"not solved (at the threshold at step {summary.steps_to_solve}, "
+                     f"not at the end)")
+    else:
+        parts.append("not solved")
     if summary.steps_per_sec:
         parts.append(f"{summary.steps_per_sec:.1f} steps/s")
     if summary.wall_time_sec is not None:
