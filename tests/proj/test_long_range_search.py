@@ -74,3 +74,14 @@ def test_points_sharing_a_program_are_queued_apart():
     src = LengthSearch("adding", lns, lambda arm, h: 1e-2, base_cap=100, top=8)
     assert [p["workdir"] for p in src.initial()] == [
         "gru/H16/seed0/T10", "lstm/H16/seed0/T10", "gru/H16/seed1/T10", "lstm/H16/seed1/T10"]
+
+
+def test_the_cheapest_trials_are_queued_first():
+    """Smaller hidden size first, then shorter T, then seed by seed."""
+    lns = [Lineage("gru", h, seed) for h in (32, 16) for seed in (0, 1)]
+    src = LengthSearch("adding", lns, lambda arm, h: 1e-2, base_cap=100, top=8)
+    assert [p["workdir"] for p in src.initial()] == [
+        "gru/H16/seed0/T10", "gru/H16/seed1/T10", "gru/H32/seed0/T10", "gru/H32/seed1/T10"]
+    trials = [(lns[0], 4, 100), (lns[2], 6, 100), (lns[3], 2, 200), (lns[1], 2, 100)]
+    assert [p["workdir"] for p in src._queued(trials)] == [
+        "gru/H16/seed1/T20", "gru/H16/seed0/T80", "gru/H32/seed1/T20", "gru/H32/seed0/T40"]

@@ -126,15 +126,18 @@ class LengthSearch:
                                self.lr(ln.arm, ln.hidden), cap, self.copy_len.get(ln.hidden))
         return {**p, "workdir": ln.folder(T)}
 
-    def _ordered(self, lineages) -> list[Lineage]:
-        """Seed by seed: the runs that share a program (the seeds of one arm, size and
-        T) are far apart in the queue, so two workers rarely compile one program at
-        once; the later seeds find it compiled (the persistent cache)."""
+    def _queued(self, trials) -> list[dict]:
+        """trials: (lineage, rung, cap) -> their points in queue order. Cheapest first
+        (smaller hidden size, then shorter T), so a search cut short has bracketed the
+        most pairs; then seed by seed, so the runs that share a program (the seeds of
+        one arm, size and T) are apart in the queue and two workers rarely compile one
+        program at once (the later seeds find it in the persistent cache)."""
         order = {ln: i for i, ln in enumerate(self.lineages)}
-        return sorted(lineages, key=lambda ln: (ln.seed, order[ln]))
+        trials = sorted(trials, key=lambda t: (t[0].hidden, t[1], t[0].seed, order[t[0]]))
+        return [self._point(ln, rung, cap) for ln, rung, cap in trials]
 
     def initial(self) -> list[dict]:
-        return [self._point(ln, START, self.base_cap) for ln in self._ordered(self.lineages)]
+        return self._queued((ln, START, self.base_cap) for ln in self.lineages)
 
     def outcomes(self, finished) -> dict[Lineage, list[Outcome]]:
         """finished: (point, summary dict) pairs -> each lineage's outcomes."""
@@ -152,10 +155,6 @@ class LengthSearch:
         return by
 
     def next(self, finished) -> list[dict]:
-        out = []
-        by = self.outcomes(finished)
-        for ln in self._ordered(by):
-            nxt = next_trial(by[ln], self.base_cap, self.top)
-            if nxt is not None:
-                out.append(self._point(ln, *nxt))
-        return out
+        trials = ((ln, *nxt) for ln, outs in self.outcomes(finished).items()
+                  if (nxt := next_trial(outs, self.base_cap, self.top)) is not None)
+        return self._queued(trials)
