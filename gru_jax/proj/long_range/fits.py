@@ -41,8 +41,10 @@ def _logpdf(z):
     return -0.5 * z * z - 0.5 * math.log(2 * math.pi)
 
 
-def _neg_log_lik(theta, X, lo, hi, exact):
-    """The negative log likelihood and its gradient in theta = (coef, log sigma).
+def _neg_log_lik(theta, Xe, ye, Xc, lo, hi, upper, lower):
+    """The negative log likelihood and its gradient in theta = (coef, log sigma), of
+    exact observations ye at Xe and intervals [lo, hi] at Xc (`upper` / `lower`: the
+    side that is open).
 
     Exact y: log phi(z) - log sigma, z = (y - mu) / sigma. An interval: log(Phi(zh) -
     Phi(zl)), its derivatives -(phi(zh) - phi(zl)) / (sigma P) in mu and -(zh phi(zh) -
@@ -51,16 +53,12 @@ def _neg_log_lik(theta, X, lo, hi, exact):
 
     coef, log_sigma = theta[:-1], theta[-1]
     sigma = math.exp(log_sigma)
-    mu = X @ coef
-    z = (lo[exact] - mu[exact]) / sigma
+    z = (ye - Xe @ coef) / sigma
     ll = np.sum(_logpdf(z) - log_sigma)
-    d_mu = np.zeros_like(mu)
-    d_mu[exact] = z / sigma
-    d_ls = np.sum(z * z - 1.0)
-    c = ~exact
-    if c.any():
-        zl, zh = (lo[c] - mu[c]) / sigma, (hi[c] - mu[c]) / sigma
-        upper, lower = np.isinf(zh), np.isinf(zl)
+    grad = np.append(Xe.T @ (z / sigma), np.sum(z * z - 1.0))
+    if len(lo):
+        mu = Xc @ coef
+        zl, zh = (lo - mu) / sigma, (hi - mu) / sigma
         # log P: right-censored log(1 - Phi(zl)) = log_ndtr(-zl), left log_ndtr(zh)
         p = np.where(upper | lower, 1.0, ndtr(zh) - ndtr(zl))
         log_p = np.where(upper, log_ndtr(-zl), np.where(
@@ -68,13 +66,27 @@ def _neg_log_lik(theta, X, lo, hi, exact):
         ll += np.sum(log_p)
         with np.errstate(invalid="ignore", over="ignore"):
             # phi(z) / P as exp(log phi - log P): stable far in the tails
-            rl = np.where(lower, 0.0, np.exp(_logpdf(np.where(lower, 0.0, zl)) - log_p))
-            rh = np.where(upper, 0.0, np.exp(_logpdf(np.where(upper, 0.0, zh)) - log_p))
-            zl_, zh_ = np.where(lower, 0.0, zl), np.where(upper, 0.0, zh)
-        d_mu[c] = (rl - rh) / sigma
-        d_ls += np.sum(zl_ * rl - zh_ * rh)
-    grad = np.append(X.T @ d_mu, d_ls)
+            zl, zh = np.where(lower, 0.0, zl), np.where(upper, 0.0, zh)
+            rl = np.where(lower, 0.0, np.exp(_logpdf(zl) - log_p))
+            rh = np.where(upper, 0.0, np.exp(_logpdf(zh) - log_p))
+        grad[:-1] += Xc.T @ ((rl - rh) / sigma)
+        grad[-1] += np.sum(zl * rl - zh * rh)
     return -ll, -grad
+
+
+def _split(X, lo, hi) -> tuple:
+    """`_neg_log_lik`'s arguments after theta: the exact observations, the intervals
+    and their open sides (split once per fit, not at every evaluation)."""
+    exact, c = lo == hi, lo != hi
+    return X[exact], lo[exact], X[c], lo[c], hi[c], np.isinf(hi[c]), np.isinf(lo[c])
+
+
+@functools.cache
+def _threadpools():
+    import scipy.optimize  # noqa: F401 - load scipy's BLAS first: the controller
+    from threadpoolctl import ThreadpoolController  # sees the libraries loaded now
+
+    return ThreadpoolController()  # finding the BLAS libraries once (it reads /proc)
 
 
 def one_blas_thread(fn):
@@ -82,9 +94,7 @@ def one_blas_thread(fn):
     spins (100x slower on a loaded 2-core machine)."""
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1):
+        with _threadpools().limit(limits=1):
             return fn(*args, **kwargs)
     return wrapped
 
@@ -115,7 +125,7 @@ def interval_regression(X: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Fit:
     # through all of them, and the likelihood keeps growing as sigma -> 0
     bounds = [(None, None)] * k + [(math.log(SIGMA_MIN), None)]
     res = minimize(_neg_log_lik, np.append(start, math.log(max(resid, SIGMA_MIN))),
-                   jac=True, args=(X, lo, hi, exact), method="L-BFGS-B", bounds=bounds,
+                   jac=True, args=_split(X, lo, hi), method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": 2000})
     return Fit(tuple(float(c) for c in res.x[:-1]), float(math.exp(res.x[-1])), n,
                int((~exact).sum()))

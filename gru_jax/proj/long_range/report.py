@@ -173,8 +173,8 @@ def overhead(runs: Sequence[searches.Run]) -> float | None:
     return sum(r.wall_time_sec for r in runs) / stepping if stepping else None
 
 
-def task_markdown(study: Study, out: Path) -> str:
-    """One task's section; writes its figures into `out`."""
+def task_markdown(study: Study, out: Path | None) -> str:
+    """One task's section; writes its figures into `out` (None: the text alone)."""
     t = study.task
     if not study.runs:
         return f"### {t}\n\nNo runs yet (`experiments/long_range_search.py:{t}`).\n"
@@ -186,11 +186,12 @@ def task_markdown(study: Study, out: Path) -> str:
                for a in study.arms for h in study.hiddens)
     open_ = sum(study.searching(k) for k in study.lineages)
     label = " (reduced grid)" if study.reduced else ""
-    steps_png = lr_figures.steps_figure(t, by_arm, alphas, out / f"steps_{t}.png",
-                                        f"{t}{label}: steps to solve against T")
-    budget_png = lr_figures.budget_figure(t, budgets, study.arms, study.hiddens, study.top,
-                                          out / f"budget_{t}.png",
-                                          f"{t}{label}: T*(budget) against hidden size")
+    steps_png, budget_png = f"steps_{t}.png", f"budget_{t}.png"
+    if out is not None:
+        lr_figures.steps_figure(t, by_arm, alphas, out / steps_png,
+                                f"{t}{label}: steps to solve against T")
+        lr_figures.budget_figure(t, budgets, study.arms, study.hiddens, study.top,
+                                 out / budget_png, f"{t}{label}: T*(budget) against hidden size")
     th = THRESHOLDS[t]
     h_big = study.hiddens[-1]
     def at_threshold(arm, x):
@@ -222,7 +223,7 @@ def task_markdown(study: Study, out: Path) -> str:
         "",
         alpha_markdown(alphas),
         "",
-        f"![steps to solve]({steps_png.name})",
+        f"![steps to solve]({steps_png})",
         "",
         "**T\\*(budget)**: the same runs read at smaller step budgets (and 2x the cap "
         "where a run was extended); growth with hidden size, log T\\* = a + b log H over "
@@ -230,7 +231,7 @@ def task_markdown(study: Study, out: Path) -> str:
         "",
         growth_markdown(study, at_cap),
         "",
-        f"![T*(budget)]({budget_png.name})",
+        f"![T*(budget)]({budget_png})",
         "",
         f"**Threshold sensitivity** at H={h_big} ({metric} {th[0]:g} / {th[1]:g} "
         f"(the protocol's) / {th[2]:g}; a run that stopped solved before reaching a "
@@ -373,9 +374,9 @@ def _overhead_text(studies: Sequence[Study]) -> str:
     return "" if x is None else f", {x:.2f}x their stepping time (steps x step time)"
 
 
-def study_markdown(studies: Sequence[Study], root: Path, out: Path) -> str:
+def study_markdown(studies: Sequence[Study], root: Path, out: Path | None) -> str:
     """The study under `root` (its searches `studies`, its capacity control); the
-    figures written into `out`."""
+    figures written into `out` (None: the text alone)."""
     sections = [task_markdown(s, out) for s in studies]
     cap_md, cap_table = capacity_markdown(root / "capacity")
     hours = sum(core_hours(s.runs) for s in studies)
@@ -435,9 +436,6 @@ def _linked(md: str, out: Path, readme: str) -> str:
 
 def readme_section(root: str | os.PathLike, readme: str) -> str:
     """What `write_study_report(root, readme=readme)` renders between the markers,
-    without writing anything (the test's re-render; figures go to a scratch folder)."""
-    import tempfile
-
+    without writing anything (the test's re-render: the text, not the figures)."""
     out = Path(root) / "search"
-    with tempfile.TemporaryDirectory() as tmp:
-        return _linked(study_markdown(load_studies(out), Path(root), Path(tmp)), out, readme)
+    return _linked(study_markdown(load_studies(out), Path(root), None), out, readme)
