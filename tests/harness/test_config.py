@@ -103,7 +103,8 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("key, value, says", BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
+@pytest.mark.parametrize("key, value, says", BAD, ids=[
+    f"{k}={'<deleted>' if v is _DELETE else repr(v)}" for k, v, _ in BAD])
 def test_bad_value_names_the_key(key, value, says):
     with pytest.raises(ConfigError) as e:
         make_task(_free({key: value}))
