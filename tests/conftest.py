@@ -2,10 +2,10 @@
 
 Training runs in these tests compile the same few programs again and again
 (each `train_and_evaluate` builds fresh jitted closures, and subprocesses
-start cold). A persistent JAX compilation cache, private to the test process (each
-pytest-xdist worker has its own),
-turns every compilation after the first into a disk read. It changes no
-number: the cache holds the executable XLA would build anyway.
+start cold). A persistent JAX compilation cache, private to the test process
+(each pytest-xdist worker has its own), turns every compilation after the first
+into a disk read. It changes no number: the cache holds the executable XLA would
+build anyway.
 """
 
 from __future__ import annotations

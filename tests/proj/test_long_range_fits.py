@@ -1,9 +1,17 @@
 """Censored power-law fits: recover known exponents from censored synthetic data."""
 
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from gru_jax.proj.long_range import fits
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _design(rng, n_seeds=6):
@@ -62,6 +70,26 @@ def test_likelihood_gradient_matches_finite_differences():
                                 1e-7)
         np.testing.assert_allclose(fits._neg_log_lik(theta, *obs)[1], numeric,
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_fits_run_every_blas_library_on_one_thread():
+    """scipy.optimize brings its own OpenBLAS: a limit set before it loaded would
+    miss it, and its thread pool would spin (100x slower on a loaded machine). A
+    fresh process, so scipy is not loaded yet when the limit is first set."""
+    code = """if True:
+        from gru_jax.proj.long_range import fits
+
+        @fits.one_blas_thread
+        def threads():
+            import scipy.optimize  # noqa: F401 - as a fit loads it
+            from threadpoolctl import threadpool_info
+            return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+        print(threads())"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    threads = ast.literal_eval(out.stdout.strip() or "None")
+    assert threads and set(threads) == {1}, out.stdout + out.stderr
 
 
 def test_one_line_errors():
