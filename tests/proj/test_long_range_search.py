@@ -38,6 +38,17 @@ def test_a_still_improving_failure_is_extended_once():
     assert (lo, hi) == (5, 6)
 
 
+def test_no_extension_above_the_first_failure():
+    """A still-improving run above a failed rung cannot move the bracket: the search
+    is over (the committed copy lineage chrono-gru/H64/seed0: 57-80, with runs at
+    160 and 226 from before the held-streak rule)."""
+    outs = [Outcome(5, 200, True, False), Outcome(6, 200, False, True),
+            Outcome(8, 100, False, True)]
+    assert adaptive.next_trial(outs, 100, 16) is None
+    assert adaptive.bracket(outs, 100) == (5, 6)
+    assert adaptive.next_trial(outs[:1] + [Outcome(6, 100, False, True)], 100, 16) == (6, 200)
+
+
 def test_still_improving_reads_the_last_quarter():
     hist = [{"step": s, "mse": v} for s, v in ((100, .1), (200, .08), (300, .07), (400, .03))]
     assert adaptive.still_improving(hist, "mse", 400)

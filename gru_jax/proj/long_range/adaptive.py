@@ -6,9 +6,9 @@ so a search resumes at any moment and many workers can run it):
 1. Grow: start at rung START of `design.LADDER` and climb GROW rungs (x2 in T) at a
    time while every run solves within its cap (solved: `solve`'s rule, the one the
    report reads).
-2. Extend once: a run that fails at the base cap but is still improving over its
-   last quarter (`still_improving`) is resumed to twice the cap (the schedule is
-   constant, so this is the same run, longer).
+2. Extend once: a run below the first failed rung that fails at the base cap but
+   is still improving over its last quarter (`still_improving`) is resumed to twice
+   the cap (the schedule is constant, so this is the same run, longer).
 3. Bisect: between the longest solved rung below the first failed rung and that
    failed rung, in log T, to one rung (a factor sqrt 2).
 
@@ -74,7 +74,9 @@ def next_trial(outcomes: Sequence[Outcome], base_cap: int, top: int) -> tuple[in
     `top`: the highest rung the search may try."""
     runs = _final(outcomes)
     for r, o in sorted(runs.items()):
-        if not o.solved and not _failed(o, base_cap):
+        if _failed(o, base_cap):
+            break  # above the first failure a run cannot move the bracket
+        if not o.solved:
             return r, 2 * base_cap  # extend the still-improving run once
     if not runs:
         return START, base_cap
