@@ -49,6 +49,14 @@ def test_no_extension_above_the_first_failure():
     assert adaptive.next_trial(outs[:1] + [Outcome(6, 100, False, True)], 100, 16) == (6, 200)
 
 
+def test_a_diverged_run_is_failed_not_extended():
+    """The report reads a diverged run as failed at every budget (searches.reread); the
+    search must not extend it even while it was still improving."""
+    outs = [Outcome(4, 100, True, False), Outcome(6, 100, False, True, diverged=True)]
+    assert adaptive.bracket(outs, 100) == (4, 6)
+    assert adaptive.next_trial(outs, 100, 16) == (5, 100)  # bisect, no extension
+
+
 def test_still_improving_reads_the_last_quarter():
     hist = [{"step": s, "mse": v} for s, v in ((100, .1), (200, .08), (300, .07), (400, .03))]
     assert adaptive.still_improving(hist, "mse", 400)

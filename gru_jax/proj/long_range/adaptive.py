@@ -42,6 +42,7 @@ class Outcome:
     cap: int  # the steps it was allowed
     solved: bool  # within `cap`, by `solve`'s rule
     improving: bool  # still improving over its last quarter (meaningless if solved)
+    diverged: bool = False  # stopped on a non-finite loss: it cannot go on
 
 
 def still_improving(history: Sequence[dict], metric: str, cap: int) -> bool:
@@ -65,8 +66,8 @@ def _final(outcomes: Sequence[Outcome]) -> dict[int, Outcome]:
 
 
 def _failed(o: Outcome, base_cap: int) -> bool:
-    """Failed for good: not solved, and either extended already or not improving."""
-    return not o.solved and (o.cap > base_cap or not o.improving)
+    """Failed for good: not solved, and diverged, extended already or not improving."""
+    return not o.solved and (o.diverged or o.cap > base_cap or not o.improving)
 
 
 def next_trial(outcomes: Sequence[Outcome], base_cap: int, top: int) -> tuple[int, int] | None:
@@ -153,7 +154,8 @@ class LengthSearch:
             s, cap = RunSummary.from_dict(summary), point["train.steps"]
             by[ln].append(Outcome(
                 rung_of[point["task.seq_len"]], cap, solve.solved_within_cap(s),
-                still_improving(s.eval_history or [], s.task.metric, cap)))
+                still_improving(s.eval_history or [], s.task.metric, cap),
+                s.status == "diverged"))
         return by
 
     def next(self, finished) -> list[dict]:

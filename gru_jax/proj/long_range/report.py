@@ -65,7 +65,7 @@ class Study:
 
     def searching(self, key) -> bool:
         """Whether the lineage's search would still run a trial."""
-        outcomes = [adaptive.Outcome(r.rung, r.cap, r.solved, r.improving)
+        outcomes = [adaptive.Outcome(r.rung, r.cap, r.solved, r.improving, r.diverged)
                     for r in self.lineages[key]]
         top = max(self.top_rung, max(o.rung for o in outcomes))
         return adaptive.next_trial(outcomes, self.base_cap, top) is not None
