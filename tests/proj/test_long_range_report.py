@@ -164,7 +164,9 @@ def test_published_verdicts_are_computed_from_the_runs():
     assert verdicts[("Tallec & Ollivier 2018, adding T=750: chrono-LSTM ~7x faster",
                      "T=640, H=128")] == "agrees"  # 600 / 200 = 3x >= 2
     assert verdicts[("Tallec & Ollivier 2018, adding T=750: chrono-LSTM ~7x faster",
-                     "T=905, H=128")] == "open"
+                     "T=1280, H=128")] == "open"  # neither ran 1280
+    assert ("T=640, H=128: lstm 600 (3/3 solved) / chrono-lstm 200 (3/3 solved) steps = 3.00x"
+            in published.published_markdown({"adding": _Study(runs)}))
 
 
 def _copy_run(arm, seed, T, best_loss, steps_to_solve=None):
