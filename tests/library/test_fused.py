@@ -172,7 +172,7 @@ def test_factors_and_member_paths():
     assert cpu.factors_for(1, 32, 128) == "step" and cpu.factors_for(1, 128, 256) == "block"
     assert Plan(factors="step").factors_for(1, 32, 1024) == "step"
     assert cpu.member_path(1, 32, 16) == "batch"  # one member is always one loop
-    assert cpu.member_path(8, 32, 16) == "batch" and cpu.member_path(8, 32, 128) == "batch"
+    assert cpu.member_path(8, 32, 64) == "batch" and cpu.member_path(8, 32, 128) == "apart"
     assert Plan(members="apart").member_path(8, 32, 16) == "apart"
     assert default_plan("gpu").member_path(8, 32, 512) == "batch"
 

@@ -24,19 +24,23 @@ def _x64():
 
 
 # How K members run inside the vmap rule (Plan.members, Plan.factors): one loop of
-# batched products, or one loop per member; the gates recomputed per block or per step.
+# batched products, or one loop per member (unrolled, or lax.map above
+# UNROLLED_MEMBERS); the gates recomputed per block or per step.
 MEMBER_PLANS = {
-    "batch": Plan(members="batch"),
-    "batch, step factors": Plan(members="batch", factors="step", block=4),
-    "apart, step factors": Plan(members="apart", factors="step", block=4),
+    "batch": (Plan(members="batch"), None),
+    "batch, step factors": (Plan(members="batch", factors="step", block=4), None),
+    "apart, step factors": (Plan(members="apart", factors="step", block=4), None),
+    "apart by lax.map": (Plan(members="apart"), 1),
 }
 
 
 @pytest.fixture(params=list(MEMBER_PLANS))
 def member_plan(request, monkeypatch):
     """Every fused run in the test uses this plan (gru_scan takes the backend's)."""
-    plan = MEMBER_PLANS[request.param]
+    plan, unrolled = MEMBER_PLANS[request.param]
     monkeypatch.setattr(fused_gru, "default_plan", lambda backend=None: plan)
+    if unrolled is not None:
+        monkeypatch.setattr(fused_gru, "UNROLLED_MEMBERS", unrolled)
     return plan
 
 
