@@ -153,10 +153,11 @@ def packing_pays(backend: str | None, hidden_size: int, batch: int, num_members:
     - CPU (2-core EPYC shared with a study at higher priority, load 1.5-7): with
       the gates recomputed per reverse step (`Plan.factors`) and one joined
       input product per step, the per-member speed-up over one by one at hidden
-      16 / 32 / 64 / 128 was 1.70x / 1.32x / 1.03x / 0.80x (bench_results/
-      cpu_vmap.md, load ~2); other runs 1.35-1.51x / 1.36-1.51x / 0.99-1.23x /
-      0.78-1.03x (identical runs differ by up to +-15% here). The code before,
-      in one run at load ~5: 0.80x / 0.82x / 1.08x / 0.98x.
+      16 / 32 / 64 / 128 was 1.73x / 1.38x / 1.03x / 1.01x (bench_results/
+      cpu_vmap.md, load ~2, hidden 128 run apart: `cpu_member_path`); another
+      run 1.75x / 1.25x / 1.21x / 0.96x, earlier ones 1.35-1.51x / 1.32-1.51x /
+      0.99-1.23x / 0.78-1.03x with hidden 128 batched (identical runs differ by
+      up to +-15% here).
 
     So on CPU it packs for hidden <= 32 and batches up to 64, where it pays in
     every run (the measured regime: at larger batches a member's own products
