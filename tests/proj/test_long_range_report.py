@@ -167,6 +167,9 @@ def test_published_verdicts_are_computed_from_the_runs():
                      "T=1280, H=128")] == "open"  # neither ran 1280
     assert ("T=640, H=128: lstm 600 (3/3 solved) / chrono-lstm 200 (3/3 solved) steps = 3.00x"
             in published.published_markdown({"adding": _Study(runs)}))
+    # the sizes the study ran, the RNN failed below 113 on every seed
+    assert verdicts[("Arjovsky et al. 2016, adding T>=100: tanh RNN fails", "T=113, H=128")] == \
+        "agrees"
 
 
 def _copy_run(arm, seed, T, best_loss, steps_to_solve=None):

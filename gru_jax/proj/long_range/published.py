@@ -102,9 +102,11 @@ def arjovsky_rnn(studies) -> list[list[str]]:
     for T = 100 ... 750. Ours: the RNN at T = 100's rung, every hidden size."""
     s = studies.get("adding")
     t = nearest_rung(100)
-    ds = [d for h in (s.hiddens if s else []) for d in decided_at(s, "rnn", h, t)]
+    hs = list(s.hiddens) if s else []
+    ds = [d for h in hs for d in decided_at(s, "rnn", h, t)]
+    sizes = "-".join(str(h) for h in sorted({min(hs), max(hs)})) if hs else "-"
     return [["Arjovsky et al. 2016, adding T>=100: tanh RNN fails",
-             f"T={t}, H=16-128: {_count(ds)}", _verdict(_solves(ds), False)]]
+             f"T={t}, H={sizes}: {_count(ds)}", _verdict(_solves(ds), False)]]
 
 
 def collins_capacity(table: dict | None) -> list[list[str]]:
