@@ -92,16 +92,25 @@ def bracket_markdown(study: Study, brackets, mark_open: bool = True) -> str:
 
 def censored_text(study: Study, brackets) -> str:
     """The (arm, size) pairs whose every seed's search ended solved at the top of the
-    ladder searched: their boundary is censored by compute, not bracketed."""
-    at_top = [f"{a} H={h}" for a in study.arms for h in study.hiddens
-              if (keys := study.seeds_of(a, h)) and not any(study.searching(k) for k in keys)
-              and all(brackets[k] == (study.top, None) for k in keys)]
-    if not at_top:
+    ladder searched: their boundary is censored by compute, not bracketed. Says how far
+    under the cap they solved there, which is how far from a failure the top is."""
+    pairs = [(a, h) for a in study.arms for h in study.hiddens
+             if (keys := study.seeds_of(a, h)) and not any(study.searching(k) for k in keys)
+             and all(brackets[k] == (study.top, None) for k in keys)]
+    if not pairs:
         return ""
-    return (f"Censored by the ladder's top, not bracketed: {', '.join(at_top)}. Every seed "
-            f"solved T={study.top} within the cap, the longest length searched here (the "
-            f"next rungs cost about 2x and 4x per step on this CPU); the steps-to-solve "
-            f"exponents below say how slowly their cost in steps grows with T.\n")
+    steps: dict[str, list[int]] = defaultdict(list)
+    for a, h in pairs:
+        steps[a] += [r.steps_to_solve for k in study.seeds_of(a, h) for r in study.lineages[k]
+                     if r.seq_len == study.top and r.solved]
+    spans = ", ".join(f"{a} {min(v)}" + (f"-{max(v)}" if max(v) > min(v) else "")
+                      for a, v in steps.items())
+    return (f"Censored by the ladder's top, not bracketed: "
+            f"{', '.join(f'{a} H={h}' for a, h in pairs)}. Every seed solved T={study.top} "
+            f"within the cap, the longest length searched here (the next rungs cost about "
+            f"2x and 4x per step on this CPU), there in {spans} steps of the "
+            f"{study.base_cap}-step cap; the steps-to-solve exponents below say how slowly "
+            f"their cost in steps grows with T.\n")
 
 
 def _est(e: analysis.Estimate | None) -> str:
