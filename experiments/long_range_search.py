@@ -18,7 +18,7 @@ One run of it::
     python scripts/train.py --config=experiments/long_range_search.py:adding \\
         --workdir=runs/search_one --config.task.seq_len=113 --config.train.learning_rate=0.01
 
-`:adding:reduced` / `:copy:reduced`: gru, lstm and rnn at H = 16, one seed, up to
+`:adding:reduced` / `:copy:reduced`: gru, lstm and rnn at H = 16, seeds 0 and 1, up to
 T = 40, capped at 1000 steps (make study).
 """
 
