@@ -209,7 +209,12 @@ def test_copy_claims_read_the_plateau_from_the_loss_against_the_baseline():
                  _copy_run("gru", seed, 226, 0.3), _copy_run("gru", seed, 640, 0.45),
                  _copy_run("rnn", seed, 20, 0.95)]
     assert published.escaped(runs[0]) and not published.escaped(runs[1])
+    assert analysis.loss_ratio(runs[0]) == pytest.approx(0.4)
     study = _Study(runs)
+    # the plateau bracket per lineage: [longest escaped, shortest that stayed]
+    assert analysis.plateau_bracket(study.lineages[("lstm", 128, 0)]) == (320, 453)
+    assert analysis.plateau_bracket(study.lineages[("gru", 128, 1)]) == (640, None)
+    assert analysis.plateau_bracket(study.lineages[("rnn", 128, 2)]) == (None, 20)
     assert published.escaped_at(study, "lstm", 128, 453) == [False] * 3
     assert published.escaped_at(study, "lstm", 128, 640) == [False] * 3  # 453 stayed
     assert published.escaped_at(study, "gru", 128, 320) == [True] * 3  # 640 escaped

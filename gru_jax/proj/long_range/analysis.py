@@ -162,6 +162,32 @@ def _order(text: str) -> float:
     return float(digits[0]) if digits else math.inf
 
 
+ESCAPED = 0.5  # a copy run escaped the memoryless plateau: best loss <= this x baseline
+
+
+def loss_ratio(run: Run) -> float | None:
+    """A copy run's best eval cross-entropy over the memoryless baseline C log K / (T + 2C)
+    (1: at the plateau; 0: perfect recall); None without a finite loss."""
+    losses = [e["loss"] for e in run.history if math.isfinite(e.get("loss", math.nan))]
+    return min(losses) / run.baseline if losses and run.baseline else None
+
+
+def escaped(run: Run) -> bool:
+    """Whether a copy run's best loss fell to ESCAPED x the memoryless baseline (the
+    literature's criterion: leaving the plateau; ours, solved, is recall accuracy)."""
+    x = loss_ratio(run)
+    return x is not None and x <= ESCAPED
+
+
+def plateau_bracket(runs: Sequence[Run]) -> Bracket:
+    """One lineage's [longest T that escaped the plateau, shortest T that stayed on it]
+    (escapes above the first stay do not count, as solves above the first failure)."""
+    stayed = [r.seq_len for r in runs if not escaped(r)]
+    hi = min(stayed, default=None)
+    return max((r.seq_len for r in runs if escaped(r) and (hi is None or r.seq_len < hi)),
+               default=None), hi
+
+
 def both_sides(bs: Sequence[Bracket]) -> bool:
     """Every seed bracketed from both sides."""
     return bool(bs) and all(lo is not None and hi is not None for lo, hi in bs)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from gru_jax.harness.report.tables import markdown_table
 from gru_jax.proj.long_range import capacity, design
 from gru_jax.proj.long_range.adaptive import LADDER_TOP
+from gru_jax.proj.long_range.analysis import escaped
 from gru_jax.proj.long_range.searches import first_solve, lineage_bracket, reread
 
 
@@ -130,16 +131,6 @@ def collins_capacity(table: dict | None) -> list[list[str]]:
                "agrees" if "agrees" in verdicts else "open")
     return [[claim, f"C learned within {design.CAPACITY['cap']} steps at delay "
              f"{design.CAPACITY['delay']} (symbols of 3 bits): " + "; ".join(texts), verdict]]
-
-
-ESCAPED = 0.5  # a copy run escaped the memoryless plateau: best loss <= this x baseline
-
-
-def escaped(run) -> bool:
-    """Whether a copy run's best eval cross-entropy fell to ESCAPED x the memoryless
-    baseline C log K / (T + 2C) (the literature's criterion: leaving the plateau)."""
-    losses = [e["loss"] for e in run.history if math.isfinite(e.get("loss", math.nan))]
-    return bool(losses) and min(losses) <= ESCAPED * run.baseline
 
 
 def escaped_at(study, arm: str, hidden: int, t: int) -> list[bool | None]:

@@ -157,6 +157,21 @@ def horizon_markdown(study: Study) -> str:
     return _table(study, cell)
 
 
+def plateau_markdown(study: Study) -> str:
+    """Copy: per seed the plateau bracket (`analysis.plateau_bracket`), and the best loss
+    over the memoryless baseline at each lineage's longest T (median over seeds)."""
+    def cell(arm, h):
+        keys = study.seeds_of(arm, h)
+        if not keys:
+            return "-"
+        longest = [max(study.lineages[k], key=lambda r: r.seq_len) for k in keys]
+        ratio = _median([analysis.loss_ratio(r) for r in longest])
+        return (analysis.seeds_text([analysis.plateau_bracket(study.lineages[k]) for k in keys])
+                + ("" if ratio is None else
+                   f"; {ratio:.2f}x at T={int(_median([r.seq_len for r in longest]))}"))
+    return _table(study, cell)
+
+
 def run_rows(study: Study) -> list[dict]:
     rows = []
     for r in study.runs:
@@ -257,6 +272,15 @@ def task_markdown(study: Study, out: Path | None) -> str:
         horizon_markdown(study),
         "",
     ]
+    if study.task == "copy":
+        parts += [
+            f"**The memoryless plateau** (the literature's criterion): per seed [longest T "
+            f"whose best eval cross-entropy fell to {analysis.ESCAPED:g}x the memoryless "
+            f"baseline C log 8 / (T + 2C), shortest T that did not] over the lengths the "
+            f"search ran (it stops at the first length not solved, so `>=T` is common); "
+            f"then the best loss over that baseline at each lineage's longest T (median "
+            f"over seeds; 1.00x: the loss of a predictor without memory):",
+            "", plateau_markdown(study), ""]
     return "\n".join(parts)
 
 
