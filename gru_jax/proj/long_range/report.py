@@ -277,7 +277,8 @@ def task_markdown(study: Study, out: Path | None) -> str:
             f"**The memoryless plateau** (the literature's criterion): per seed [longest T "
             f"whose best eval cross-entropy fell to {analysis.ESCAPED:g}x the memoryless "
             f"baseline C log 8 / (T + 2C), shortest T that did not] over the lengths the "
-            f"search ran (it stops at the first length not solved, so `>=T` is common); "
+            f"search ran (it runs no length above the shortest it failed at the accuracy "
+            f"threshold, so `>=T` is common); "
             f"then the best loss over that baseline at each lineage's longest T (median "
             f"over seeds; 1.00x: the loss of a predictor without memory):",
             "", plateau_markdown(study), ""]
