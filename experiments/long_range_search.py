@@ -1,7 +1,8 @@
 """The long-range study, second protocol: per (arm, hidden size, seed), the adaptive
 search over the length T (`gru_jax.proj.long_range.adaptive`: grow x2 on the sqrt-2
-ladder 10, 14, 20, ..., extend a still-improving run once to twice the cap, bisect to
-one rung), at the learning rate the calibration's stage 2 chose
+ladder 10, 14, 20, ... up to the top per task and size, `design.top_rung`; extend a
+still-improving run once to twice the cap; bisect to one rung), at the learning
+rate the calibration's stage 2 chose
 (results/long_range/calibration/<task>_refine/lr.json, experiments/long_range_lr.py);
 copy at the copy length per size the capacity control chose
 (results/long_range/capacity/copy_len.json, experiments/long_range_capacity.py). The
@@ -22,10 +23,11 @@ One run of it::
 T = 40, capped at 1000 steps (make study).
 """
 
+import functools
 import os
 
 from gru_jax.proj.long_range import calibration, capacity, design
-from gru_jax.proj.long_range.adaptive import LADDER_TOP, LengthSearch, Lineage
+from gru_jax.proj.long_range.adaptive import LengthSearch, Lineage
 
 STUDY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                      "results", "long_range")
@@ -58,7 +60,8 @@ def get_source(arg: str = "adding"):
     return LengthSearch(task, lineages,
                         lambda arm, h: calibration.learning_rate(choices, task, arm, h),
                         base_cap=REDUCED["cap"] if reduced else design.CAP[task],
-                        top=REDUCED["top"] if reduced else LADDER_TOP[task], copy_len=copy_len)
+                        top=REDUCED["top"] if reduced else functools.partial(design.top_rung, task),
+                        copy_len=copy_len)
 
 
 def get_sweep(arg: str = "adding"):

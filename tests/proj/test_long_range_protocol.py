@@ -11,8 +11,16 @@ from gru_jax.proj.long_range.calibration import CalibrationRun
 
 def test_ladder_is_geometric_and_fixed():
     ratios = [b / a for a, b in zip(design.LADDER, design.LADDER[1:], strict=False)]
-    assert design.LADDER[:5] == (10, 14, 20, 28, 40) and design.LADDER[-1] == 2560
+    assert design.LADDER[:5] == (10, 14, 20, 28, 40) and design.LADDER[-1] == 20480
     assert all(1.35 < r < 1.48 for r in ratios)  # sqrt 2, rounded to whole steps
+
+
+def test_the_adding_top_is_at_equal_cost_per_step_and_copy_stops_at_640():
+    """T x H <= 2560 x 128, the longest such rung, reached by climbing x2 from rung 0."""
+    tops = {h: design.LADDER[design.top_rung("adding", h)] for h in (16, 32, 64, 128)}
+    assert tops == {16: 20480, 32: 10240, 64: 5120, 128: 2560}
+    assert all(design.top_rung("adding", h) % 2 == 0 for h in tops)  # on the x2 climb
+    assert {design.LADDER[design.top_rung("copy", h)] for h in (64, 128)} == {640}
 
 
 @pytest.mark.parametrize("task", ["adding", "copy"])

@@ -149,17 +149,19 @@ class _Study:
 def test_censored_pairs_say_how_far_under_the_cap_they_solved_at_the_top():
     """A pair is censored when every seed's finished search solved the ladder's top; the
     text gives the steps it took there per arm (not bracketed pairs: not named)."""
-    grow = design.LADDER[::2]  # x2 per trial from the bottom rung to the top (2560)
-    runs = [run("gru", 16, seed, T, s if T == 2560 else 100)
+    top = design.top_rung("adding", 16)
+    grow = design.LADDER[:top + 1:2]  # x2 per trial from the bottom rung to the top
+    assert grow[-1] == 20480
+    runs = [run("gru", 16, seed, T, s if T == 20480 else 100)
             for seed, s in ((0, 300), (1, 200), (2, 600)) for T in grow]
-    runs += [run("lstm", 16, 0, T, 100) for T in grow[:-1]] + [run("lstm", 16, 0, 2560)]
+    runs += [run("lstm", 16, 0, T, 100) for T in grow[:-1]] + [run("lstm", 16, 0, 20480)]
     study = report.Study.__new__(report.Study)
     study.task, study.reduced, study.runs = "adding", False, runs
     study.lineages = searches.lineages(runs)
-    study.base_cap, study.top_rung, study.top = 4000, len(design.LADDER) - 1, 2560
-    study.arms, study.hiddens = ["gru", "lstm"], [16]
+    study.base_cap, study.arms, study.hiddens = 4000, ["gru", "lstm"], [16]
     text = report.censored_text(study, analysis.brackets(study.lineages))
     assert text.startswith("Censored by the ladder's top, not bracketed: gru H=16. ")
+    assert "searched at its size (T=20480;" in text
     assert "there in gru 200-600 steps of the 4000-step cap" in text
     assert "lstm" not in text
 

@@ -96,11 +96,29 @@ def test_points_sharing_a_program_are_queued_apart():
 
 
 def test_the_cheapest_trials_are_queued_first():
-    """Smaller hidden size first, then shorter T, then seed by seed."""
+    """Smaller T x H first, then smaller hidden size, then seed by seed."""
     lns = [Lineage("gru", h, seed) for h in (32, 16) for seed in (0, 1)]
     src = LengthSearch("adding", lns, lambda arm, h: 1e-2, base_cap=100, top=8)
     assert [p["workdir"] for p in src.initial()] == [
         "gru/H16/seed0/T10", "gru/H16/seed1/T10", "gru/H32/seed0/T10", "gru/H32/seed1/T10"]
     trials = [(lns[0], 4, 100), (lns[2], 6, 100), (lns[3], 2, 200), (lns[1], 2, 100)]
     assert [p["workdir"] for p in src._queued(trials)] == [
-        "gru/H16/seed1/T20", "gru/H16/seed0/T80", "gru/H32/seed1/T20", "gru/H32/seed0/T40"]
+        "gru/H16/seed1/T20", "gru/H32/seed1/T20", "gru/H16/seed0/T80", "gru/H32/seed0/T40"]
+
+
+def test_each_hidden_size_climbs_to_its_own_top():
+    """A per-size top (a callable): a lineage solved at its size's top is done, one of
+    another size with a higher top climbs on."""
+    from gru_jax.harness.config import apply_overrides
+
+    lns = [Lineage("gru", 16, 0), Lineage("gru", 32, 0)]
+    src = LengthSearch("adding", lns, lambda arm, h: 1e-2, base_cap=100,
+                       top=lambda h: 4 if h == 16 else 2)
+    finished = []
+    for p in src._queued((ln, r, 100) for ln in lns for r in (0, 2)):
+        config = apply_overrides(design.base_config("adding"),
+                                 {k: v for k, v in p.items() if k != "workdir"})
+        finished.append((p, {"status": "done", "config": config.to_dict(), "solved": True,
+                             "task": {"metric": "mse", "solved_at": 0.01},
+                             "eval_history": [{"step": 10 * i, "mse": 0.001} for i in (1, 2, 3)]}))
+    assert [p["workdir"] for p in src.next(finished)] == ["gru/H16/seed0/T40"]

@@ -22,16 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gru_jax.harness.summary import RunSummary
 from gru_jax.proj.long_range import solve
 
 START, GROW = 0, 2
-# The highest rung searched, per task (a compute bound: the top is a lower bound's
-# censoring): adding to T = 2560, copy to T = 640. Raising it resumes a search: the
-# lineages solved at the old top climb on, the others are unchanged.
-LADDER_TOP = {"adding": 16, "copy": 12}
 IMPROVING = 0.9  # the last quarter's best error below 0.9x the best before it
 
 
@@ -117,11 +113,13 @@ class LengthSearch:
     its own folder ``<arm>/H<hidden>/seed<seed>/T<T>`` (an extension reuses it)."""
 
     def __init__(self, task: str, lineages: Sequence[Lineage], learning_rate, *,
-                 base_cap: int, top: int, copy_len: dict[int, int] | None = None):
+                 base_cap: int, top: int | Callable[[int], int],
+                 copy_len: dict[int, int] | None = None):
         from gru_jax.proj.long_range import design
 
         self.task, self.lineages, self.lr = task, list(lineages), learning_rate
-        self.base_cap, self.top, self._design = base_cap, top, design
+        self.base_cap, self._design = base_cap, design
+        self.top = top if callable(top) else (lambda hidden: top)  # hidden -> rung
         self.copy_len = copy_len or {}  # copy: {hidden: C} (the capacity control's)
 
     def _point(self, ln: Lineage, rung: int, cap: int) -> dict:
@@ -131,13 +129,17 @@ class LengthSearch:
         return {**p, "workdir": ln.folder(T)}
 
     def _queued(self, trials) -> list[dict]:
-        """trials: (lineage, rung, cap) -> their points in queue order. Cheapest first
-        (smaller hidden size, then shorter T), so a search cut short has bracketed the
-        most pairs; then seed by seed, so the runs that share a program (the seeds of
-        one arm, size and T) are apart in the queue and two workers rarely compile one
-        program at once (the later seeds find it in the persistent cache)."""
+        """trials: (lineage, rung, cap) -> their points in queue order. Cheapest step
+        first (smaller T x H, the cost `design.top_rung` equalises; then the smaller
+        size), so a search cut short has bracketed the most pairs; then seed by seed,
+        so the runs that share a program (the seeds of one arm, size and T) are apart
+        in the queue and two workers rarely compile one program
+        at once (the later seeds find it in the persistent cache)."""
         order = {ln: i for i, ln in enumerate(self.lineages)}
-        trials = sorted(trials, key=lambda t: (t[0].hidden, t[1], t[0].seed, order[t[0]]))
+        def key(t):
+            ln, rung, _ = t
+            return self._design.LADDER[rung] * ln.hidden, ln.hidden, ln.seed, order[ln]
+        trials = sorted(trials, key=key)
         return [self._point(ln, rung, cap) for ln, rung, cap in trials]
 
     def initial(self) -> list[dict]:
@@ -161,5 +163,5 @@ class LengthSearch:
 
     def next(self, finished) -> list[dict]:
         trials = ((ln, *nxt) for ln, outs in self.outcomes(finished).items()
-                  if (nxt := next_trial(outs, self.base_cap, self.top)) is not None)
+                  if (nxt := next_trial(outs, self.base_cap, self.top(ln.hidden))) is not None)
         return self._queued(trials)

@@ -58,7 +58,25 @@ SEEDS = (0, 1, 2)
 # One fixed geometric ladder of lengths (ratio sqrt 2): every search picks its T from
 # it, so compiled programs are shared across arms and seeds, and a bracket
 # [longest solved, shortest failed] is one rung wide at the search's resolution.
-LADDER = tuple(int(round(10 * 2 ** (k / 2))) for k in range(17))  # 10, 14, 20, ..., 2560
+LADDER = tuple(int(round(10 * 2 ** (k / 2))) for k in range(23))  # 10, 14, 20, ..., 20480
+
+# The highest length searched, a compute bound (a lineage that solves there is censored,
+# a lower bound). copy: T = 640. adding: at about equal time per step across hidden
+# sizes, T x H <= 2560 x 128 (on the 2-core CPU a GRU step takes 0.25 s at T = 20480,
+# H = 16, and 0.27-0.55 s at 2560, H = 128), so the small sizes, whose gated arms
+# solved T = 2560 in a tenth of the cap, search up to 8x longer.
+# Raising a top resumes a search: the lineages solved at the old top climb on.
+TOP_COST = {"adding": 2560 * 128}
+TOP_COPY = 12  # rung: T = 640
+
+
+def top_rung(task: str, hidden: int) -> int:
+    """The highest rung of LADDER searched for `task` at hidden size `hidden`:
+    adding 20480 / 10240 / 5120 / 2560 at H = 16 / 32 / 64 / 128; copy 640."""
+    if task not in TOP_COST:
+        return TOP_COPY
+    return max(r for r, t in enumerate(LADDER) if t * hidden <= TOP_COST[task])
+
 
 CAP = {"adding": 4000, "copy": 8000}  # steps; raised once to 2x (see adaptive.py)
 # `make study`'s reduced grid of the searches: three arms at one size, two seeds (the

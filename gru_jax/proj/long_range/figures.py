@@ -62,8 +62,10 @@ def steps_figure(task: str, by_arm: Mapping[str, Sequence[Run]],
 
 
 def budget_figure(task: str, by_budget: Mapping[int, Mapping[Key, Bracket]],
-                  arms: Sequence[str], hiddens: Sequence[int], top: int, path: Path,
+                  arms: Sequence[str], top: Mapping[int, int], path: Path,
                   title: str) -> Path:
+    """top: {hidden size: the longest T searched there}."""
+    hiddens = sorted(top)
     panels = {}
     shift = {b: 1 + 0.06 * (i - (len(by_budget) - 1) / 2) for i, b in enumerate(by_budget)}
     for arm in arms:
@@ -82,9 +84,10 @@ def budget_figure(task: str, by_budget: Mapping[int, Mapping[Key, Bracket]],
                 if hi is None or lo is None:
                     lines.append(fig.Line([x], [y1 if hi is None else y0], color=c,
                                           style="", marker="^" if hi is None else "v"))
+        lines.append(fig.Line(hiddens, [top[h] for h in hiddens], color="gray", style=":",
+                              lw=0.8, label="top searched", order=0))
         panels[arm] = lines
     axes = fig.Axes(xlabel="hidden size", ylabel="T*: [longest solved, shortest failed]",
-                    logx=2, logy=2, xticks=_ticks(hiddens),
-                    hlines=[(top, ":", "top searched")])
+                    logx=2, logy=2, xticks=_ticks(hiddens))
     return fig.line_panels(panels, axes, title=title, path=path, panel_size=(2.6, 3.0),
                            legend="outside")

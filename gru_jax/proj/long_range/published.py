@@ -14,7 +14,6 @@ from collections.abc import Mapping
 
 from gru_jax.harness.report.tables import markdown_table
 from gru_jax.proj.long_range import capacity, design
-from gru_jax.proj.long_range.adaptive import LADDER_TOP
 from gru_jax.proj.long_range.analysis import escaped
 from gru_jax.proj.long_range.searches import first_solve, lineage_bracket, reread
 
@@ -180,7 +179,7 @@ def bai_copy(studies) -> list[list[str]]:
     if not (s and s.runs):
         return [["Bai et al. 2018, copy T=1000: every RNN at the baseline",
                  "copy task not run yet", "open"]]
-    t = design.LADDER[LADDER_TOP["copy"]]
+    t = design.LADDER[design.top_rung("copy", 128)]
     rows = []
     for arm in ("gru", "lstm", "rnn"):
         ds = escaped_at(s, arm, 128, t)

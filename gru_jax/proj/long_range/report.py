@@ -42,10 +42,15 @@ class Study:
         self.runs = searches.load(folder)
         self.lineages = searches.lineages(self.runs)
         self.base_cap = design.REDUCED["cap"] if reduced else design.CAP[task]
-        self.top_rung = design.REDUCED["top"] if reduced else adaptive.LADDER_TOP[task]
-        self.top = design.LADDER[self.top_rung]
         self.arms = [a for a in design.ARMS if any(k[0] == a for k in self.lineages)]
         self.hiddens = sorted({k[1] for k in self.lineages})
+
+    def top_rung(self, hidden: int) -> int:
+        """The highest rung the search climbs to at `hidden`."""
+        return design.REDUCED["top"] if self.reduced else design.top_rung(self.task, hidden)
+
+    def top(self, hidden: int) -> int:
+        return design.LADDER[self.top_rung(hidden)]
 
     @functools.cached_property
     def alphas(self) -> dict[str, analysis.AlphaFit | None]:
@@ -67,7 +72,7 @@ class Study:
         """Whether the lineage's search would still run a trial."""
         outcomes = [adaptive.Outcome(r.rung, r.cap, r.solved, r.improving, r.diverged)
                     for r in self.lineages[key]]
-        top = max(self.top_rung, max(o.rung for o in outcomes))
+        top = max(self.top_rung(key[1]), max(o.rung for o in outcomes))
         return adaptive.next_trial(outcomes, self.base_cap, top) is not None
 
     def seeds_of(self, arm: str, hidden: int) -> list:
@@ -90,25 +95,33 @@ def bracket_markdown(study: Study, brackets, mark_open: bool = True) -> str:
     return _table(study, cell)
 
 
+def _tops(study: Study) -> str:
+    """'T=20480 at H=16, 10240 at H=32' (one T: 'T=640')."""
+    tops = {h: study.top(h) for h in study.hiddens}
+    if len(set(tops.values())) == 1:
+        return f"T={tops[study.hiddens[0]]}"
+    return "T=" + ", ".join(f"{t} at H={h}" for h, t in tops.items())
+
+
 def censored_text(study: Study, brackets) -> str:
     """The (arm, size) pairs whose every seed's search ended solved at the top of the
     ladder searched: their boundary is censored by compute, not bracketed. Says how far
     under the cap they solved there, which is how far from a failure the top is."""
     pairs = [(a, h) for a in study.arms for h in study.hiddens
              if (keys := study.seeds_of(a, h)) and not any(study.searching(k) for k in keys)
-             and all(brackets[k] == (study.top, None) for k in keys)]
+             and all(brackets[k] == (study.top(h), None) for k in keys)]
     if not pairs:
         return ""
     steps: dict[str, list[int]] = defaultdict(list)
     for a, h in pairs:
         steps[a] += [r.steps_to_solve for k in study.seeds_of(a, h) for r in study.lineages[k]
-                     if r.seq_len == study.top and r.solved]
+                     if r.seq_len == study.top(h) and r.solved]
     spans = ", ".join(f"{a} {min(v)}" + (f"-{max(v)}" if max(v) > min(v) else "")
                       for a, v in steps.items())
     return (f"Censored by the ladder's top, not bracketed: "
-            f"{', '.join(f'{a} H={h}' for a, h in pairs)}. Every seed solved T={study.top} "
-            f"within the cap, the longest length searched here (the next rungs cost about "
-            f"2x and 4x per step on this CPU), there in {spans} steps of the "
+            f"{', '.join(f'{a} H={h}' for a, h in pairs)}. Every seed solved the longest "
+            f"length searched at its size ({_tops(study)}; the next rungs cost about 2x and "
+            f"4x per step on this CPU) within the cap, there in {spans} steps of the "
             f"{study.base_cap}-step cap; the steps-to-solve exponents below say how slowly "
             f"their cost in steps grows with T.\n")
 
@@ -214,7 +227,7 @@ def task_markdown(study: Study, out: Path | None) -> str:
     if out is not None:
         lr_figures.steps_figure(t, by_arm, alphas, out / steps_png,
                                 f"{t}{label}: steps to solve against T")
-        lr_figures.budget_figure(t, budgets, study.arms, study.hiddens, study.top,
+        lr_figures.budget_figure(t, budgets, study.arms, {h: study.top(h) for h in study.hiddens},
                                  out / budget_png, f"{t}{label}: T*(budget) against hidden size")
     th = THRESHOLDS[t]
     h_big = study.hiddens[-1]
@@ -233,7 +246,7 @@ def task_markdown(study: Study, out: Path | None) -> str:
         "",
         f"**Boundary T\\* per seed** at the cap ({study.base_cap} steps, {2 * study.base_cap} "
         f"where a still-improving run was extended): [longest solved, shortest failed] on "
-        f"the ladder; `>=T`: solved up to T, the top searched ({study.top}) or the search "
+        f"the ladder; `>=T`: solved up to T, the top searched ({_tops(study)}) or the search "
         f"so far; `<T`: failed at the first length. A run that diverged (a non-finite "
         f"loss) failed: {sum(r.diverged for r in study.runs)} of them.",
         "",
