@@ -84,8 +84,10 @@ def budget_figure(task: str, by_budget: Mapping[int, Mapping[Key, Bracket]],
                 if hi is None or lo is None:
                     lines.append(fig.Line([x], [y1 if hi is None else y0], color=c,
                                           style="", marker="^" if hi is None else "v"))
-        lines.append(fig.Line(hiddens, [top[h] for h in hiddens], color="gray", style=":",
-                              lw=0.8, label="top searched", order=0))
+        hs = sorted({h for b in by_budget.values() for (a, h, _) in b if a == arm})
+        lines.append(fig.Line(hs, [top[h] for h in hs], color="gray", style=":", lw=0.8,
+                              marker="_" if len(hs) == 1 else None, label="top searched",
+                              order=0))
         panels[arm] = lines
     axes = fig.Axes(xlabel="hidden size", ylabel="T*: [longest solved, shortest failed]",
                     logx=2, logy=2, xticks=_ticks(hiddens))
