@@ -27,7 +27,6 @@ import jax.numpy as jnp
 
 from gru_jax.cells import CHRONO_CELLS, get_cell
 from gru_jax.cells.base import Cell
-from gru_jax.scan import scan
 from gru_jax.stacked import init_stacked, stacked_scan
 
 # model.dtype -> the compute dtype of the matrix products (None: the params' float32)
@@ -159,46 +158,52 @@ def _add_to_hidden(cell: Cell, carry, d):
     return jax.tree_util.tree_map(jnp.add, carry, placed)
 
 
-def perturbed_cell(cell: Cell, input_size: int) -> Cell:
-    """`cell` whose input is [..., input_size + hidden]: the first input_size
-    features are the real input, the last hidden ones a perturbation delta_t
-    added to the state right after step t. d loss / d delta_t = dL/dh_t."""
-
-    def project(params, xs, dtype=None):
-        return cell.project(params, xs[..., :input_size], dtype), xs[..., input_size:]
-
-    def step(params, carry, xp, dtype=None):
-        xp_t, d_t = xp
-        carry, _ = cell.step(params, carry, xp_t, dtype)
-        carry = _add_to_hidden(cell, carry, d_t.astype(cell.hidden_of(carry).dtype))
-        return carry, cell.hidden_of(carry)
-
-    # its xs has input_size + hidden features: not the params' input size
-    return cell._replace(project=project, step=step, input_size=None)
-
-
-def apply_with_delta(params, x: jax.Array, delta: jax.Array, model_cfg, target: str):
-    """`apply_model` with delta [batch, time, hidden] added to the last layer's
-    state after every step (delta = 0 gives apply_model's predictions; the last
-    layer runs the reference scan)."""
-    spec = model_spec(model_cfg)
-    h = x
-    if len(params["layers"]) > 1:
-        _, h = stacked_scan(spec.cell, _stacked(params["layers"][:-1]), x, **_scan_kwargs(spec))
-    cell = perturbed_cell(get_cell(spec.cell), h.shape[-1])
-    xs = jnp.concatenate([h, delta.astype(h.dtype)], axis=-1)
-    _, hs = scan(cell, params["layers"][-1], xs, unroll=spec.unroll, remat=spec.remat,
-                 dtype=COMPUTE_DTYPES[spec.dtype], impl="reference")
-    return head(params, hs, target)
-
-
 def hidden_grads(params, x: jax.Array, model_cfg, target: str,
                  loss_fn: Callable[[jax.Array], jax.Array]) -> jax.Array:
     """dL/dh_t of the last recurrent layer: [batch, time, hidden].
 
     L = loss_fn(predictions); entry t is the total derivative through every
     later step (what backpropagation through time delivers to h_t).
+
+    How: the last layer's carries from a forward scan, then one reverse scan that
+    carries dL/d(carry) and pulls it back through each step (`jax.vjp` of the cell's
+    step in the carry alone, the step recomputed there). No weight gradients and no
+    per-step residuals of autodiff's scan: on CPU about 4x faster than
+    differentiating the model with a perturbation added to every h_t (gru, H = 32,
+    T = 200, 256 examples), which was this diagnostic's every-run cost.
     """
     spec = model_spec(model_cfg)
-    delta = jnp.zeros((x.shape[0], x.shape[1], spec.hidden_size), jnp.float32)
-    return jax.grad(lambda d: loss_fn(apply_with_delta(params, x, d, spec, target)))(delta)
+    h = x
+    if len(params["layers"]) > 1:
+        _, h = stacked_scan(spec.cell, _stacked(params["layers"][:-1]), x, **_scan_kwargs(spec))
+    cell, last = get_cell(spec.cell), params["layers"][-1]
+    dtype = COMPUTE_DTYPES[spec.dtype]
+    time_major = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731
+
+    def step(carry, x_t):  # the input projection inside the step: no [T, B, 3H] buffer
+        return cell.step(last, carry, cell.project(last, x_t, dtype), dtype)[0]
+
+    def forward(carry, x_t):
+        return step(carry, x_t), carry
+
+    xs = time_major(h)  # [T, B, I]
+    final, before = jax.lax.scan(forward, cell.zero_carry(last, (x.shape[0],)), xs)
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, final)
+    if target == "last":  # the loss reads h_T alone: one cotangent, placed in the carry
+        d_last = jax.grad(lambda v: loss_fn(head(params, v[:, None], target)))(
+            cell.hidden_of(final))
+        ct0, direct = _add_to_hidden(cell, zeros, d_last), None
+    else:  # h_t after every step: the carries before steps 2..T, then the final one
+        hs = jnp.concatenate([cell.hidden_of(before)[1:], cell.hidden_of(final)[None]])
+        direct = jax.grad(lambda v: loss_fn(head(params, time_major(v), target)))(hs)
+        ct0 = zeros
+
+    def backward(ct, inp):
+        carry, x_t, d_t = inp  # the carry before step t, its input, dL/dh_t direct
+        if d_t is not None:
+            ct = _add_to_hidden(cell, ct, d_t.astype(cell.hidden_of(ct).dtype))
+        (prev,) = jax.vjp(lambda c: step(c, x_t), carry)[1](ct)
+        return prev, cell.hidden_of(ct)
+
+    _, grads = jax.lax.scan(backward, ct0, (before, xs, direct), reverse=True)
+    return time_major(grads)

@@ -151,16 +151,20 @@ def test_chrono_init_reaches_the_keep_gate():
     assert float(p["b_iz"].std()) > 0.3
 
 
-@pytest.mark.parametrize("cell, layers", [("gru", 1), ("lstm", 1), ("rnn", 1), ("gru", 2)])
-def test_hidden_grads_equal_gradient_of_the_tail(cell, layers):
-    """dL/dh_t from the perturbation trick equals the gradient of 'run the rest
-    of the sequence from h_t' (a Python loop), for every t."""
+@pytest.mark.parametrize("cell, layers, target", [
+    ("gru", 1, "last"), ("lstm", 1, "last"), ("rnn", 1, "last"), ("gru", 2, "last"),
+    ("gru", 1, "sequence"), ("lstm", 1, "sequence")])
+def test_hidden_grads_equal_gradient_of_the_tail(cell, layers, target):
+    """dL/dh_t from the reverse scan over carries equals the gradient of 'run the rest
+    of the sequence from h_t' (a Python loop; with target "sequence" the predictions
+    before t are constants), for every t."""
     spec = {"cell": cell, "hidden_size": 4, "num_layers": layers}
     params = init_model(jax.random.key(3), spec, 2, 1)
     x = jax.random.normal(jax.random.key(4), (3, 5, 2))
-    y = jax.random.normal(jax.random.key(5), (3, 1))
+    T = x.shape[1]
+    y = jax.random.normal(jax.random.key(5), (3, T, 1) if target == "sequence" else (3, 1))
     loss_fn = lambda preds: jnp.mean((preds - y) ** 2)  # noqa: E731
-    got = hidden_grads(params, x, spec, "last", loss_fn)  # [B, T, H]
+    got = hidden_grads(params, x, spec, target, loss_fn)  # [B, T, H]
 
     inp = x
     for layer in params["layers"][:-1]:
@@ -168,13 +172,15 @@ def test_hidden_grads_equal_gradient_of_the_tail(cell, layers):
     last = params["layers"][-1]
     carries = _loop_layer(cell, last, inp)
     step = {"gru": gru_step, "lstm": lstm_step, "rnn": rnn_step}[cell]
-    T = x.shape[1]
+    w, b = params["head"]["w"], params["head"]["b"]
     for t in range(T):
         def tail(h, t=t):
             carry = (carries[t][0], h) if cell == "lstm" else h
+            hs = [_hidden(cell, c) for c in carries[:t]] + [h]
             for s in range(t + 1, T):
                 carry = step(last, carry, inp[:, s])
-            pred = _hidden(cell, carry) @ params["head"]["w"] + params["head"]["b"]
+                hs.append(_hidden(cell, carry))
+            pred = (jnp.stack(hs, 1) if target == "sequence" else hs[-1]) @ w + b
             return loss_fn(pred)
 
         want = jax.grad(tail)(_hidden(cell, carries[t]))
