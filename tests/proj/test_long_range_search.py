@@ -95,6 +95,32 @@ def test_points_sharing_a_program_are_queued_apart():
         "gru/H16/seed0/T10", "lstm/H16/seed0/T10", "gru/H16/seed1/T10", "lstm/H16/seed1/T10"]
 
 
+def test_pack_seeds_queues_the_seeds_of_one_program_together():
+    lns = [Lineage(arm, 16, seed) for arm in ("gru", "lstm") for seed in (0, 1)]
+    src = LengthSearch("adding", lns, lambda arm, h: 1e-2, base_cap=100, top=8,
+                       pack_seeds=True)
+    assert [p["workdir"] for p in src.initial()] == [
+        "gru/H16/seed0/T10", "gru/H16/seed1/T10", "lstm/H16/seed0/T10", "lstm/H16/seed1/T10"]
+
+
+def test_the_gpu_grid_climbs_past_the_cpu_top_only_where_it_censored():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "experiments" / "long_range_search.py"
+    spec = importlib.util.spec_from_file_location("search", path)
+    exp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(exp)
+    cpu, gpu = exp.get_source("adding"), exp.get_source("adding:gpu")
+    assert set(gpu.lineages) == {ln for ln in cpu.lineages if ln.arm in design.GPU["arms"]
+                                 and ln.hidden in design.GPU["hidden"]}
+    for h, t in ((64, 20480), (128, 10240)):
+        assert design.LADDER[gpu.top(h)] == t == 4 * design.LADDER[cpu.top(h)]
+    assert gpu.pack_seeds and not cpu.pack_seeds
+    with pytest.raises(ValueError, match="adding:gpu"):
+        exp.get_source("copy:gpu")
+
+
 def test_the_cheapest_trials_are_queued_first():
     """Smaller T x H first, then smaller hidden size, then seed by seed."""
     lns = [Lineage("gru", h, seed) for h in (32, 16) for seed in (0, 1)]

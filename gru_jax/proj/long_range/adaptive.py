@@ -110,17 +110,21 @@ class Lineage:
 class LengthSearch:
     """The sweep engine's point source (initial / next) for the searches of many
     lineages on one task: each point is `design.point(...)` at a ladder rung, in
-    its own folder ``<arm>/H<hidden>/seed<seed>/T<T>`` (an extension reuses it)."""
+    its own folder ``<arm>/H<hidden>/seed<seed>/T<T>`` (an extension reuses it).
+    `pack_seeds`: queue the seeds of one arm, size and T next to each other, so a
+    worker that packs (`scripts/sweep.py --pack`, the default on a GPU) trains them
+    as one program."""
 
     def __init__(self, task: str, lineages: Sequence[Lineage], learning_rate, *,
                  base_cap: int, top: int | Callable[[int], int],
-                 copy_len: dict[int, int] | None = None):
+                 copy_len: dict[int, int] | None = None, pack_seeds: bool = False):
         from gru_jax.proj.long_range import design
 
         self.task, self.lineages, self.lr = task, list(lineages), learning_rate
         self.base_cap, self._design = base_cap, design
         self.top = top if callable(top) else (lambda hidden: top)  # hidden -> rung
         self.copy_len = copy_len or {}  # copy: {hidden: C} (the capacity control's)
+        self.pack_seeds = pack_seeds
 
     def _point(self, ln: Lineage, rung: int, cap: int) -> dict:
         T = self._design.LADDER[rung]
@@ -134,11 +138,14 @@ class LengthSearch:
         size), so a search cut short has bracketed the most pairs; then seed by seed,
         so the runs that share a program (the seeds of one arm, size and T) are apart
         in the queue and two workers rarely compile one program
-        at once (the later seeds find it in the persistent cache)."""
+        at once (the later seeds find it in the persistent cache); or, `pack_seeds`,
+        seed after seed of one arm."""
         order = {ln: i for i, ln in enumerate(self.lineages)}
+        arm_order = {ln.arm: i for i, ln in reversed(list(enumerate(self.lineages)))}
         def key(t):
             ln, rung, _ = t
-            return self._design.LADDER[rung] * ln.hidden, ln.hidden, ln.seed, order[ln]
+            apart = (arm_order[ln.arm], ln.seed) if self.pack_seeds else (ln.seed, order[ln])
+            return self._design.LADDER[rung] * ln.hidden, ln.hidden, *apart
         trials = sorted(trials, key=key)
         return [self._point(ln, rung, cap) for ln, rung, cap in trials]
 
