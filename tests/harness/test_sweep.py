@@ -223,6 +223,24 @@ def test_packing_by_default_follows_packing_pays(tmp_path, monkeypatch, pack, pa
     assert bool(asked) == (pack is None) and all(a[:2] == (8, 4) for a in asked)
 
 
+def test_a_pack_gathers_its_points_from_anywhere_in_the_queue(tmp_path):
+    """An adaptive source enqueues the seeds of one program apart: a worker still
+    packs them (and only them)."""
+    train, packs = FakeTrainer(), []
+
+    def pack_fn(configs, workdirs):
+        packs.append(sorted((c.model.cell, c.seed) for c in configs))
+        return [train(c, w) for c, w in zip(configs, workdirs, strict=True)]
+
+    points = [{"seed": 0}, {"model.cell": "lstm"}, {"seed": 1},
+              {"model.cell": "lstm", "seed": 1}, {"seed": 2}]
+    results = sweep.run_sweep(base_config(), points, tmp_path, train_fn=train, pack=True,
+                              pack_fn=pack_fn, validate=no_validate, progress=False,
+                              log=lambda msg: None, poll=0.05)
+    assert [r["status"] for r in results] == ["done"] * 5
+    assert packs == [[("gru", 0), ("gru", 1), ("gru", 2)], [("lstm", 0), ("lstm", 1)]]
+
+
 def test_packing_by_default_needs_a_packed_trainer(tmp_path, monkeypatch):
     """A custom train_fn without a pack_fn has no packed version: the default
     runs it one by one even where packing pays."""

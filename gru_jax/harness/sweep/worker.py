@@ -155,15 +155,12 @@ class Worker:
         PACK_KEYS), polling while others run; [] when the study is finished."""
         while True:
             reap(self.study)
-            jobs = []
-            while len(jobs) < self.pack_size:
-                job = self._claim()
-                if job is None:
-                    break
-                jobs.append(job)
-                if not self._packs_with(jobs[0], job):
-                    break
-            if jobs:
+            first = self._claim()
+            if first is not None:
+                jobs = [first]
+                while len(jobs) < self.pack_size and self._may_pack(first) and (
+                        job := self._claim(like=first)) is not None:
+                    jobs.append(job)
                 return jobs
             if self._extend():
                 continue
@@ -172,15 +169,15 @@ class Worker:
                 return []
             time.sleep(self.poll)
 
-    def _claim(self) -> Job | None:
+    def _claim(self, like: Job | None = None) -> Job | None:
         """Pop a WAITING trial (atomically) and make it a Job; None if none waits.
-        Trials that only repeat a point already done, running or waiting lower in
-        the queue are dropped (PRUNED) on the way."""
+        `like`: the first one anywhere in the queue that packs with that job (an
+        adaptive source enqueues such points apart). Trials that only repeat a point
+        already done, running or waiting lower in the queue are dropped (PRUNED) on
+        the way."""
         storage = self.study._storage
         while True:
-            # Optuna's queue pop: WAITING -> RUNNING is one conditional update in the
-            # storage, so exactly one worker wins each trial.
-            trial_id = self.study._pop_waiting_trial_id()
+            trial_id = self._pop(like)
             if trial_id is None:
                 return None
             storage.set_trial_system_attr(trial_id, OWNER_ATTR, owner())
@@ -197,9 +194,28 @@ class Worker:
             config = apply_overrides(self.config, overrides_of(point))
             return Job(trial, point, self.workdir / trial.user_attrs[DIR_ATTR], config)
 
-    def _packs_with(self, first: Job, job: Job) -> bool:
-        return (self.pack_fn is not None and _pack_key(first.point) == _pack_key(job.point)
-                and (self.pack is not None or packing_pays_for(first.config, self.pack_size)))
+    def _pop(self, like: Job | None) -> int | None:
+        """A WAITING trial's id, now RUNNING (Optuna's queue pop: WAITING -> RUNNING is
+        one conditional update in the storage, so exactly one worker wins each trial);
+        `like`: only a trial whose point packs with that job's."""
+        if like is None:
+            return self.study._pop_waiting_trial_id()
+        key = _pack_key(like.point)
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            p = point_of(t)
+            if p is None or _pack_key(expand([p])[0]) != key:
+                continue
+            try:
+                if self.study._storage.set_trial_state_values(t._trial_id,
+                                                              state=TrialState.RUNNING):
+                    return t._trial_id
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+        return None
+
+    def _may_pack(self, first: Job) -> bool:
+        return self.pack_fn is not None and (
+            self.pack is not None or packing_pays_for(first.config, self.pack_size))
 
     # ---- training
 
