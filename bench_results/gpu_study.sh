@@ -11,7 +11,8 @@ W=results/long_range/search/adding
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import jax; print('jax', jax.__version__, jax.devices())"; nproc; } > "$OUT/env.txt" 2>&1
 touch /tmp/gpu_study.start
-timeout --kill-after=30 "$1" python3 scripts/sweep.py --pack \
+# a journal storage: Optuna without SQLAlchemy (the image has neither)
+timeout --kill-after=30 "$1" python3 scripts/sweep.py --pack --storage=journal:/tmp/gpu_study.journal \
   --config=experiments/long_range_search.py:adding:gpu --workdir=$W --workers="${2:-4}" \
   > "$OUT/sweep.log" 2>&1
 # the folders whose summary.json this call wrote and that finished (not preempted)
