@@ -77,7 +77,7 @@ def test_study_overhead_over_the_committed_runs():
     o = overhead.study_overhead(root)
     # Recomputed from the committed table itself, not from the report's Run objects.
     with open(root / "search" / "runs.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r["step_time_ms"]]
+        rows = [r for r in csv.DictReader(f) if r["step_time_ms"] and r["device"] == "cpu"]
 
     def ratio(rs):
         stepping = sum(int(r["last_step"]) * float(r["step_time_ms"]) / 1000 for r in rs)

@@ -64,8 +64,8 @@ def steps_figure(task: str, by_arm: Mapping[str, Sequence[Run]],
 def budget_figure(task: str, by_budget: Mapping[int, Mapping[Key, Bracket]],
                   arms: Sequence[str], top: Mapping[int, int], path: Path,
                   title: str) -> Path:
-    """top: {hidden size: the longest T searched there}."""
-    hiddens = sorted(top)
+    """top: {(arm, hidden size): the longest T searched there}."""
+    hiddens = sorted({h for _, h in top})
     panels = {}
     shift = {b: 1 + 0.06 * (i - (len(by_budget) - 1) / 2) for i, b in enumerate(by_budget)}
     for arm in arms:
@@ -85,7 +85,7 @@ def budget_figure(task: str, by_budget: Mapping[int, Mapping[Key, Bracket]],
                     lines.append(fig.Line([x], [y1 if hi is None else y0], color=c,
                                           style="", marker="^" if hi is None else "v"))
         hs = sorted({h for b in by_budget.values() for (a, h, _) in b if a == arm})
-        lines.append(fig.Line(hs, [top[h] for h in hs], color="gray", style=":", lw=0.8,
+        lines.append(fig.Line(hs, [top[arm, h] for h in hs], color="gray", style=":", lw=0.8,
                               marker="_" if len(hs) == 1 else None, label="top searched",
                               order=0))
         panels[arm] = lines

@@ -31,7 +31,7 @@ BUDGETS = {"adding": (1000, 2000, 4000, 8000), "copy": (2000, 4000, 8000, 16000)
 THRESHOLDS = {"adding": (0.05, 0.01, 0.001), "copy": (0.95, 0.99, 0.999)}
 RUN_FIELDS = ("task", "arm", "hidden", "seq_len", "seed", "solved", "steps_to_solve",
               "final_metric", "metric", "lr", "layers", "cap", "copy_len", "last_step",
-              "num_params", "step_time_ms", "wall_time_sec", "folder")
+              "num_params", "step_time_ms", "wall_time_sec", "folder", "device")
 
 
 class Study:
@@ -45,12 +45,23 @@ class Study:
         self.arms = [a for a in design.ARMS if any(k[0] == a for k in self.lineages)]
         self.hiddens = sorted({k[1] for k in self.lineages})
 
-    def top_rung(self, hidden: int) -> int:
-        """The highest rung the search climbs to at `hidden`."""
-        return design.REDUCED["top"] if self.reduced else design.top_rung(self.task, hidden)
+    def top_rung(self, hidden: int, gpu: bool = False) -> int:
+        """The highest rung the search climbs to at `hidden` (`gpu`: on a lent GPU)."""
+        if self.reduced:
+            return design.REDUCED["top"]
+        return design.top_rung(self.task, hidden, gpu=gpu)
 
-    def top(self, hidden: int) -> int:
-        return design.LADDER[self.top_rung(hidden)]
+    def top(self, hidden: int, gpu: bool = False) -> int:
+        return design.LADDER[self.top_rung(hidden, gpu)]
+
+    def on_gpu(self, arm: str, hidden: int) -> bool:
+        """Whether some run of (arm, hidden) ran on a GPU (`design.GPU`'s climb)."""
+        return any(r.device != "cpu" for k in self.seeds_of(arm, hidden)
+                   for r in self.lineages[k])
+
+    def top_of(self, arm: str, hidden: int) -> int:
+        """The longest T searched for (arm, hidden): the GPU's top where it climbed."""
+        return self.top(hidden, self.on_gpu(arm, hidden))
 
     @functools.cached_property
     def alphas(self) -> dict[str, analysis.AlphaFit | None]:
@@ -72,7 +83,7 @@ class Study:
         """Whether the lineage's search would still run a trial."""
         outcomes = [adaptive.Outcome(r.rung, r.cap, r.solved, r.improving, r.diverged)
                     for r in self.lineages[key]]
-        top = max(self.top_rung(key[1]), max(o.rung for o in outcomes))
+        top = max(self.top_rung(key[1], self.on_gpu(*key[:2])), max(o.rung for o in outcomes))
         return adaptive.next_trial(outcomes, self.base_cap, top) is not None
 
     def seeds_of(self, arm: str, hidden: int) -> list:
@@ -96,11 +107,18 @@ def bracket_markdown(study: Study, brackets, mark_open: bool = True) -> str:
 
 
 def _tops(study: Study) -> str:
-    """'T=20480 at H=16, 10240 at H=32' (one T: 'T=640')."""
+    """'T=20480 at H=16, 10240 at H=32' (one T: 'T=640'), then the GPU's tops where
+    some (arm, size) climbed there: '; on a GPU 20480 at H=64 (gru, lstm)'."""
     tops = {h: study.top(h) for h in study.hiddens}
     if len(set(tops.values())) == 1:
-        return f"T={tops[study.hiddens[0]]}"
-    return "T=" + ", ".join(f"{t} at H={h}" for h, t in tops.items())
+        text = f"T={tops[study.hiddens[0]]}"
+    else:
+        text = "T=" + ", ".join(f"{t} at H={h}" for h, t in tops.items())
+    gpu = {h: [a for a in study.arms if study.on_gpu(a, h)] for h in study.hiddens}
+    if any(gpu.values()):
+        text += "; on a GPU " + ", ".join(f"{study.top(h, gpu=True)} at H={h} ({', '.join(a)})"
+                                          for h, a in gpu.items() if a)
+    return text
 
 
 def censored_text(study: Study, brackets) -> str:
@@ -109,19 +127,19 @@ def censored_text(study: Study, brackets) -> str:
     under the cap they solved there, which is how far from a failure the top is."""
     pairs = [(a, h) for a in study.arms for h in study.hiddens
              if (keys := study.seeds_of(a, h)) and not any(study.searching(k) for k in keys)
-             and all(brackets[k] == (study.top(h), None) for k in keys)]
+             and all(brackets[k] == (study.top_of(a, h), None) for k in keys)]
     if not pairs:
         return ""
     steps: dict[str, list[int]] = defaultdict(list)
     for a, h in pairs:
         steps[a] += [r.steps_to_solve for k in study.seeds_of(a, h) for r in study.lineages[k]
-                     if r.seq_len == study.top(h) and r.solved]
+                     if r.seq_len == study.top_of(a, h) and r.solved]
     spans = ", ".join(f"{a} {min(v)}" + (f"-{max(v)}" if max(v) > min(v) else "")
                       for a, v in steps.items())
     return (f"Censored by the ladder's top, not bracketed: "
             f"{', '.join(f'{a} H={h}' for a, h in pairs)}. Every seed solved the longest "
             f"length searched at its size ({_tops(study)}; the next rungs cost about 2x and "
-            f"4x per step on this CPU) within the cap, there in {spans} steps of the "
+            f"4x per step) within the cap, there in {spans} steps of the "
             f"{study.base_cap}-step cap; the steps-to-solve exponents below say how slowly "
             f"their cost in steps grows with T.\n")
 
@@ -195,17 +213,20 @@ def run_rows(study: Study) -> list[dict]:
                      "layers": r.layers, "cap": r.cap, "copy_len": r.copy_len,
                      "last_step": r.last_step, "num_params": r.num_params,
                      "step_time_ms": None if r.step_time_ms is None else round(r.step_time_ms, 3),
-                     "wall_time_sec": round(r.wall_time_sec, 2), "folder": r.folder})
+                     "wall_time_sec": round(r.wall_time_sec, 2), "folder": r.folder,
+                     "device": r.device})
     return rows
 
 
-def core_hours(runs: Sequence[searches.Run]) -> float:
-    return sum(r.wall_time_sec for r in runs) / 3600
+def core_hours(runs: Sequence[searches.Run], device: str = "cpu") -> float:
+    """The runs' wall time on `device` ("cpu"; "gpu": any GPU), in hours."""
+    return sum(r.wall_time_sec for r in runs if (r.device == "cpu") == (device == "cpu")) / 3600
 
 
 def overhead(runs: Sequence[searches.Run]) -> float | None:
-    """The runs' wall time over their stepping time (steps x median step time): what
-    compiling, evals, diagnostics and checkpoints add."""
+    """The CPU runs' wall time over their stepping time (steps x median step time):
+    what compiling, evals, diagnostics and checkpoints add."""
+    runs = [r for r in runs if r.device == "cpu"]
     stepping = sum(r.last_step * r.step_time_ms / 1000 for r in runs if r.step_time_ms)
     return sum(r.wall_time_sec for r in runs) / stepping if stepping else None
 
@@ -227,7 +248,9 @@ def task_markdown(study: Study, out: Path | None) -> str:
     if out is not None:
         lr_figures.steps_figure(t, by_arm, alphas, out / steps_png,
                                 f"{t}{label}: steps to solve against T")
-        lr_figures.budget_figure(t, budgets, study.arms, {h: study.top(h) for h in study.hiddens},
+        lr_figures.budget_figure(t, budgets, study.arms,
+                                 {(a, h): study.top_of(a, h) for a in study.arms
+                                  for h in study.hiddens},
                                  out / budget_png, f"{t}{label}: T*(budget) against hidden size")
     th = THRESHOLDS[t]
     h_big = study.hiddens[-1]
@@ -421,6 +444,18 @@ def _overhead_text(studies: Sequence[Study]) -> str:
     return "" if x is None else f", {x:.2f}x their stepping time (steps x step time)"
 
 
+def _gpu_text(studies: Sequence[Study]) -> str:
+    """Which rows came from a GPU, and its hours."""
+    gpu = [r for s in studies for r in s.runs if r.device != "cpu"]
+    if not gpu:
+        return ""
+    devices = ", ".join(sorted({r.device for r in gpu}))
+    return (f" The {len(gpu)} runs above the CPU's top (`design.GPU`, "
+            f"`experiments/long_range_search.py:adding:gpu`, seeds packed three to a program) "
+            f"ran on a lent GPU ({devices}): {core_hours(gpu, 'gpu'):.2f} GPU-hours; "
+            f"runs.csv's `device` column says where each row ran.")
+
+
 def study_markdown(studies: Sequence[Study], root: Path, out: Path | None) -> str:
     """The study under `root` (its searches `studies`, its capacity control); the
     figures written into `out` (None: the text alone)."""
@@ -439,8 +474,9 @@ def study_markdown(studies: Sequence[Study], root: Path, out: Path | None) -> st
         "",
         published_markdown({s.task: s for s in studies}, cap_table),
         "",
-        f"Compute: {hours:.2f} core-hours of search runs (the sum of the runs' wall "
-        f"time; two workers on the 2-core CPU machine){_overhead_text(studies)}.",
+        f"Compute: {hours:.2f} core-hours of search runs (the sum of the CPU runs' wall "
+        f"time; two workers on the 2-core CPU machine){_overhead_text(studies)}."
+        + _gpu_text(studies),
     ])
 
 
@@ -462,6 +498,7 @@ def write_study_report(root: str | os.PathLike, *, reduced: bool = False,
                 "reduced": reduced,
                 "runs": {s.task: len(s.runs) for s in studies},
                 "core_hours": round(sum(core_hours(s.runs) for s in studies), 3),
+                "gpu_hours": round(sum(core_hours(s.runs, "gpu") for s in studies), 3),
                 "wall_over_stepping": overhead([r for s in studies for r in s.runs]),
                 "command": "python scripts/report.py --study=" + str(root)}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -54,6 +54,7 @@ class Run:
     grad_horizon_init: int | None
     grad_horizon: int | None  # at the end of training
     folder: str
+    device: str = "cpu"  # where it ran: "cpu", or the GPU's name (summary's machine)
 
     @property
     def key(self) -> Key:
@@ -96,7 +97,11 @@ def _run(folder: Path, root: Path) -> Run | None:
         history=tuple(s.eval_history or ()), num_params=int(s.num_params or 0),
         step_time_ms=s.step_time_ms, wall_time_sec=float(s.wall_time_sec or 0.0),
         grad_horizon_init=s.grad_horizon_init, grad_horizon=s.grad_horizon,
-        folder=folder.relative_to(root).as_posix())
+        folder=folder.relative_to(root).as_posix(), device=_device(s.machine))
+
+
+def _device(machine: Mapping) -> str:
+    return machine.get("device_kind", "gpu") if machine.get("backend") == "gpu" else "cpu"
 
 
 def load(folder: str | Path) -> list[Run]:
