@@ -241,6 +241,36 @@ def test_a_pack_gathers_its_points_from_anywhere_in_the_queue(tmp_path):
     assert packs == [[("gru", 0), ("gru", 1), ("gru", 2)], [("lstm", 0), ("lstm", 1)]]
 
 
+def test_a_signal_that_ends_a_pack_fails_none_of_its_members(tmp_path):
+    """A stop signal ends a packed group: the member that finished at that step keeps
+    its final summary, the one it preempted and the one not reached yet (members run
+    one after another) go back in the queue; none is recorded as failed."""
+    from gru_jax.harness.train import Preempted
+
+    train, signalled = FakeTrainer(), []
+
+    def pack_fn(configs, workdirs):
+        if signalled:
+            return [train(c, w) for c, w in zip(configs, workdirs, strict=True)]
+        signalled.append(True)
+        train(configs[0], workdirs[0])  # solved at the step the signal came
+        (Path(workdirs[1]) / "summary.json").write_text(json.dumps(
+            {"status": "preempted", "step": 10, "config": configs[1].to_dict()}))
+        raise Preempted("preempted at step 10; run the same command to resume")
+
+    def sweep_once():
+        return sweep.run_sweep(base_config(), [{"seed": s} for s in range(3)], tmp_path,
+                               train_fn=train, pack=True, pack_fn=pack_fn,
+                               validate=no_validate, progress=False, log=lambda msg: None,
+                               poll=0.05)
+
+    first = sweep_once()
+    assert [r["status"] for r in first] == ["done", "preempted", "preempted"]
+    assert json.loads((tmp_path / "seed=0" / "summary.json").read_text())["status"] == "done"
+    assert [r["status"] for r in sweep_once()] == ["done"] * 3
+    assert train.calls.count(str(tmp_path / "seed=0")) == 1  # not trained again
+
+
 def test_packing_by_default_needs_a_packed_trainer(tmp_path, monkeypatch):
     """A custom train_fn without a pack_fn has no packed version: the default
     runs it one by one even where packing pays."""

@@ -113,6 +113,24 @@ def _record_failure(run_dir: Path, config, exc: BaseException, started: float) -
     return summary
 
 
+def _preempted(exc: BaseException) -> bool:
+    from gru_jax.harness.train import Preempted  # loaded already by the trainer that raised
+
+    return isinstance(exc, Preempted)
+
+
+def _stopped_by_a_signal(run_dir: Path, fresh: RunSummary | None) -> RunSummary:
+    """A member of a group that a stop signal (train.Preempted) ended: preempted (a
+    checkpoint and a "preempted" summary), finished before the signal (solved or
+    diverged at that step: its final summary), or not reached yet (run one after
+    another); none of these is a failure, the unfinished go back in the queue."""
+    if fresh is not None and (fresh.finished or fresh.status == "preempted"):
+        return fresh
+    earlier = _summary_or_none(run_dir)
+    return (RunSummary(status="preempted") if earlier is None
+            else dataclasses.replace(earlier, status="preempted"))
+
+
 def train_points(jobs: Sequence, train_fn: TrainFn,
                   pack_fn: PackFn | None, primary: bool = True) -> list[RunSummary]:
     """Train the jobs' points; each one's summary (failures recorded in its folder).
@@ -147,9 +165,9 @@ def train_points(jobs: Sequence, train_fn: TrainFn,
                 err = RuntimeError("the trainer returned without writing its summary")
         if err is not None:
             summary = _fresh_summary(job.run_dir, started)
-            # train.Preempted (a stop signal) comes after a "preempted" summary and a
-            # checkpoint: not a failure, the point goes back in the queue
-            if not (summary is not None and summary.status == "preempted"):
+            if _preempted(err):
+                summary = _stopped_by_a_signal(job.run_dir, summary)
+            elif not (summary is not None and summary.status == "preempted"):
                 summary = _record_failure(job.run_dir, job.config, err, started)
         summaries.append(summary)
     return summaries
