@@ -1,9 +1,11 @@
 #!/bin/bash
-# The long-range study's rows from a lent GPU (experiments/long_range_search.py:adding:gpu,
-# design.GPU): run in the repository root on the device machine; the run folders it
+# The long-range study's rows from a lent GPU (experiments/long_range_search.py:adding:extended,
+# design.EXTENDED): run in the repository root on the device machine; the run folders it
 # finished come back as $OUT/gpu_runs.tgz (unpack in the repository root), its console
 # as $OUT/sweep.log. usage: bash bench_results/gpu_study.sh SECONDS [WORKERS]
-# float32 products at full precision, as on the CPU (JAX's GPU default is TF32).
+# float32 products at full precision, as on the CPU (JAX's GPU default is TF32). Workers
+# time-slice the one GPU (five ran 435-900 ms per packed step at T = 5120-10240 on an H200,
+# results/long_range/search/gpu_h200.log): default two.
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}. KERAS_BACKEND=jax PYTHONUNBUFFERED=1 \
   XLA_PYTHON_CLIENT_PREALLOCATE=false JAX_DEFAULT_MATMUL_PRECISION=highest
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -13,7 +15,7 @@ W=results/long_range/search/adding
 touch /tmp/gpu_study.start
 # a journal storage: Optuna without SQLAlchemy (the image has neither)
 timeout --kill-after=30 "$1" python3 scripts/sweep.py --pack --storage=journal:/tmp/gpu_study.journal \
-  --config=experiments/long_range_search.py:adding:gpu --workdir=$W --workers="${2:-4}" \
+  --config=experiments/long_range_search.py:adding:extended --workdir=$W --workers="${2:-2}" \
   > "$OUT/sweep.log" 2>&1
 # the folders whose summary.json this call wrote and that finished (not preempted)
 python3 - "$W" > "$OUT/new_runs.txt" <<'PY'

@@ -22,9 +22,11 @@ One run of it::
 `:adding:reduced` / `:copy:reduced`: gru, lstm and rnn at H = 16, seeds 0 and 1, up to
 T = 40, capped at 1000 steps (make study).
 
-`:adding:gpu`: on a lent GPU, the lineages of `design.GPU` (the CPU's top censored them)
-climb on to `design.top_rung(..., gpu=True)`, in the same folders, from the committed
-points (`bench_results/gpu_study.sh` runs it; each summary's `machine` says where it ran).
+`:adding:extended`: the lineages of `design.EXTENDED` (the top censored them) climb on
+to `design.top_rung(..., extended=True)`, in the same folders, from the committed points,
+seeds queued together so a packing worker trains them as one program
+(`bench_results/gpu_study.sh` runs it on a lent GPU; each summary's `machine` says where
+it ran).
 """
 
 import functools
@@ -41,9 +43,9 @@ REDUCED = design.REDUCED
 
 def _parse(arg: str) -> tuple[str, bool]:
     task, _, grid = (arg or "adding").partition(":")
-    if task not in design.CAP or grid not in ("", "full", "reduced", "gpu") or (
-            grid == "gpu" and task != "adding"):
-        raise ValueError(f"config argument must be adding|copy[:reduced] or adding:gpu, "
+    if task not in design.CAP or grid not in ("", "full", "reduced", "extended") or (
+            grid == "extended" and task != "adding"):
+        raise ValueError(f"config argument must be adding|copy[:reduced] or adding:extended, "
                          f"got {arg!r}")
     return task, grid
 
@@ -54,7 +56,7 @@ def get_config(arg: str = "adding"):
 
 def get_source(arg: str = "adding"):
     task, grid = _parse(arg)
-    reduced, gpu = grid == "reduced", grid == "gpu"
+    reduced, extended = grid == "reduced", grid == "extended"
     choices = calibration.read_choices(
         os.path.join(CALIBRATION, f"{task}_refine", calibration.CHOICE_FILE))
     copy_len = None if reduced else capacity.study_copy_lengths(
@@ -63,14 +65,15 @@ def get_source(arg: str = "adding"):
     lineages = [Lineage(arm, h, seed) for arm in arms
                 for h in (REDUCED["hidden"] if reduced else design.hidden_sizes(task, arm))
                 if (copy_len is None or h in copy_len)
-                and (not gpu or (arm in design.GPU["arms"] and h in design.GPU["hidden"]))
+                and (not extended or (arm in design.EXTENDED["arms"]
+                                      and h in design.EXTENDED["hidden"]))
                 for seed in (REDUCED["seeds"] if reduced else design.SEEDS)]
     return LengthSearch(task, lineages,
                         lambda arm, h: calibration.learning_rate(choices, task, arm, h),
                         base_cap=REDUCED["cap"] if reduced else design.CAP[task],
                         top=(REDUCED["top"] if reduced
-                             else functools.partial(design.top_rung, task, gpu=gpu)),
-                        copy_len=copy_len, pack_seeds=gpu)
+                             else functools.partial(design.top_rung, task, extended=extended)),
+                        copy_len=copy_len, pack_seeds=extended)
 
 
 def get_sweep(arg: str = "adding"):

@@ -166,12 +166,13 @@ def test_censored_pairs_say_how_far_under_the_cap_they_solved_at_the_top():
     assert "lstm" not in text
 
 
-def test_gpu_rows_raise_their_pairs_top_and_are_counted_apart():
-    """A pair that climbed on a GPU is censored at the GPU's top (the CPU's top does
-    not end its search), its rows are named, and its hours are not CPU core-hours."""
-    cpu_top, gpu_top = (design.top_rung("adding", 128, gpu=g) for g in (False, True))
-    assert design.LADDER[gpu_top] == 4 * design.LADDER[cpu_top] == 10240
-    grow = design.LADDER[:gpu_top + 1:2]
+def test_extended_pairs_are_censored_at_their_top_and_gpu_rows_counted_apart():
+    """A pair that climbed past the top is censored at the extended grid's top (the
+    base top does not end its search); rows from a GPU are named, and their hours are
+    not CPU core-hours."""
+    cpu_top, ext_top = (design.top_rung("adding", 128, extended=e) for e in (False, True))
+    assert design.LADDER[ext_top] == 4 * design.LADDER[cpu_top] == 10240
+    grow = design.LADDER[:ext_top + 1:2]
     runs = [dataclasses.replace(run("gru", 128, seed, T, 200), wall_time_sec=3600.0,
                                 device="NVIDIA H200" if T > design.LADDER[cpu_top] else "cpu")
             for seed in (0, 1) for T in grow]
@@ -180,19 +181,19 @@ def test_gpu_rows_raise_their_pairs_top_and_are_counted_apart():
     study.task, study.reduced, study.runs = "adding", False, runs
     study.lineages = searches.lineages(runs)
     study.base_cap, study.arms, study.hiddens = 4000, ["gru", "lstm"], [128]
-    assert study.on_gpu("gru", 128) and not study.on_gpu("lstm", 128)
+    assert study.extended("gru", 128) and not study.extended("lstm", 128)
     assert (study.top_of("gru", 128), study.top_of("lstm", 128)) == (10240, 2560)
     assert not any(study.searching(k) for k in study.lineages)
     text = report.censored_text(study, analysis.brackets(study.lineages))
     assert text.startswith("Censored by the ladder's top, not bracketed: gru H=128, lstm H=128.")
-    assert "(T=2560; on a GPU 10240 at H=128 (gru);" in text
+    assert "(T=2560; the extended grid's 10240 at H=128 (gru);" in text
     # 2 seeds x 9 CPU rungs of an hour, 9 lstm runs of a second; 2 x 2 GPU rungs
     assert report.core_hours(runs) == pytest.approx(18 + 9 / 3600)
     assert report.core_hours(runs, "gpu") == 4
     # CPU only: gru stops at 400 steps, lstm at 300, 1 ms a step
     assert report.overhead(runs) == pytest.approx((18 * 3600 + 9) / (18 * 0.4 + 9 * 0.3))
-    assert "runs above the CPU's top" in report._gpu_text([study])
-    assert "4 runs" in report._gpu_text([study]) and "4.00 GPU-hours" in report._gpu_text([study])
+    assert "4 runs of the extended grid" in report._gpu_text([study])
+    assert "4.00 GPU-hours" in report._gpu_text([study])
 
 
 def test_published_verdicts_are_computed_from_the_runs():

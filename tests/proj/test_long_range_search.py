@@ -103,7 +103,7 @@ def test_pack_seeds_queues_the_seeds_of_one_program_together():
         "gru/H16/seed0/T10", "gru/H16/seed1/T10", "lstm/H16/seed0/T10", "lstm/H16/seed1/T10"]
 
 
-def test_the_gpu_grid_climbs_past_the_cpu_top_only_where_it_censored():
+def test_the_extended_grid_climbs_past_the_top_only_where_it_censored():
     import importlib.util
     from pathlib import Path
 
@@ -111,14 +111,14 @@ def test_the_gpu_grid_climbs_past_the_cpu_top_only_where_it_censored():
     spec = importlib.util.spec_from_file_location("search", path)
     exp = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(exp)
-    cpu, gpu = exp.get_source("adding"), exp.get_source("adding:gpu")
-    assert set(gpu.lineages) == {ln for ln in cpu.lineages if ln.arm in design.GPU["arms"]
-                                 and ln.hidden in design.GPU["hidden"]}
+    base, ext = exp.get_source("adding"), exp.get_source("adding:extended")
+    assert set(ext.lineages) == {ln for ln in base.lineages if ln.arm in design.EXTENDED["arms"]
+                                 and ln.hidden in design.EXTENDED["hidden"]}
     for h, t in ((64, 20480), (128, 10240)):
-        assert design.LADDER[gpu.top(h)] == t == 4 * design.LADDER[cpu.top(h)]
-    assert gpu.pack_seeds and not cpu.pack_seeds
-    with pytest.raises(ValueError, match="adding:gpu"):
-        exp.get_source("copy:gpu")
+        assert design.LADDER[ext.top(h)] == t == 4 * design.LADDER[base.top(h)]
+    assert ext.pack_seeds and not base.pack_seeds
+    with pytest.raises(ValueError, match="adding:extended"):
+        exp.get_source("copy:extended")
 
 
 def test_the_cheapest_trials_are_queued_first():

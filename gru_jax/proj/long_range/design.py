@@ -70,21 +70,22 @@ TOP_COST = {"adding": 2560 * 128}
 TOP_COPY = 12  # rung: T = 640
 
 
-# A lent GPU (`experiments/long_range_search.py:adding:gpu`) climbs the lineages the CPU's
-# top censored at the two largest sizes (the gated arms and the one-layer minGRU solve it
-# in a few hundred steps) GPU_EXTRA more rungs: x4 in T, to 20480 at H = 64, 10240 at 128.
-GPU = {"arms": ("gru", "chrono-gru", "chrono-lstm", "mingru-1"), "hidden": (64, 128)}
-GPU_EXTRA = 4
+# The extended grid (`experiments/long_range_search.py:adding:extended`, first run on a
+# lent GPU) climbs the lineages the top censored at the two largest sizes (the gated arms
+# and the one-layer minGRU solve it in a few hundred steps) EXTRA_RUNGS more rungs: x4 in
+# T, to 20480 at H = 64 and 10240 at H = 128.
+EXTENDED = {"arms": ("gru", "chrono-gru", "chrono-lstm", "mingru-1"), "hidden": (64, 128)}
+EXTRA_RUNGS = 4
 
 
-def top_rung(task: str, hidden: int, gpu: bool = False) -> int:
+def top_rung(task: str, hidden: int, extended: bool = False) -> int:
     """The highest rung of LADDER searched for `task` at hidden size `hidden`:
-    adding 20480 / 10240 / 5120 / 2560 at H = 16 / 32 / 64 / 128; copy 640. `gpu`: the
-    GPU's top, GPU_EXTRA rungs higher (adding only)."""
+    adding 20480 / 10240 / 5120 / 2560 at H = 16 / 32 / 64 / 128; copy 640. `extended`: the
+    extended grid's top, EXTRA_RUNGS higher (adding only)."""
     if task not in TOP_COST:
         return TOP_COPY
     top = max(r for r, t in enumerate(LADDER) if t * hidden <= TOP_COST[task])
-    return min(top + GPU_EXTRA, len(LADDER) - 1) if gpu else top
+    return min(top + EXTRA_RUNGS, len(LADDER) - 1) if extended else top
 
 
 CAP = {"adding": 4000, "copy": 8000}  # steps; raised once to 2x (see adaptive.py)

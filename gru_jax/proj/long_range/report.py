@@ -45,23 +45,25 @@ class Study:
         self.arms = [a for a in design.ARMS if any(k[0] == a for k in self.lineages)]
         self.hiddens = sorted({k[1] for k in self.lineages})
 
-    def top_rung(self, hidden: int, gpu: bool = False) -> int:
-        """The highest rung the search climbs to at `hidden` (`gpu`: on a lent GPU)."""
+    def top_rung(self, hidden: int, extended: bool = False) -> int:
+        """The highest rung the search climbs to at `hidden` (`extended`: the extended
+        grid's, `design.EXTENDED`)."""
         if self.reduced:
             return design.REDUCED["top"]
-        return design.top_rung(self.task, hidden, gpu=gpu)
+        return design.top_rung(self.task, hidden, extended=extended)
 
-    def top(self, hidden: int, gpu: bool = False) -> int:
-        return design.LADDER[self.top_rung(hidden, gpu)]
+    def top(self, hidden: int, extended: bool = False) -> int:
+        return design.LADDER[self.top_rung(hidden, extended)]
 
-    def on_gpu(self, arm: str, hidden: int) -> bool:
-        """Whether some run of (arm, hidden) ran on a GPU (`design.GPU`'s climb)."""
-        return any(r.device != "cpu" for k in self.seeds_of(arm, hidden)
+    def extended(self, arm: str, hidden: int) -> bool:
+        """Whether (arm, hidden) climbed past the top (the extended grid)."""
+        return any(r.seq_len > self.top(hidden) for k in self.seeds_of(arm, hidden)
                    for r in self.lineages[k])
 
     def top_of(self, arm: str, hidden: int) -> int:
-        """The longest T searched for (arm, hidden): the GPU's top where it climbed."""
-        return self.top(hidden, self.on_gpu(arm, hidden))
+        """The longest T searched for (arm, hidden): the extended grid's top where it
+        climbed there."""
+        return self.top(hidden, self.extended(arm, hidden))
 
     @functools.cached_property
     def alphas(self) -> dict[str, analysis.AlphaFit | None]:
@@ -83,7 +85,7 @@ class Study:
         """Whether the lineage's search would still run a trial."""
         outcomes = [adaptive.Outcome(r.rung, r.cap, r.solved, r.improving, r.diverged)
                     for r in self.lineages[key]]
-        top = max(self.top_rung(key[1], self.on_gpu(*key[:2])), max(o.rung for o in outcomes))
+        top = max(self.top_rung(key[1], self.extended(*key[:2])), max(o.rung for o in outcomes))
         return adaptive.next_trial(outcomes, self.base_cap, top) is not None
 
     def seeds_of(self, arm: str, hidden: int) -> list:
@@ -108,16 +110,16 @@ def bracket_markdown(study: Study, brackets, mark_open: bool = True) -> str:
 
 def _tops(study: Study) -> str:
     """'T=20480 at H=16, 10240 at H=32' (one T: 'T=640'), then the GPU's tops where
-    some (arm, size) climbed there: '; on a GPU 20480 at H=64 (gru, lstm)'."""
+    some (arm, size) climbed past it: "; the extended grid's 20480 at H=64 (gru)"."""
     tops = {h: study.top(h) for h in study.hiddens}
     if len(set(tops.values())) == 1:
         text = f"T={tops[study.hiddens[0]]}"
     else:
         text = "T=" + ", ".join(f"{t} at H={h}" for h, t in tops.items())
-    gpu = {h: [a for a in study.arms if study.on_gpu(a, h)] for h in study.hiddens}
-    if any(gpu.values()):
-        text += "; on a GPU " + ", ".join(f"{study.top(h, gpu=True)} at H={h} ({', '.join(a)})"
-                                          for h, a in gpu.items() if a)
+    ext = {h: [a for a in study.arms if study.extended(a, h)] for h in study.hiddens}
+    if any(ext.values()):
+        text += "; the extended grid's " + ", ".join(
+            f"{study.top(h, True)} at H={h} ({', '.join(a)})" for h, a in ext.items() if a)
     return text
 
 
@@ -450,9 +452,9 @@ def _gpu_text(studies: Sequence[Study]) -> str:
     if not gpu:
         return ""
     devices = ", ".join(sorted({r.device for r in gpu}))
-    return (f" The {len(gpu)} runs above the CPU's top (`design.GPU`, "
-            f"`experiments/long_range_search.py:adding:gpu`, seeds packed three to a program) "
-            f"ran on a lent GPU ({devices}): {core_hours(gpu, 'gpu'):.2f} GPU-hours; "
+    return (f" {len(gpu)} runs of the extended grid (`design.EXTENDED`, "
+            f"`experiments/long_range_search.py:adding:extended`, seeds packed three to a "
+            f"program) ran on a lent GPU ({devices}): {core_hours(gpu, 'gpu'):.2f} GPU-hours; "
             f"runs.csv's `device` column says where each row ran.")
 
 
