@@ -174,7 +174,8 @@ def test_extended_pairs_are_censored_at_their_top_and_gpu_rows_counted_apart():
     assert design.LADDER[ext_top] == 4 * design.LADDER[cpu_top] == 10240
     grow = design.LADDER[:ext_top + 1:2]
     runs = [dataclasses.replace(run("gru", 128, seed, T, 200), wall_time_sec=3600.0,
-                                device="NVIDIA H200" if T > design.LADDER[cpu_top] else "cpu")
+                                **({"device": "NVIDIA H200", "pack_size": 2}
+                                   if T > design.LADDER[cpu_top] else {}))
             for seed in (0, 1) for T in grow]
     runs += [run("lstm", 128, 0, T, 100) for T in grow[:cpu_top // 2 + 1]]  # CPU only
     study = report.Study.__new__(report.Study)
@@ -187,13 +188,14 @@ def test_extended_pairs_are_censored_at_their_top_and_gpu_rows_counted_apart():
     text = report.censored_text(study, analysis.brackets(study.lineages))
     assert text.startswith("Censored by the ladder's top, not bracketed: gru H=128, lstm H=128.")
     assert "(T=2560; the extended grid's 10240 at H=128 (gru);" in text
-    # 2 seeds x 9 CPU rungs of an hour, 9 lstm runs of a second; 2 x 2 GPU rungs
+    # 2 seeds x 9 CPU rungs of an hour, 9 lstm runs of a second; 2 GPU rungs, the
+    # 2 seeds packed into one program (an hour each)
     assert report.core_hours(runs) == pytest.approx(18 + 9 / 3600)
-    assert report.core_hours(runs, "gpu") == 4
+    assert report.core_hours(runs, "gpu") == 2
     # CPU only: gru stops at 400 steps, lstm at 300, 1 ms a step
     assert report.overhead(runs) == pytest.approx((18 * 3600 + 9) / (18 * 0.4 + 9 * 0.3))
     assert "4 runs of the extended grid" in report._gpu_text([study])
-    assert "4.00 GPU-hours" in report._gpu_text([study])
+    assert "2.00 GPU-hours" in report._gpu_text([study])
 
 
 def test_published_verdicts_are_computed_from_the_runs():

@@ -221,8 +221,10 @@ def run_rows(study: Study) -> list[dict]:
 
 
 def core_hours(runs: Sequence[searches.Run], device: str = "cpu") -> float:
-    """The runs' wall time on `device` ("cpu"; "gpu": any GPU), in hours."""
-    return sum(r.wall_time_sec for r in runs if (r.device == "cpu") == (device == "cpu")) / 3600
+    """The runs' wall time on `device` ("cpu"; "gpu": any GPU), in hours; a pack's
+    wall once (each of its runs reports it)."""
+    return sum(r.wall_time_sec / r.pack_size for r in runs
+               if (r.device == "cpu") == (device == "cpu")) / 3600
 
 
 def overhead(runs: Sequence[searches.Run]) -> float | None:

@@ -55,6 +55,7 @@ class Run:
     grad_horizon: int | None  # at the end of training
     folder: str
     device: str = "cpu"  # where it ran: "cpu", or the GPU's name (summary's machine)
+    pack_size: int = 1  # runs trained as one program with it (each has the pack's wall)
 
     @property
     def key(self) -> Key:
@@ -97,7 +98,8 @@ def _run(folder: Path, root: Path) -> Run | None:
         history=tuple(s.eval_history or ()), num_params=int(s.num_params or 0),
         step_time_ms=s.step_time_ms, wall_time_sec=float(s.wall_time_sec or 0.0),
         grad_horizon_init=s.grad_horizon_init, grad_horizon=s.grad_horizon,
-        folder=folder.relative_to(root).as_posix(), device=_device(s.machine))
+        folder=folder.relative_to(root).as_posix(), device=_device(s.machine),
+        pack_size=int(s.pack_size or 1))
 
 
 def _device(machine: Mapping) -> str:
