@@ -478,8 +478,8 @@ def study_markdown(studies: Sequence[Study], root: Path, out: Path | None) -> st
         "",
         published_markdown({s.task: s for s in studies}, cap_table),
         "",
-        f"Compute: {hours:.2f} core-hours of search runs (the sum of the CPU runs' wall "
-        f"time; two workers on the 2-core CPU machine){_overhead_text(studies)}."
+        f"Compute: {hours:.2f} core-hours of search runs (the CPU runs' wall time, a pack's once; "
+        f"two workers on the 2-core CPU machine){_overhead_text(studies)}."
         + _gpu_text(studies),
     ])
 
