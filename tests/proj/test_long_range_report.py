@@ -59,6 +59,18 @@ def test_a_solve_is_a_held_streak_not_a_touch():
     assert solve.first_solve([{"step": 1, "mse": math.nan}] * 3, "mse", 0.01) is None
 
 
+def test_each_committed_run_says_where_it_ran():
+    """runs.csv's device: "cpu", or the GPU's name from the summary's machine."""
+    import json
+
+    folder = ROOT / "results" / "long_range" / "search" / "adding"
+    runs = searches.load(folder)
+    for r in runs:
+        machine = json.loads((folder / r.folder / "summary.json").read_text())["machine"]
+        assert r.device == ("cpu" if machine["backend"] == "cpu" else machine["device_kind"])
+    assert {"cpu", "NVIDIA H200"} <= {r.device for r in runs}
+
+
 @pytest.mark.parametrize("task", ["copy", "adding"])
 def test_the_search_and_the_report_decide_every_committed_run_alike(task):
     """The adaptive search's decision on each committed run (LengthSearch.outcomes, on
