@@ -163,7 +163,9 @@ class SearchWorker(Worker):
         cap = MAX_GENERATIONS_FACTOR * generations_of(s.budget, s.population) * s.population
         return len(runs) < s.budget and len(trials) < cap
 
-    def _claim(self) -> Job | None:
+    def _claim(self, like: Job | None = None) -> Job | None:
+        """The sampler's next run (`like` is not honoured: the sampler chooses; a run
+        that does not pack with it is trained after the pack)."""
         storage = self.study._storage
         while True:
             trials = self.study.get_trials(deepcopy=False)

@@ -161,6 +161,8 @@ class Worker:
                 while len(jobs) < self.pack_size and self._may_pack(first) and (
                         job := self._claim(like=first)) is not None:
                     jobs.append(job)
+                    if _pack_key(job.point) != _pack_key(first.point):
+                        break  # a claim that cannot choose (a sampler's): trained apart
                 return jobs
             if self._extend():
                 continue
