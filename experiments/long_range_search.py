@@ -41,7 +41,7 @@ CALIBRATION = os.path.join(STUDY, "calibration")
 REDUCED = design.REDUCED
 
 
-def _parse(arg: str) -> tuple[str, bool]:
+def _parse(arg: str) -> tuple[str, str]:
     task, _, grid = (arg or "adding").partition(":")
     if task not in design.CAP or grid not in ("", "full", "reduced", "extended") or (
             grid == "extended" and task != "adding"):

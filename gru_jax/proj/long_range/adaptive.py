@@ -141,10 +141,10 @@ class LengthSearch:
         at once (the later seeds find it in the persistent cache); or, `pack_seeds`,
         seed after seed of one arm."""
         order = {ln: i for i, ln in enumerate(self.lineages)}
-        arm_order = {ln.arm: i for i, ln in reversed(list(enumerate(self.lineages)))}
+        arms = tuple(self._design.ARMS)
         def key(t):
             ln, rung, _ = t
-            apart = (arm_order[ln.arm], ln.seed) if self.pack_seeds else (ln.seed, order[ln])
+            apart = (arms.index(ln.arm), ln.seed) if self.pack_seeds else (ln.seed, order[ln])
             return self._design.LADDER[rung] * ln.hidden, ln.hidden, *apart
         trials = sorted(trials, key=key)
         return [self._point(ln, rung, cap) for ln, rung, cap in trials]
