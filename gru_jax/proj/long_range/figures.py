@@ -62,7 +62,7 @@ def steps_figure(task: str, by_arm: Mapping[str, Sequence[Run]],
 
 
 def budget_figure(task: str, by_budget: Mapping[int, Mapping[Key, Bracket]],
-                  arms: Sequence[str], top: Mapping[int, int], path: Path,
+                  arms: Sequence[str], top: Mapping[tuple[str, int], int], path: Path,
                   title: str) -> Path:
     """top: {(arm, hidden size): the longest T searched there}."""
     hiddens = sorted({h for _, h in top})

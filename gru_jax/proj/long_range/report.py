@@ -109,7 +109,7 @@ def bracket_markdown(study: Study, brackets, mark_open: bool = True) -> str:
 
 
 def _tops(study: Study) -> str:
-    """'T=20480 at H=16, 10240 at H=32' (one T: 'T=640'), then the GPU's tops where
+    """'T=20480 at H=16, 10240 at H=32' (one T: 'T=640'), then the extended tops where
     some (arm, size) climbed past it: "; the extended grid's 20480 at H=64 (gru)"."""
     tops = {h: study.top(h) for h in study.hiddens}
     if len(set(tops.values())) == 1:
@@ -455,8 +455,8 @@ def _gpu_text(studies: Sequence[Study]) -> str:
         return ""
     devices = ", ".join(sorted({r.device for r in gpu}))
     return (f" {len(gpu)} runs of the extended grid (`design.EXTENDED`, "
-            f"`experiments/long_range_search.py:adding:extended`, seeds packed three to a "
-            f"program) ran on a lent GPU ({devices}): {core_hours(gpu, 'gpu'):.2f} GPU-hours; "
+            f"`experiments/long_range_search.py:adding:extended`, the seeds of one arm, size "
+            f"and T packed into one program) ran on a lent GPU ({devices}): {core_hours(gpu, 'gpu'):.2f} GPU-hours; "
             f"runs.csv's `device` column says where each row ran.")
 
 
