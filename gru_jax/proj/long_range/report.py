@@ -456,8 +456,9 @@ def _gpu_text(studies: Sequence[Study]) -> str:
     devices = ", ".join(sorted({r.device for r in gpu}))
     return (f" {len(gpu)} runs of the extended grid (`design.EXTENDED`, "
             f"`experiments/long_range_search.py:adding:extended`, the seeds of one arm, size "
-            f"and T packed into one program) ran on a lent GPU ({devices}): {core_hours(gpu, 'gpu'):.2f} GPU-hours; "
-            f"runs.csv's `device` column says where each row ran.")
+            f"and T packed into one program) ran on a lent GPU ({devices}): "
+            f"{core_hours(gpu, 'gpu'):.2f} GPU-hours; runs.csv's `device` column says where "
+            f"each row ran.")
 
 
 def study_markdown(studies: Sequence[Study], root: Path, out: Path | None) -> str:
