@@ -124,6 +124,29 @@ def killed_worker_is_retried(tmp_path, storage: str | None):
         [e["mse"] for e in alone["eval_history"]], rel=1e-5)
 
 
+def test_a_worker_killed_mid_sweep_leaves_it_finished_by_the_other(tmp_path):
+    """One of two local workers is SIGKILLed (the OOM killer's way) after its point
+    checkpoints: the other retries that point after the grace, the launcher waits for
+    it and, with nothing left, exits 0 (not "preempted")."""
+    exp, out = experiment(tmp_path, 200, [{"seed": 3}, {"seed": 4}]), tmp_path / "sweep"
+    proc = subprocess.Popen(sweep_cmd(exp, out, "--workers=2", "--heartbeat=1", "--grace=3"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=subprocess_env(), cwd=ROOT, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and \
+            not [s for s in ckpt_steps(out / "seed=3") if s >= 30]:
+        time.sleep(0.05)
+    owner = [t for t in trials(out) if t.user_attrs.get("dir") == "seed=3"
+             and t.state.name == "RUNNING"][0].system_attrs["gru_jax:owner"]["pid"]
+    os.kill(owner, 9)
+    log = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, log[-3000:]
+    assert "2 points: 0 waiting, 0 running, 2 done, 0 failed" in log
+    assert "1 worker(s) killed by signal 9" in log
+    s = json.loads((out / "seed=3" / "summary.json").read_text())
+    assert s["status"] == "done" and s["step"] == 200 and s["resumed_from"] >= 30
+
+
 def test_killed_worker_is_retried_sqlite(tmp_path):
     killed_worker_is_retried(tmp_path, None)
 

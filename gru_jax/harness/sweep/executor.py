@@ -141,9 +141,24 @@ def run_local(spec: WorkerSpec, workers: int) -> int:
         for s, h in old.items():
             signal.signal(s, h)
     codes = [p.exitcode for p in procs]
-    if EXIT_PREEMPTED in codes or any(c is not None and c < 0 for c in codes):
+    killed = [-c for c in codes if c is not None and c < 0]
+    if EXIT_PREEMPTED in codes or (killed and _points_left(spec)):
         return EXIT_PREEMPTED
-    return max(codes)
+    if killed:  # e.g. the OOM killer: the others retried its point and finished the sweep
+        print(f"note: {len(killed)} worker(s) killed by signal {killed[0]}; the others "
+              "retried their points", file=sys.stderr)
+    counts = [c for c in codes if c is not None and c >= 0]
+    return max(counts, default=0)
+
+
+def _points_left(spec: WorkerSpec) -> int:
+    """Points waiting or running in the study (a killed worker's are reaped and retried
+    by the others only until they run out of points)."""
+    from gru_jax.harness.sweep import queue
+    from gru_jax.harness.sweep import storage as storage_
+
+    c = queue.counts(storage_.open_study(storage_.open_storage(spec.storage, spec.workdir)))
+    return c["waiting"] + c["running"]
 
 
 # SLURM's warning before the time limit (submitit's --signal=USR2@90) stops the trainer too.
