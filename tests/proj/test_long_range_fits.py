@@ -97,3 +97,14 @@ def test_one_line_errors():
         fits.interval_regression(np.ones((2, 2)), [0, 1], [0, 1])
     with pytest.raises(ValueError, match="unbounded on both sides"):
         fits.interval_regression(np.ones((3, 1)), [0, -np.inf, 1], [0, np.inf, 1])
+
+
+def test_a_degenerate_bootstrap_draw_keeps_sigma_bounded(monkeypatch):
+    """A bootstrap draw of the committed chrono-gru runs (every solve at 100 or 200
+    steps: intervals only) pushed log sigma past exp's range; SIGMA_MAX bounds it."""
+    d = np.load(Path(__file__).resolve().parents[1] / "data" / "fit_sigma_overflow.npz")
+    fit = fits.interval_regression(d["X"], d["lo"], d["hi"])
+    assert fits.SIGMA_MIN <= fit.sigma <= fits.SIGMA_MAX and np.isfinite(fit.coef).all()
+    monkeypatch.setattr(fits, "SIGMA_MAX", np.inf)
+    with pytest.raises(OverflowError):
+        fits.interval_regression(d["X"], d["lo"], d["hi"])

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 SIGMA_MIN = 0.05  # log units: 5%, well below the ladder's resolution (log sqrt 2 = 0.35)
+SIGMA_MAX = 1e3  # (log units) a bootstrap draw can push sigma up without bound
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +124,7 @@ def interval_regression(X: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Fit:
     resid = np.std(mid - X @ start) or 0.1
     # sigma >= SIGMA_MIN: when every observation is an interval a line can pass
     # through all of them, and the likelihood keeps growing as sigma -> 0
-    bounds = [(None, None)] * k + [(math.log(SIGMA_MIN), None)]
+    bounds = [(None, None)] * k + [(math.log(SIGMA_MIN), math.log(SIGMA_MAX))]
     res = minimize(_neg_log_lik, np.append(start, math.log(max(resid, SIGMA_MIN))),
                    jac=True, args=_split(X, lo, hi), method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": 2000})
