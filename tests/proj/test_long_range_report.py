@@ -203,7 +203,7 @@ def test_extended_pairs_are_censored_at_their_top_and_gpu_rows_counted_apart():
     # 2 seeds x 9 CPU rungs of an hour, 9 lstm runs of a second; 2 GPU rungs, the
     # 2 seeds packed into one program (an hour each)
     assert report.core_hours(runs) == pytest.approx(18 + 9 / 3600)
-    assert report.core_hours(runs, "gpu") == 2
+    assert report.core_hours(runs, accelerator=True) == 2
     # CPU only: gru stops at 400 steps, lstm at 300, 1 ms a step
     assert report.overhead(runs) == pytest.approx((18 * 3600 + 9) / (18 * 0.4 + 9 * 0.3))
     assert "4 runs of the extended grid" in report._gpu_text([study])

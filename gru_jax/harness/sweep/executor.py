@@ -147,8 +147,8 @@ def run_local(spec: WorkerSpec, workers: int) -> int:
     if killed:  # e.g. the OOM killer: the others retried its point and finished the sweep
         print(f"note: {len(killed)} worker(s) killed by signal {killed[0]}; the others "
               "retried their points", file=sys.stderr)
-    counts = [c for c in codes if c is not None and c >= 0]
-    return max(counts, default=0)
+    exits = [c for c in codes if c is not None and c >= 0]
+    return max(exits, default=0)
 
 
 def _points_left(spec: WorkerSpec) -> int:

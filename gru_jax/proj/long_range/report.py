@@ -220,11 +220,11 @@ def run_rows(study: Study) -> list[dict]:
     return rows
 
 
-def core_hours(runs: Sequence[searches.Run], device: str = "cpu") -> float:
-    """The runs' wall time on `device` ("cpu"; "gpu": any GPU), in hours; a pack's
-    wall once (each of its runs reports it)."""
+def core_hours(runs: Sequence[searches.Run], accelerator: bool = False) -> float:
+    """The wall time of the runs on the CPU (`accelerator`: on any other device), in
+    hours; a pack's wall once (each of its runs reports it)."""
     return sum(r.wall_time_sec / r.pack_size for r in runs
-               if (r.device == "cpu") == (device == "cpu")) / 3600
+               if (r.device != "cpu") == accelerator) / 3600
 
 
 def overhead(runs: Sequence[searches.Run]) -> float | None:
@@ -457,8 +457,8 @@ def _gpu_text(studies: Sequence[Study]) -> str:
     return (f" {len(gpu)} runs of the extended grid (`design.EXTENDED`, "
             f"`experiments/long_range_search.py:adding:extended`, the seeds of one arm, size "
             f"and T packed into one program) ran on a lent GPU ({devices}): "
-            f"{core_hours(gpu, 'gpu'):.2f} GPU-hours; runs.csv's `device` column says where "
-            f"each row ran.")
+            f"{core_hours(gpu, accelerator=True):.2f} GPU-hours; runs.csv's `device` column "
+            f"says where each row ran.")
 
 
 def study_markdown(studies: Sequence[Study], root: Path, out: Path | None) -> str:
@@ -503,7 +503,7 @@ def write_study_report(root: str | os.PathLike, *, reduced: bool = False,
                 "reduced": reduced,
                 "runs": {s.task: len(s.runs) for s in studies},
                 "core_hours": round(sum(core_hours(s.runs) for s in studies), 3),
-                "gpu_hours": round(sum(core_hours(s.runs, "gpu") for s in studies), 3),
+                "gpu_hours": round(sum(core_hours(s.runs, accelerator=True) for s in studies), 3),
                 "wall_over_stepping": overhead([r for s in studies for r in s.runs]),
                 "command": "python scripts/report.py --study=" + str(root)}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

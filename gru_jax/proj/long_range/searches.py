@@ -103,7 +103,8 @@ def _run(folder: Path, root: Path) -> Run | None:
 
 
 def _device(machine: Mapping) -> str:
-    return machine.get("device_kind", "gpu") if machine.get("backend") == "gpu" else "cpu"
+    backend = machine.get("backend", "cpu")
+    return "cpu" if backend == "cpu" else machine.get("device_kind", backend)
 
 
 def load(folder: str | Path) -> list[Run]:
